@@ -1,0 +1,48 @@
+"""Errors a user can act on. Each names what to fix."""
+
+from __future__ import annotations
+
+
+class ReportError(Exception):
+    """Base class for this package's errors."""
+
+
+class RegistryError(ReportError):
+    """The customer registry is invalid: the message names the file, customer and field."""
+
+
+class SourceError(ReportError):
+    """A source system could not give this customer's week."""
+
+    def __init__(self, system: str, message: str, *, status: int | None = None) -> None:
+        super().__init__(f"{system}: {message}")
+        self.system = system
+        self.status = status
+
+
+class SourceAuthError(SourceError):
+    """The source rejected the credentials of the Airflow connection."""
+
+
+class SourceRateLimited(SourceError):
+    """The source kept answering 429 after the allowed retries."""
+
+
+class SourceUnavailable(SourceError):
+    """Network error, timeout or 5xx after the allowed retries."""
+
+
+class SourceResponseError(SourceError):
+    """The source answered, but not with what its API documents (bad body, API error)."""
+
+
+class StoreError(ReportError):
+    """The report store could not read or write."""
+
+
+class ApprovalError(ReportError):
+    """An approval is missing, malformed, or does not match what would be delivered."""
+
+
+class DeliveryError(ReportError):
+    """A delivery channel failed."""

@@ -1,0 +1,197 @@
+"""Compare a customer's week with the week before and raise the flags an engineer acts on.
+
+The four rules from the brief, with per-customer thresholds:
+
+- ``sla_drop``: an uptime row (site x device class) fell by ``sla_drop_points`` or more;
+- ``backup_stale``: an asset's last good backup is older than ``backup_stale_hours`` at week end;
+- ``open_incident``: a security incident is still open at week end;
+- ``ticket_trend``: the backlog grew by ``backlog_growth`` or more, or SLA breaches rose.
+
+A rule that needs last week is not evaluated without it: the result says there is no baseline
+instead of inventing one. A failed source raises ``source_unavailable`` and no other flag for
+that domain, since nothing can be said about data we do not have.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from msp_reports.registry import Thresholds
+from msp_reports.snapshot import WeeklySnapshot
+
+FlagKind = Literal["sla_drop", "slo_missed", "backup_stale", "open_incident", "ticket_trend", "source_unavailable"]
+Severity = Literal["critical", "warning", "info"]
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+
+class Flag(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: FlagKind
+    severity: Severity
+    domain: str
+    subject: str  # what it is about: "Leeds / Network", "ACME-FS01", incident ref
+    message: str  # one factual sentence for the summary
+    recommendation: str  # what we do about it
+
+
+class Delta(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    current: float | None
+    previous: float | None
+
+    @property
+    def change(self) -> float | None:
+        if self.current is None or self.previous is None:
+            return None
+        return round(self.current - self.previous, 3)
+
+
+class Reconciled(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    snapshot: WeeklySnapshot
+    previous_week_of: dt.date | None
+    flags: list[Flag]
+    deltas: dict[str, Delta]
+
+    @property
+    def has_baseline(self) -> bool:
+        return self.previous_week_of is not None
+
+
+def _round(x: float | None, nd: int = 2) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+def deltas(current: WeeklySnapshot, previous: WeeklySnapshot | None) -> dict[str, Delta]:
+    def pick(snap: WeeklySnapshot | None, fn) -> float | None:
+        if snap is None:
+            return None
+        try:
+            return fn(snap)
+        except AttributeError:  # the section had no data that week
+            return None
+
+    metrics = {
+        "uptime_pct": lambda s: s.uptime.data.overall_pct,
+        "tickets_opened": lambda s: s.tickets.data.opened,
+        "tickets_closed": lambda s: s.tickets.data.closed,
+        "sla_breaches": lambda s: s.tickets.data.sla_breaches,
+        "backlog": lambda s: s.tickets.data.backlog_end,
+        "secure_score_pct": lambda s: s.security.data.secure_score_pct,
+        "incidents_open": lambda s: sum(i.status == "open" for i in s.security.data.incidents),
+    }
+    return {name: Delta(current=pick(current, fn), previous=pick(previous, fn)) for name, fn in metrics.items()}
+
+
+def reconcile(current: WeeklySnapshot, previous: WeeklySnapshot | None, thresholds: Thresholds) -> Reconciled:
+    flags: list[Flag] = []
+    for domain in current.failed_domains:
+        status = current.sections()[domain].status
+        flags.append(Flag(
+            kind="source_unavailable", severity="warning", domain=domain, subject=status.system,
+            message=f"{domain.capitalize()} data from {status.system} was unavailable for this week.",
+            recommendation=f"Check the {status.system} connection and re-run the {domain} extract before sending.",
+        ))
+    flags += _uptime_flags(current, previous, thresholds)
+    flags += _backup_flags(current, thresholds)
+    flags += _incident_flags(current)
+    flags += _ticket_flags(current, previous, thresholds)
+    flags.sort(key=lambda f: (SEVERITY_ORDER[f.severity], f.domain, f.subject))
+    return Reconciled(
+        snapshot=current,
+        previous_week_of=previous.week_of if previous is not None else None,
+        flags=flags,
+        deltas=deltas(current, previous),
+    )
+
+
+def _uptime_flags(cur: WeeklySnapshot, prev: WeeklySnapshot | None, th: Thresholds) -> list[Flag]:
+    data = cur.uptime.data
+    if data is None:
+        return []
+    before = {}
+    if prev is not None and prev.uptime.data is not None:
+        before = {(r.site, r.device_class): r.uptime_pct for r in prev.uptime.data.rows}
+    flags = []
+    for row in data.rows:
+        if row.uptime_pct is None:
+            continue
+        subject = f"{row.site} / {row.device_class}"
+        was = before.get((row.site, row.device_class))
+        if was is not None and was - row.uptime_pct >= th.sla_drop_points:
+            flags.append(Flag(
+                kind="sla_drop", severity="critical", domain="uptime", subject=subject,
+                message=(f"Uptime for {subject} fell {was - row.uptime_pct:.2f} points to {row.uptime_pct:.2f}% "
+                         f"({row.downtime_minutes:.0f} minutes down; {was:.2f}% the week before)."),
+                recommendation=f"Root-cause review of the {subject} outage and a resilience proposal for the next QBR.",
+            ))
+        elif row.uptime_pct < row.slo_pct:
+            flags.append(Flag(
+                kind="slo_missed", severity="warning", domain="uptime", subject=subject,
+                message=f"{subject} ran at {row.uptime_pct:.2f}% against a {row.slo_pct:g}% target.",
+                recommendation=f"Review the {subject} incidents that caused {row.downtime_minutes:.0f} minutes of downtime.",
+            ))
+    return flags
+
+
+def _backup_flags(cur: WeeklySnapshot, th: Thresholds) -> list[Flag]:
+    data = cur.backups.data
+    if data is None:
+        return []
+    flags = []
+    for asset in data.assets:
+        hours = asset.hours_since_good(cur.week_end)
+        if hours is None or hours > th.backup_stale_hours:
+            when = "has no successful backup on record" if hours is None else \
+                f"has not backed up successfully for {hours:.0f} hours (last good {asset.last_good_backup:%a %d %b %H:%M} UTC)"
+            flags.append(Flag(
+                kind="backup_stale", severity="critical", domain="backups", subject=asset.name,
+                message=f"{asset.name} {when}.",
+                recommendation=f"Restore {asset.name}'s backup schedule today and confirm a verified recovery point.",
+            ))
+    return flags
+
+
+def _incident_flags(cur: WeeklySnapshot) -> list[Flag]:
+    data = cur.security.data
+    if data is None:
+        return []
+    return [
+        Flag(
+            kind="open_incident", severity="critical" if inc.severity == "high" else "warning",
+            domain="security", subject=inc.ref,
+            message=f"{inc.severity.capitalize()}-severity incident \"{inc.title}\" ({inc.ref}) is still open.",
+            recommendation=f"Drive incident {inc.ref} to containment and send the customer a written update.",
+        )
+        for inc in data.incidents
+        if inc.status == "open"
+    ]
+
+
+def _ticket_flags(cur: WeeklySnapshot, prev: WeeklySnapshot | None, th: Thresholds) -> list[Flag]:
+    data = cur.tickets.data
+    if data is None or prev is None or prev.tickets.data is None:
+        return []
+    was = prev.tickets.data
+    flags = []
+    growth = data.backlog_end - was.backlog_end
+    if growth >= th.backlog_growth and data.opened > data.closed:
+        flags.append(Flag(
+            kind="ticket_trend", severity="warning", domain="tickets", subject="backlog",
+            message=(f"The open-ticket backlog grew from {was.backlog_end} to {data.backlog_end}: "
+                     f"{data.opened} tickets opened and {data.closed} closed."),
+            recommendation="Add service-desk capacity this week and review recurring ticket causes with the customer.",
+        ))
+    if data.sla_breaches > was.sla_breaches:
+        flags.append(Flag(
+            kind="ticket_trend", severity="warning", domain="tickets", subject="sla_breaches",
+            message=f"SLA breaches rose from {was.sla_breaches} to {data.sla_breaches}.",
+            recommendation="Review breached tickets by priority and adjust dispatch for the worst queue.",
+        ))
+    return flags

@@ -1,0 +1,112 @@
+"""One process serves every simulator, each under its own path prefix.
+
+``/<system>/...`` speaks that system's wire format (see each ``simulators/<system>.py``);
+``/_sim/...`` is the control plane for tests: inject faults, read request counts, read what the
+Teams webhook received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import importlib
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from msp_reports.simulators.credentials import SimCredentials
+from msp_reports.simulators.world import World
+
+# system name -> module under msp_reports.simulators exposing ``router(world, state) -> APIRouter``
+SIMULATED_SYSTEMS = ("zabbix", "connectwise", "datto", "defender", "cloudflare", "teams")
+
+
+@dataclass
+class Fault:
+    """Make the next ``times`` requests under ``/<system>/`` misbehave.
+
+    ``mode``: ``500`` / ``503`` (server error), ``429`` (with ``Retry-After: retry_after``),
+    ``slow`` (sleep ``delay`` seconds first), ``malformed`` (200 with a body that is not JSON),
+    ``down`` (every request answers 503 until cleared).
+    """
+
+    mode: str
+    times: int = 1
+    retry_after: int = 1
+    delay: float = 0.0
+
+
+@dataclass
+class SimState:
+    world: World
+    creds: SimCredentials
+    faults: dict[str, Fault] = field(default_factory=dict)
+    requests: Counter = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    extra: dict[str, Any] = field(default_factory=dict)  # per-simulator state (tokens, posts...)
+
+    def take_fault(self, system: str) -> Fault | None:
+        with self.lock:
+            fault = self.faults.get(system)
+            if fault is None:
+                return None
+            if fault.mode != "down":
+                fault.times -= 1
+                if fault.times <= 0:
+                    del self.faults[system]
+            return fault
+
+
+def create_app(world: World, creds: SimCredentials) -> FastAPI:
+    app = FastAPI(title="MSP source simulators", docs_url=None, redoc_url=None, openapi_url=None)
+    state = SimState(world, creds)
+    app.state.sim = state
+
+    @app.middleware("http")
+    async def faults(request: Request, call_next):
+        system = request.url.path.strip("/").split("/", 1)[0]
+        if system in SIMULATED_SYSTEMS:
+            state.requests[system] += 1
+            fault = state.take_fault(system)
+            if fault is not None:
+                if fault.mode == "slow":
+                    await asyncio.sleep(fault.delay)
+                elif fault.mode == "429":
+                    return JSONResponse({"error": "rate limited"}, status_code=429,
+                                        headers={"Retry-After": str(fault.retry_after)})
+                elif fault.mode in ("500", "503", "down"):
+                    code = 500 if fault.mode == "500" else 503
+                    return JSONResponse({"error": "simulated outage"}, status_code=code)
+                elif fault.mode == "malformed":
+                    return Response('{"truncated": [', media_type="application/json")
+        return await call_next(request)
+
+    @app.post("/_sim/faults/{system}")
+    async def set_fault(system: str, fault: dict) -> dict:
+        with state.lock:
+            state.faults[system] = Fault(**fault)
+        return {"ok": True}
+
+    @app.delete("/_sim/faults")
+    async def clear_faults() -> dict:
+        with state.lock:
+            state.faults.clear()
+        return {"ok": True}
+
+    @app.get("/_sim/requests")
+    async def request_counts() -> dict:
+        return dict(state.requests)
+
+    @app.get("/_sim/health")
+    async def health() -> dict:
+        return {"ok": True, "latest_week_of": world.latest_week_of.isoformat(),
+                "now": dt.datetime.now(dt.timezone.utc).isoformat()}
+
+    for system in SIMULATED_SYSTEMS:
+        module = importlib.import_module(f"msp_reports.simulators.{system}")
+        app.include_router(module.router(state), prefix=f"/{system}")
+    return app

@@ -1,0 +1,62 @@
+"""The Airflow side of every source system: a hook that reads its connection lazily.
+
+Each system's hook subclasses :class:`SourceHook` and says only how to build an
+:class:`~msp_reports.sources.http.ApiClient` from a connection; paging and envelopes live in
+that system's module, retries and rate limits in :mod:`msp_reports.sources.http`.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+
+from msp_reports.sources.http import ApiClient, RetryPolicy
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+
+class SourceHook(BaseHook):
+    """Base hook for a source system's HTTP API.
+
+    :param conn_id: the Airflow connection holding the system's URL and credentials.
+    :param policy: retry policy; the default retries 5 times with backoff.
+    """
+
+    conn_name_attr = "conn_id"
+    default_conn_name = ""
+    conn_type = ""
+    hook_name = ""
+    system = ""
+
+    def __init__(self, conn_id: str | None = None, *, policy: RetryPolicy | None = None) -> None:
+        super().__init__()
+        self.conn_id = conn_id or self.default_conn_name
+        self.policy = policy
+
+    @cached_property
+    def connection(self) -> Connection:
+        return self.get_connection(self.conn_id)
+
+    def get_conn(self) -> ApiClient:
+        return self.client
+
+    @cached_property
+    def client(self) -> ApiClient:
+        conn = self.connection
+        extra: dict[str, Any] = conn.extra_dejson
+        return self.build_client(conn, extra)
+
+    def build_client(self, conn: Connection, extra: dict[str, Any]) -> ApiClient:
+        raise NotImplementedError
+
+    @staticmethod
+    def base_url(conn: Connection, default_path: str = "") -> str:
+        """``host`` may be a full URL (``https://x/api``) or a bare host plus schema/port."""
+        host = (conn.host or "").rstrip("/")
+        if not host.startswith(("http://", "https://")):
+            scheme = conn.schema or "https"
+            host = f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
+        return host + default_path

@@ -1,0 +1,161 @@
+"""One HTTP mechanism for every source hook: timeouts, bounded retries, 429 with Retry-After.
+
+Written once so that every system pages, backs off and fails the same way; each hook only
+says how to authenticate and how to read its own envelope.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from msp_reports.exceptions import (
+    SourceAuthError,
+    SourceRateLimited,
+    SourceResponseError,
+    SourceUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Parse a ``Retry-After`` header: delta seconds or an HTTP date. ``None`` if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    now = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now)
+
+
+@dataclass
+class RetryPolicy:
+    """Bounded retries: ``attempts`` tries in all, exponential jittered backoff, capped waits."""
+
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_retry_after: float = 120.0  # a Retry-After longer than this fails the source instead
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+
+    def backoff(self, attempt: int) -> float:
+        return min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+
+
+class ApiClient:
+    """A ``requests`` session bound to one system's base URL and credentials.
+
+    :param system: the system's name, used in every error message.
+    :param base_url: the API root; relative paths are joined to it, absolute URLs (next links)
+        are used as they are.
+    :param headers: headers sent with every request (auth, API version).
+    :param auth: a ``requests`` auth object, if the system uses one.
+    :param timeout: seconds for connect and for each read.
+    :param policy: the retry policy.
+    """
+
+    def __init__(
+        self,
+        system: str,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        auth: Any = None,
+        timeout: float = 30.0,
+        policy: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.system = system
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.policy = policy or RetryPolicy()
+        self.session = session or requests.Session()
+        self.session.headers.update(headers or {})
+        if auth is not None:
+            self.session.auth = auth
+        self.requests_sent = 0
+
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Send with retries; return a 2xx response or raise a :class:`SourceError` subclass."""
+        url = self.url(path)
+        policy = self.policy
+        last: str = ""
+        for attempt in range(1, policy.attempts + 1):
+            self.requests_sent += 1
+            try:
+                response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                last = f"{type(exc).__name__} calling {method} {_redact(url)}"
+                wait = policy.backoff(attempt)
+            else:
+                status = response.status_code
+                if status < 400:
+                    return response
+                if status in (401, 403):
+                    raise SourceAuthError(
+                        self.system, f"HTTP {status}: {_error_text(response)}", status=status
+                    )
+                if status == 429:
+                    wait = retry_after_seconds(response.headers.get("Retry-After"))
+                    last = f"HTTP 429 (rate limited) from {method} {_redact(url)}"
+                    if wait is None:
+                        wait = policy.backoff(attempt)
+                    elif wait > policy.max_retry_after:
+                        raise SourceRateLimited(
+                            self.system, f"{last}; Retry-After {wait:.0f}s exceeds the limit", status=429
+                        )
+                elif status in RETRY_STATUSES:
+                    last = f"HTTP {status} from {method} {_redact(url)}: {_error_text(response)}"
+                    wait = policy.backoff(attempt)
+                else:
+                    raise SourceResponseError(
+                        self.system, f"HTTP {status} from {method} {_redact(url)}: {_error_text(response)}",
+                        status=status,
+                    )
+            if attempt < policy.attempts:
+                log.warning("%s: %s; retry %d/%d in %.1fs", self.system, last, attempt, policy.attempts - 1, wait)
+                policy.sleep(wait)
+        if last.startswith("HTTP 429"):
+            raise SourceRateLimited(self.system, f"{last}, {policy.attempts} attempts", status=429)
+        raise SourceUnavailable(self.system, f"{last}, {policy.attempts} attempts")
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise SourceResponseError(
+                self.system, f"{method} {_redact(response.url)} returned a body that is not JSON"
+            ) from exc
+
+
+def _error_text(response: requests.Response, limit: int = 300) -> str:
+    text = response.text.strip().replace("\n", " ")
+    return text[:limit] or response.reason or ""
+
+
+def _redact(url: str) -> str:
+    """Drop the query string: it can hold keys (UptimeRobot, Teams webhook signatures)."""
+    return url.split("?", 1)[0]
