@@ -1,0 +1,56 @@
+"""Shared fixtures: the demo world and the simulators, served on a free loopback port."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "plugins"))
+
+from msp_reports.simulators.credentials import SimCredentials  # noqa: E402
+from msp_reports.simulators.server import SimServer  # noqa: E402
+from msp_reports.simulators.world import World  # noqa: E402
+
+# A fixed latest week keeps every test deterministic, whatever day the suite runs.
+WEEK_OF = dt.date(2026, 11, 16)
+
+
+@pytest.fixture(scope="session")
+def world() -> World:
+    return World(WEEK_OF)
+
+
+@pytest.fixture(scope="session")
+def creds() -> SimCredentials:
+    return SimCredentials.generate()
+
+
+@pytest.fixture(scope="session")
+def sim(world, creds):
+    with SimServer(world, creds) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _clear_faults(request):
+    yield
+    if "sim" in request.fixturenames:
+        server = request.getfixturevalue("sim")
+        with server.state.lock:
+            server.state.faults.clear()
+
+
+@pytest.fixture
+def use_connection(monkeypatch):
+    """Define an Airflow connection through the environment, as a deployment would."""
+
+    def _use(conn_id: str, conn: dict) -> str:
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+        return conn_id
+
+    return _use
