@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
+
+# Airflow reads its home at import time: give the test session its own, before anything imports it.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="msp-airflow-"))
+os.environ.update({
+    "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
+    "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+})
 
 from msp_reports.simulators.credentials import SimCredentials  # noqa: E402
 from msp_reports.simulators.server import SimServer  # noqa: E402

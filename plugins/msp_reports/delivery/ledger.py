@@ -1,0 +1,111 @@
+"""Exactly-once delivery per customer, week and channel.
+
+Each channel's receipt lives in the report store as ``ledger/<channel>.json`` and moves
+``attempted`` → ``sent`` (or ``failed``). The rules:
+
+- ``sent`` with the same PDF hash: skip (a retry or re-run sends nothing);
+- ``sent`` with another hash: refuse; only the resend command may send a different PDF;
+- ``failed``: the send raised before the channel accepted it, so sending again is safe;
+- ``attempted`` only: the process died mid-send. A channel that can look its message up by
+  the idempotency key (``lookup``) settles it; otherwise delivery stops with a message telling
+  the operator to check the channel and use the resend command. A duplicate to a customer is
+  worse than a late report, so we never guess.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Protocol
+
+from msp_reports.exceptions import DeliveryError
+from msp_reports.store import ReportStore
+
+log = logging.getLogger(__name__)
+
+
+class Channel(Protocol):
+    name: str
+
+    def send(self, idempotency_key: str) -> dict:
+        """Deliver; return the receipt (remote id, where it went). Raise if not accepted."""
+
+    def lookup(self, idempotency_key: str) -> dict | None:
+        """The receipt of an earlier send with this key, if the channel can tell; else None."""
+
+
+def idempotency_key(customer: str, week_of: dt.date, channel: str, pdf_sha256: str, attempt: int = 0) -> str:
+    suffix = f".resend{attempt}" if attempt else ""
+    return f"weekly-report.{customer}.{week_of.isoformat()}.{channel}.{pdf_sha256[:16]}{suffix}"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat()
+
+
+class Ledger:
+    def __init__(self, store: ReportStore, customer: str, week_of: dt.date) -> None:
+        self.store = store
+        self.customer = customer
+        self.week_of = week_of
+
+    def receipt(self, channel: str) -> dict | None:
+        return self.store.read_json(self.customer, self.week_of, f"ledger/{channel}.json")
+
+    def receipts(self) -> dict[str, dict]:
+        names = self.store.list(self.customer, self.week_of, "ledger")
+        return {n.removesuffix(".json"): self.receipt(n.removesuffix(".json")) for n in names if n.endswith(".json")}
+
+    def _write(self, channel: str, doc: dict) -> None:
+        self.store.write_json(self.customer, self.week_of, f"ledger/{channel}.json", doc)
+
+    def send_once(self, channel: Channel, pdf_sha256: str, *, resend: bool = False) -> dict:
+        name = channel.name
+        current = self.receipt(name)
+        attempt = 0
+        if current is not None:
+            history = current.get("history", [])
+            attempt = current.get("resends", 0)
+            if current["state"] == "sent" and not resend:
+                if current["pdf_sha256"] != pdf_sha256:
+                    raise DeliveryError(
+                        f"{self.customer} {self.week_of} {name}: a different PDF was already sent "
+                        f"({current['pdf_sha256'][:12]}); use the resend command to send this one"
+                    )
+                log.info("%s %s %s: already sent (%s), skipping", self.customer, self.week_of, name,
+                         current.get("remote_id"))
+                return current
+            if current["state"] == "attempted" and not resend:
+                found = channel.lookup(current["idempotency_key"])
+                if found is None:
+                    raise DeliveryError(
+                        f"{self.customer} {self.week_of} {name}: an earlier send was interrupted and the "
+                        f"channel cannot confirm it; check {name} and then run the resend command"
+                    )
+                return self._sent(name, current, found, history)
+            if resend:
+                attempt += 1
+        else:
+            history = []
+        key = idempotency_key(self.customer, self.week_of, name, pdf_sha256, attempt)
+        record = {"channel": name, "customer": self.customer, "week_of": self.week_of.isoformat(),
+                  "state": "attempted", "pdf_sha256": pdf_sha256, "idempotency_key": key,
+                  "attempted_at": _now(), "resends": attempt, "history": history}
+        self._write(name, record)
+        try:
+            found = channel.send(key)
+        except Exception as exc:
+            record.update(state="failed", error=f"{type(exc).__name__}: {exc}"[:500], failed_at=_now())
+            record["history"] = history + [{k: record[k] for k in ("state", "error", "failed_at")}]
+            self._write(name, record)
+            raise
+        return self._sent(name, record, found, history)
+
+    def _sent(self, name: str, record: dict, receipt: dict, history: list) -> dict:
+        record = dict(record)
+        record.update(state="sent", sent_at=_now(), remote_id=receipt.get("remote_id"), receipt=receipt)
+        record.pop("error", None)
+        record["history"] = history + [{"state": "sent", "sent_at": record["sent_at"],
+                                        "remote_id": record["remote_id"], "pdf_sha256": record["pdf_sha256"]}]
+        self._write(name, record)
+        return record

@@ -1,0 +1,64 @@
+"""Teams: post an Adaptive Card to a channel through a Workflows webhook.
+
+Office 365 connectors and incoming webhooks are retired; a Workflows ("When a Teams webhook
+request is received") flow gives each channel a URL whose ``sig`` query parameter is a secret.
+So the URL lives in an Airflow connection: ``host`` = the URL without ``sig``, ``password`` =
+the ``sig`` value. The request body is the documented message envelope with one Adaptive Card
+attachment; a Workflows webhook answers 202 with no id, so the receipt records the request id.
+
+A POST is not retried on an ambiguous failure (timeout, 5xx): the ledger decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from msp_reports.sources.base import SourceHook
+from msp_reports.sources.http import ApiClient, RetryPolicy
+
+
+class TeamsWorkflowHook(SourceHook):
+    """A Teams channel's Workflows webhook.
+
+    :param conn_id: connection whose host is the webhook URL and password its ``sig``.
+    """
+
+    conn_name_attr = "conn_id"
+    default_conn_name = "teams_default"
+    conn_type = "teams_workflow"
+    hook_name = "Microsoft Teams (Workflows webhook)"
+    system = "teams"
+
+    def build_client(self, conn, extra: dict[str, Any]) -> ApiClient:
+        return ApiClient(self.system, self.base_url(conn), timeout=float(extra.get("timeout", 30)),
+                         policy=RetryPolicy(attempts=1))
+
+    def webhook_url(self) -> str:
+        parts = urlsplit(self.base_url(self.connection))
+        query = dict(parse_qsl(parts.query))
+        if self.connection.password:
+            query["sig"] = self.connection.password
+        return urlunsplit(parts._replace(query=urlencode(query)))
+
+    def post_card(self, card: dict, idempotency_key: str) -> dict:
+        body = {"type": "message", "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]}
+        response = self.client.request("POST", self.webhook_url(), json=body,
+                                       headers={"x-ms-client-request-id": idempotency_key})
+        return {"remote_id": response.headers.get("x-ms-workflow-run-id") or idempotency_key,
+                "status": response.status_code}
+
+
+@dataclass
+class TeamsChannel:
+    conn_id: str
+    card: dict
+    name: str = "teams"
+
+    def send(self, idempotency_key: str) -> dict:
+        return TeamsWorkflowHook(self.conn_id).post_card(self.card, idempotency_key)
+
+    def lookup(self, idempotency_key: str) -> dict | None:
+        return None  # a Workflows webhook offers no way to list what it received

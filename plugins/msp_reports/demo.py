@@ -1,0 +1,222 @@
+"""The demo: twelve customers, every simulator, a real SMTP server, and the real DAG.
+
+``python -m msp_reports.demo run``   one Monday's reports end to end (``dag.test``), then a summary.
+``python -m msp_reports.demo serve`` the same world behind ``airflow standalone`` (scheduler + UI).
+
+Everything lives under the project: Airflow home ``.airflow/`` (SQLite), reports under
+``var/demo/``. Credentials for the simulators are generated per run and exist only in the
+Airflow connections this process defines (environment variables), never on disk in the repo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from msp_reports.settings import PROJECT_ROOT
+
+MSP_TIMEZONE = "Europe/London"
+
+
+def airflow_env(home: Path, demo_dir: Path) -> dict[str, str]:
+    """The environment that makes Airflow use the project's DAGs, plugins and a local SQLite DB."""
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "MSP_REPORTS_HOME": str(demo_dir),
+        "MSP_REPORTS_TIMEZONE": MSP_TIMEZONE,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "plugins"), os.environ.get("PYTHONPATH")])),
+    }
+
+
+class DemoServices:
+    """Simulators + SMTP sink + the connections that point at them."""
+
+    def __init__(self, week_of: dt.date, demo_dir: Path, sim_port: int | None = None) -> None:
+        from msp_reports.registry import load_registry
+        from msp_reports.settings import Settings
+        from msp_reports.simulators.credentials import SimCredentials
+        from msp_reports.simulators.mailsink import MailSink
+        from msp_reports.simulators.server import SimServer
+        from msp_reports.simulators.world import World
+
+        self.registry = load_registry(Settings.load().registry_path)
+        self.sim = SimServer(World(week_of), SimCredentials.generate(), port=sim_port)
+        self.mail = MailSink(demo_dir / "outbox")
+
+    def __enter__(self) -> DemoServices:
+        self.sim.__enter__()
+        self.mail.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.mail.__exit__(*exc)
+        self.sim.__exit__(*exc)
+
+    def teams_channels(self) -> dict[str, str]:
+        channels = {c.delivery.teams.conn_id: f"{c.code.lower()}-shared" for c in self.registry.customers}
+        channels[self.registry.msp.internal_teams_conn_id] = "weekly-reports"
+        return channels
+
+    def connections(self) -> dict[str, dict]:
+        from msp_reports.simulators.server import demo_connections
+
+        conns = demo_connections(self.sim.base_url, self.sim.creds, self.teams_channels())
+        conns["smtp_default"] = self.mail.connection(str(self.registry.msp.from_email))
+        return conns
+
+    def connection_env(self) -> dict[str, str]:
+        from msp_reports.simulators.server import connection_env
+
+        return connection_env(self.connections())
+
+
+def seed_history(week_of: dt.date, weeks: int) -> int:
+    """Extract and reconcile the ``weeks`` weeks before ``week_of`` with the pipeline's own functions,
+    as if the DAG had run on those Mondays, so this week has a baseline and trends."""
+    from msp_reports import pipeline
+    from msp_reports.registry import load_registry
+    from msp_reports.settings import Settings
+
+    settings = Settings.load()
+    registry = load_registry(settings.registry_path)
+    done = 0
+    for k in range(weeks, 0, -1):
+        past = (week_of - dt.timedelta(weeks=k)).isoformat()
+        for c in registry.customers:
+            item = {"customer": c.code, "week_of": past}
+            for domain in pipeline.DOMAINS:
+                try:
+                    pipeline.extract(settings, item, domain)
+                except Exception as exc:  # noqa: BLE001 - stored as unavailable, shown in that week
+                    print(f"  history {c.code} {past} {domain}: {exc}", file=sys.stderr)
+            pipeline.build_snapshot(settings, item)
+            done += 1
+    return done
+
+
+def _approve_all(week_of: dt.date, codes: list[str]) -> None:
+    from airflow.models import Variable
+
+    from msp_reports.approval import variable_key
+
+    for code in codes:
+        Variable.set(variable_key(code, week_of), json.dumps(
+            {"decision": "approve", "by": "demo (account engineer)"}))
+
+
+def _summary(demo_dir: Path, services: DemoServices, week_of: dt.date) -> int:
+    from msp_reports.pipeline import customer_status
+    from msp_reports.store import ReportStore
+
+    store = ReportStore(str(demo_dir / "store"))
+    pdfs = sorted((demo_dir / "store").glob(f"*/{week_of}/report.pdf"))
+    archived = sorted((demo_dir / "archive").rglob("*.pdf"))
+    mails = services.mail.messages()
+    posts = services.sim.state.extra.get("teams_posts", {})
+    statuses = [customer_status(store, c, week_of) for c in services.registry.customers]
+    print()
+    print(f"Week of {week_of} — {len(services.registry.customers)} customers")
+    for s in statuses:
+        flags = ", ".join(sorted({f["kind"] for f in s["flags"]})) or "no flags"
+        print(f"  {s['customer']:5} {s['state']:<12} {flags}")
+    print()
+    print(f"PDF reports   {len(pdfs):3}  {demo_dir / 'store'}/<CUSTOMER>/{week_of}/report.pdf")
+    print(f"Emails        {len(mails):3}  {services.mail.folder}/*.eml")
+    customer_posts = sum(len(v) for k, v in posts.items() if k != "weekly-reports")
+    print(f"Teams posts   {customer_posts:3}  (customer channels) + {len(posts.get('weekly-reports', []))} roll-up")
+    print(f"Archived PDFs {len(archived):3}  {demo_dir / 'archive'}")
+    print(f"Roll-up            {demo_dir / 'store' / '_rollup' / str(week_of) / 'rollup.md'}")
+    delivered = sum(s["state"] == "delivered" for s in statuses)
+    return 0 if delivered == len(statuses) else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    from msp_reports.simulators.world import latest_complete_week
+
+    demo_dir = Path(args.dir).resolve()
+    home = PROJECT_ROOT / ".airflow"
+    if demo_dir.exists() and not args.keep:
+        shutil.rmtree(demo_dir)
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    home.mkdir(exist_ok=True)
+    os.environ.update(airflow_env(home, demo_dir))
+    week_of = args.week_of or latest_complete_week(dt.datetime.now(dt.timezone.utc), MSP_TIMEZONE)
+    report_monday = week_of + dt.timedelta(days=7)
+    print(f"Demo: reports for the week of {week_of} (sent Monday {report_monday}); output in {demo_dir}")
+
+    print("• Preparing the Airflow database (SQLite) …", flush=True)
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True,
+                   stdout=subprocess.DEVNULL, env=os.environ.copy())
+
+    with DemoServices(week_of, demo_dir) as services:
+        os.environ.update(services.connection_env())
+        print(f"• Simulators on {services.sim.base_url}, SMTP on 127.0.0.1:{services.mail.port}")
+        print(f"• Seeding {args.history} weeks of history …", flush=True)
+        seed_history(week_of, args.history)
+
+        from airflow.sdk import timezone  # noqa: F401 - after AIRFLOW_HOME is set
+        from airflow.dag_processing.dagbag import DagBag
+        from airflow.settings import configure_orm
+
+        configure_orm()
+        _approve_all(week_of, [c.code for c in services.registry.customers])
+        dag = DagBag(str(PROJECT_ROOT / "dags")).dags["weekly_executive_report"]
+        run_at = dt.datetime.combine(report_monday, dt.time(6, 0), tzinfo=ZoneInfo(MSP_TIMEZONE))
+        print("• Running the DAG weekly_executive_report (approvals given) …", flush=True)
+        dag.test(logical_date=run_at, run_after=run_at)
+        return _summary(demo_dir, services, week_of)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Simulators and SMTP sink in this process, ``airflow standalone`` as a child."""
+    from msp_reports.simulators.world import latest_complete_week
+
+    demo_dir = Path(args.dir).resolve()
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    home = PROJECT_ROOT / ".airflow"
+    home.mkdir(exist_ok=True)
+    os.environ.update(airflow_env(home, demo_dir))
+    week_of = args.week_of or latest_complete_week(dt.datetime.now(dt.timezone.utc), MSP_TIMEZONE)
+    with DemoServices(week_of, demo_dir, sim_port=args.sim_port) as services:
+        env = {**os.environ, **services.connection_env()}
+        print(f"Simulators on {services.sim.base_url}; SMTP on 127.0.0.1:{services.mail.port}; "
+              f"emails land in {services.mail.folder}")
+        print("Starting airflow standalone: UI on http://127.0.0.1:8080 (the admin password is printed "
+              f"by Airflow and saved in {home}/simple_auth_manager_passwords.json.generated)")
+        try:
+            return subprocess.call([sys.executable, "-m", "airflow", "standalone"], env=env)
+        except KeyboardInterrupt:
+            return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m msp_reports.demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("run", "serve"):
+        p = sub.add_parser(name)
+        p.add_argument("--week-of", type=dt.date.fromisoformat, default=None,
+                       help="Monday the reported week starts (default: the latest week due by now)")
+        p.add_argument("--dir", default=str(PROJECT_ROOT / "var" / "demo"), help="output folder")
+    sub.choices["run"].add_argument("--history", type=int, default=8, help="weeks of history to seed")
+    sub.choices["run"].add_argument("--keep", action="store_true", help="keep earlier demo output")
+    sub.choices["serve"].add_argument("--sim-port", type=int, default=8765)
+    args = parser.parse_args(argv)
+    return run(args) if args.command == "run" else serve(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""The internal roll-up for ``#weekly-reports``: one line per customer, key risks, actions.
+
+Built from each customer's stored status (see :func:`msp_reports.pipeline.customer_status`),
+so it reports what actually happened: rejected, failed, undelivered customers are named.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from msp_reports.registry import Msp
+
+
+
+def _state_icon(state: str) -> str:
+    if state == "delivered":
+        return "✅"
+    if state.startswith("rejected"):
+        return "⛔"
+    if state.startswith(("failed", "render failed")) or "not delivered" in state:
+        return "❌"
+    return "⏳"
+
+
+def _risks(statuses: list[dict]) -> list[str]:
+    risks = []
+    for s in statuses:
+        for f in s["flags"]:
+            if f["severity"] == "critical":
+                risks.append(f"{s['customer']}: {f['message']}")
+        for d in s["unavailable"]:
+            risks.append(f"{s['customer']}: {d} data unavailable this week")
+    return risks
+
+
+def _actions(statuses: list[dict]) -> list[str]:
+    actions = []
+    for s in statuses:
+        seen = set()
+        for f in s["flags"]:
+            if f["severity"] in ("critical", "warning") and f["recommendation"] not in seen:
+                seen.add(f["recommendation"])
+                actions.append(f"{s['customer']}: {f['recommendation']}")
+        if s["state"] != "delivered":
+            actions.append(f"{s['customer']}: report {s['state']}")
+    return actions
+
+
+def rollup_markdown(msp: Msp, week_of: dt.date | None, statuses: list[dict]) -> str:
+    lines = [f"# Weekly reports: week of {week_of}", "",
+             f"{sum(s['state'] == 'delivered' for s in statuses)} of {len(statuses)} customer reports delivered.", "",
+             "| Customer | State | Flags | Email | Teams | Archive |", "|---|---|---|---|---|---|"]
+    for s in statuses:
+        d = s["deliveries"]
+        flags = ", ".join(sorted({f["kind"] for f in s["flags"]})) or "none"
+        lines.append(f"| {s['customer']} | {_state_icon(s['state'])} {s['state']} | {flags} | "
+                     f"{d['email']} | {d['teams']} | {d['archive']} |")
+    lines += ["", "## Key risks", ""] + [f"- {r}" for r in _risks(statuses) or ["None this week."]]
+    lines += ["", "## Actions this week", ""] + [f"- {a}" for a in _actions(statuses) or ["None."]]
+    return "\n".join(lines) + "\n"
+
+
+def rollup_card(msp: Msp, week_of: dt.date | None, statuses: list[dict]) -> dict:
+    """The same facts as an Adaptive Card for the internal Teams channel."""
+    facts = [{"title": s["customer"], "value": f"{_state_icon(s['state'])} {s['state']}"} for s in statuses]
+    body = [
+        {"type": "TextBlock", "text": f"Weekly reports: week of {week_of}", "weight": "Bolder", "size": "Large"},
+        {"type": "TextBlock", "wrap": True,
+         "text": f"{sum(s['state'] == 'delivered' for s in statuses)} of {len(statuses)} delivered."},
+        {"type": "FactSet", "facts": facts},
+        {"type": "TextBlock", "text": "Key risks", "weight": "Bolder"},
+    ]
+    body += [{"type": "TextBlock", "text": r, "wrap": True} for r in _risks(statuses) or ["None this week."]]
+    body += [{"type": "TextBlock", "text": "Actions this week", "weight": "Bolder"}]
+    body += [{"type": "TextBlock", "text": a, "wrap": True} for a in _actions(statuses) or ["None."]]
+    return {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+            "version": "1.4", "body": body}

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Airflow with scheduler and UI (airflow standalone), wired to the simulators and the SMTP sink.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+export PYTHONPATH="$PWD/plugins${PYTHONPATH:+:$PYTHONPATH}"
+exec .venv/bin/python -m msp_reports.demo serve "$@"

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The demo: installs, then runs one Monday's reports for 12 customers end to end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+export PYTHONPATH="$PWD/plugins${PYTHONPATH:+:$PYTHONPATH}"
+exec .venv/bin/python -m msp_reports.demo run "$@"

@@ -1,0 +1,72 @@
+import datetime as dt
+
+from factories import snapshot
+
+from msp_reports.reconcile import reconcile
+from msp_reports.registry import Thresholds
+
+PREV = dt.date(2026, 11, 9)
+
+
+def kinds(rec):
+    return [f.kind for f in rec.flags]
+
+
+def test_sla_drop_of_three_points_is_flagged_per_row():
+    prev = snapshot(PREV, uptime=[("Leeds", "Network", 99.95), ("Leeds", "Servers", 99.9)])
+    cur = snapshot(uptime=[("Leeds", "Network", 96.9), ("Leeds", "Servers", 97.0)])
+    rec = reconcile(cur, prev, Thresholds())
+    drops = [f for f in rec.flags if f.kind == "sla_drop"]
+    assert [f.subject for f in drops] == ["Leeds / Network"]  # 3.05 points; Servers fell 2.9: below threshold
+    assert drops[0].severity == "critical" and "96.90%" in drops[0].message
+    assert "slo_missed" in kinds(rec)  # Servers: below its SLO, though not a 3-point drop
+
+
+def test_threshold_is_per_customer():
+    prev = snapshot(PREV, uptime=[("Leeds", "Network", 99.95)])
+    cur = snapshot(uptime=[("Leeds", "Network", 98.0)])
+    assert "sla_drop" not in kinds(reconcile(cur, prev, Thresholds()))
+    assert "sla_drop" in kinds(reconcile(cur, prev, Thresholds(sla_drop_points=1.5)))
+
+
+def test_backup_not_run_in_48_hours_at_week_end():
+    cur = snapshot()
+    end = cur.week_end
+    cur = snapshot(assets=[("ACME-FS01", end - dt.timedelta(hours=49)), ("ACME-DC01", end - dt.timedelta(hours=47)),
+                           ("ACME-SQL01", None)])
+    flagged = sorted(f.subject for f in reconcile(cur, None, Thresholds()).flags if f.kind == "backup_stale")
+    assert flagged == ["ACME-FS01", "ACME-SQL01"]
+
+
+def test_open_incident_is_flagged_and_high_is_critical():
+    cur = snapshot(incidents=[("4711", "Ransomware behaviour", "high", "open"), ("4712", "Phish", "low", "resolved"),
+                              ("4713", "Odd sign-in", "medium", "open")])
+    flags = [f for f in reconcile(cur, None, Thresholds()).flags if f.kind == "open_incident"]
+    assert [(f.subject, f.severity) for f in flags] == [("4711", "critical"), ("4713", "warning")]
+    assert flags[0] == reconcile(cur, None, Thresholds()).flags[0]  # worst first
+
+
+def test_ticket_trend_wrong_way_needs_baseline():
+    prev = snapshot(PREV, backlog=10, breaches=1)
+    cur = snapshot(backlog=16, opened=30, closed=24, breaches=4)
+    rec = reconcile(cur, prev, Thresholds())
+    assert sorted(f.subject for f in rec.flags if f.kind == "ticket_trend") == ["backlog", "sla_breaches"]
+    no_base = reconcile(cur, None, Thresholds())
+    assert "ticket_trend" not in kinds(no_base)
+    assert not no_base.has_baseline and no_base.deltas["backlog"].change is None
+
+
+def test_failed_source_flags_unavailable_and_no_numbers():
+    prev = snapshot(PREV)
+    cur = snapshot(failed=("tickets", "uptime"), uptime=[("Leeds", "Network", 50.0)])
+    rec = reconcile(cur, prev, Thresholds())
+    assert sorted(f.domain for f in rec.flags if f.kind == "source_unavailable") == ["tickets", "uptime"]
+    assert "sla_drop" not in kinds(rec) and "ticket_trend" not in kinds(rec)
+    assert rec.deltas["backlog"].current is None and rec.deltas["uptime_pct"].current is None
+
+
+def test_healthy_week_has_no_flags_and_deltas():
+    rec = reconcile(snapshot(backlog=9, breaches=0), snapshot(PREV, backlog=10, breaches=1), Thresholds())
+    assert rec.flags == []
+    assert rec.deltas["backlog"].change == -1
+    assert rec.deltas["secure_score_pct"].current == 71.0

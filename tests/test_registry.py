@@ -1,0 +1,77 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from msp_reports.exceptions import RegistryError
+from msp_reports.registry import load_registry, parse_registry
+
+DEMO = Path(__file__).resolve().parents[1] / "include" / "customers.yaml"
+
+
+@pytest.fixture
+def raw():
+    return yaml.safe_load(DEMO.read_text())
+
+
+def test_demo_registry_is_valid_and_has_twelve_customers_in_three_plus_timezones():
+    reg = load_registry(DEMO)
+    assert len(reg.customers) == 12
+    assert len({c.timezone for c in reg.customers}) >= 3
+    assert reg.get("ACME").recipients == sorted([reg.get("ACME").cto.email, reg.get("ACME").account_owner.email])
+
+
+def test_missing_source_field_names_file_customer_and_field(raw):
+    del raw["customers"][2]["sources"]["uptime"]["ref"]["service_tag"]
+    with pytest.raises(RegistryError) as err:
+        parse_registry(raw, "include/customers.yaml")
+    assert str(err.value) == "include/customers.yaml: customer 'CNDR': sources.uptime.ref.service_tag is missing"
+
+
+def test_bad_email_and_timezone_are_named(raw):
+    raw["customers"][0]["cto"]["email"] = "not-an-email"
+    raw["customers"][1]["timezone"] = "Mars/Olympus"
+    with pytest.raises(RegistryError) as err:
+        parse_registry(raw, "reg.yaml")
+    text = str(err.value)
+    assert "customer 'ACME': cto.email" in text
+    assert "customer 'BRVO': timezone: unknown timezone 'Mars/Olympus'" in text
+
+
+def test_system_in_wrong_domain_is_refused(raw):
+    raw["customers"][0]["sources"]["uptime"]["system"] = "datto"
+    with pytest.raises(RegistryError, match="customer 'ACME': sources.uptime.system 'datto' serves backups"):
+        parse_registry(raw)
+
+
+def test_two_customers_sharing_a_channel_or_folder_are_refused(raw):
+    raw["customers"][1]["delivery"]["teams"]["conn_id"] = raw["customers"][0]["delivery"]["teams"]["conn_id"]
+    raw["customers"][3]["delivery"]["archive"]["folder"] = raw["customers"][2]["delivery"]["archive"]["folder"].upper()
+    with pytest.raises(RegistryError) as err:
+        parse_registry(raw)
+    assert "customer 'BRVO': delivery.teams.conn_id 'teams_acme' is already used by customer 'ACME'" in str(err.value)
+    assert "customer 'DLTA': delivery.archive.folder" in str(err.value)
+
+
+def test_duplicate_code_is_refused(raw):
+    dup = copy.deepcopy(raw["customers"][0])
+    dup["delivery"]["teams"]["conn_id"] = "teams_other"
+    dup["delivery"]["archive"]["folder"] = "other"
+    dup["sources"]["security"]["ref"]["tenant_id"] = "other-tenant"
+    raw["customers"].append(dup)
+    with pytest.raises(RegistryError, match="code 'ACME' is already used"):
+        parse_registry(raw)
+
+
+def test_archive_folder_may_not_escape(raw):
+    raw["customers"][0]["delivery"]["archive"]["folder"] = "../other-customer"
+    with pytest.raises(RegistryError, match="customer 'ACME': delivery.archive.folder"):
+        parse_registry(raw)
+
+
+def test_select_unknown_customer_in_conf(raw):
+    reg = parse_registry(raw)
+    assert [c.code for c in reg.select(["BRVO", "ACME"])] == ["ACME", "BRVO"]
+    with pytest.raises(RegistryError, match="unknown customer code"):
+        reg.select(["NOPE"])
