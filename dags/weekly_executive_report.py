@@ -83,9 +83,16 @@ def wait_for_approval(item: dict[str, str]):
 
 @task(map_index_template=CUSTOMER_LABEL, retries=2, retry_delay=dt.timedelta(minutes=5))
 def deliver(item: dict[str, str], channel: str) -> dict:
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
     from msp_reports import pipeline
+    from msp_reports.exceptions import AlreadyDelivered, ApprovalError, DeliveryStateUnknown
 
-    return pipeline.deliver(_settings(), item, channel)
+    try:
+        return pipeline.deliver(_settings(), item, channel)
+    except AlreadyDelivered as exc:  # a re-run of a delivered week: nothing more goes out
+        raise AirflowSkipException(str(exc)) from exc
+    except (DeliveryStateUnknown, ApprovalError) as exc:  # retrying cannot fix these: a person must
+        raise AirflowFailException(str(exc)) from exc
 
 
 @task(trigger_rule="all_done")

@@ -46,3 +46,11 @@ class ApprovalError(ReportError):
 
 class DeliveryError(ReportError):
     """A delivery channel failed."""
+
+
+class AlreadyDelivered(DeliveryError):
+    """This channel already carries another version of the report; only a resend may replace it."""
+
+
+class DeliveryStateUnknown(DeliveryError):
+    """An earlier send was interrupted and the channel cannot say whether it arrived."""

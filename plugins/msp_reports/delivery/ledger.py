@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 from typing import Protocol
 
-from msp_reports.exceptions import DeliveryError
+from msp_reports.exceptions import AlreadyDelivered, DeliveryStateUnknown
 from msp_reports.store import ReportStore
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class Ledger:
             attempt = current.get("resends", 0)
             if current["state"] == "sent" and not resend:
                 if current["pdf_sha256"] != pdf_sha256:
-                    raise DeliveryError(
+                    raise AlreadyDelivered(
                         f"{self.customer} {self.week_of} {name}: a different PDF was already sent "
                         f"({current['pdf_sha256'][:12]}); use the resend command to send this one"
                     )
@@ -78,7 +78,7 @@ class Ledger:
             if current["state"] == "attempted" and not resend:
                 found = channel.lookup(current["idempotency_key"])
                 if found is None:
-                    raise DeliveryError(
+                    raise DeliveryStateUnknown(
                         f"{self.customer} {self.week_of} {name}: an earlier send was interrupted and the "
                         f"channel cannot confirm it; check {name} and then run the resend command"
                     )

@@ -1,0 +1,169 @@
+"""The real DAG, run by Airflow (``dag.test``) over the 12 demo customers against the simulators,
+a real SMTP server and a local archive; then run again to prove nothing is sent twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from email.message import EmailMessage
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from pypdf import PdfReader
+
+from conftest import ROOT, WEEK_OF
+
+pytestmark = pytest.mark.e2e
+REPORT_MONDAY = WEEK_OF + dt.timedelta(days=7)
+
+
+@pytest.fixture(scope="module")
+def demo(sim, tmp_path_factory):
+    from msp_reports.registry import load_registry
+    from msp_reports.settings import Settings
+    from msp_reports.simulators.mailsink import MailSink
+    from msp_reports.simulators.server import connection_env, demo_connections
+
+    home = tmp_path_factory.mktemp("msp-home")
+    registry = load_registry(Settings.load().registry_path)
+    channels = {c.delivery.teams.conn_id: f"{c.code.lower()}-shared" for c in registry.customers}
+    channels[registry.msp.internal_teams_conn_id] = "weekly-reports"
+    saved = dict(os.environ)
+    with MailSink(home / "outbox") as mail:
+        conns = demo_connections(sim.base_url, sim.creds, channels)
+        conns["smtp_default"] = mail.connection(str(registry.msp.from_email))
+        os.environ.update(connection_env(conns))
+        os.environ["MSP_REPORTS_HOME"] = str(home)
+        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True,
+                       stdout=subprocess.DEVNULL, env=os.environ.copy())
+        from msp_reports.demo import seed_history
+
+        seed_history(WEEK_OF, 1)  # last week's snapshot: the baseline for the week-over-week rules
+        yield {"home": home, "mail": mail, "registry": registry, "sim": sim}
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def _approve_all(registry, by="e2e test"):
+    from airflow.models import Variable
+    from airflow.settings import configure_orm
+
+    from msp_reports.approval import variable_key
+
+    configure_orm()
+    for c in registry.customers:
+        Variable.set(variable_key(c.code, WEEK_OF), json.dumps({"decision": "approve", "by": by}))
+
+
+def _run_dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(str(ROOT / "dags")).dags["weekly_executive_report"]
+    run_at = dt.datetime.combine(REPORT_MONDAY, dt.time(6, 0), tzinfo=ZoneInfo("Europe/London"))
+    return dag.test(logical_date=run_at, run_after=run_at)
+
+
+def _pdf_text(path: Path) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(path).pages)
+
+
+@pytest.fixture(scope="module")
+def first_run(demo):
+    _approve_all(demo["registry"])
+    dr = _run_dag()
+    return dr
+
+
+def test_twelve_reports_rendered_approved_and_delivered(demo, first_run):
+    home, registry = demo["home"], demo["registry"]
+    assert str(first_run.state) == "success"
+    pdfs = sorted(home.glob(f"store/*/{WEEK_OF}/report.pdf"))
+    assert len(pdfs) == 12
+    for c in registry.customers:
+        approvals = json.loads((home / f"store/{c.code}/{WEEK_OF}/approvals/0001.json").read_text())
+        assert approvals["decision"] == "approve" and approvals["by"] == "e2e test"
+        ledger = {ch: json.loads((home / f"store/{c.code}/{WEEK_OF}/ledger/{ch}.json").read_text())
+                  for ch in ("email", "teams", "archive")}
+        assert {r["state"] for r in ledger.values()} == {"sent"}
+        assert {r["pdf_sha256"] for r in ledger.values()} == {approvals["pdf_sha256"]}
+
+
+def test_emails_go_to_cto_and_account_owner_with_the_approved_pdf(demo, first_run):
+    from msp_reports.store import sha256
+
+    home, registry = demo["home"], demo["registry"]
+    mails: list[EmailMessage] = demo["mail"].messages()
+    assert len(mails) == 12
+    by_customer = {}
+    for m in mails:
+        att = [p for p in m.iter_attachments()]
+        assert len(att) == 1
+        by_customer[att[0].get_filename().split("_")[0]] = (m, att[0])
+    for c in registry.customers:
+        m, att = by_customer[c.code]
+        assert sorted(a.strip() for a in m["To"].split(",")) == c.recipients
+        assert sorted(a.strip() for a in m["X-Envelope-To"].split(",")) == c.recipients
+        assert att.get_filename() == f"{c.code}_weekly-report_{WEEK_OF}.pdf"
+        body = m.get_body(("html",)).get_content()
+        assert c.name.split()[0] in body and c.cto.name in body
+        approved = json.loads((home / f"store/{c.code}/{WEEK_OF}/approvals/0001.json").read_text())
+        assert sha256(att.get_content()) == approved["pdf_sha256"]
+
+
+def test_teams_posts_archive_and_rollup(demo, first_run):
+    home, registry = demo["home"], demo["registry"]
+    posts = demo["sim"].state.extra["teams_posts"]
+    for c in registry.customers:
+        assert len(posts[f"{c.code.lower()}-shared"]) == 1
+        card_text = json.dumps(posts[f"{c.code.lower()}-shared"][0]["card"])
+        assert c.name in card_text
+        others = [o for o in registry.customers if o.code != c.code]
+        assert not any(o.name in card_text for o in others)
+        archived = home / "archive" / c.delivery.archive.folder / f"{c.code}_weekly-report_{WEEK_OF}.pdf"
+        assert archived.read_bytes() == (home / f"store/{c.code}/{WEEK_OF}/report.pdf").read_bytes()
+    assert len(posts["weekly-reports"]) == 1
+    rollup = (home / f"store/_rollup/{WEEK_OF}/rollup.md").read_text()
+    assert "12 of 12 customer reports delivered" in rollup
+    for code in ("ACME", "BRVO", "CNDR", "DLTA"):
+        assert f"{code}:" in rollup  # each story customer has a key risk or action line
+
+
+STORIES = {
+    "ACME": ("Leeds / Network", "fell"),
+    "BRVO": ("BRVO-FS01", "not backed up"),
+    "CNDR": ("Ransomware behaviour detected", "still open"),
+    "DLTA": ("backlog", "grew"),
+}
+
+
+@pytest.mark.parametrize("code", sorted(STORIES))
+def test_each_story_is_in_its_own_executive_summary_and_no_other_report(demo, first_run, code):
+    home = demo["home"]
+    rec = json.loads((home / f"store/{code}/{WEEK_OF}/reconciled.json").read_text())
+    from msp_reports.reconcile import Reconciled
+    from msp_reports.render import executive_summary
+
+    summary = " ".join(executive_summary(Reconciled.model_validate(rec)))
+    needle, verb = STORIES[code]
+    assert needle in summary and verb in summary
+    texts = {p.parts[-3]: _pdf_text(p) for p in home.glob(f"store/*/{WEEK_OF}/report.pdf")}
+    assert needle.replace("\n", " ") in texts[code].replace("\n", " ")
+    unique = {"ACME": "Leeds", "BRVO": "BRVO-FS01", "CNDR": "Ransomware", "DLTA": "Pasadena"}[code]
+    assert [c for c, t in texts.items() if unique in t] == [code]
+
+
+def test_running_again_sends_nothing_twice(demo, first_run):
+    mail, sim = demo["mail"], demo["sim"]
+    before_mail = len(mail.messages())
+    before_posts = {k: len(v) for k, v in sim.state.extra["teams_posts"].items()}
+    _approve_all(demo["registry"], by="second run")
+    dr = _run_dag()
+    assert str(dr.state) == "success"
+    assert len(mail.messages()) == before_mail
+    after = {k: len(v) for k, v in sim.state.extra["teams_posts"].items()}
+    customer_channels = {k: v for k, v in after.items() if k != "weekly-reports"}
+    assert customer_channels == {k: v for k, v in before_posts.items() if k != "weekly-reports"}
