@@ -1,0 +1,256 @@
+"""ConnectWise PSA (Manage) REST API: the week's service tickets and executed changes.
+
+Everything is filtered by the server through ``conditions`` (customer, board, dates), so one
+customer's week costs three or four requests whatever the size of the PSA:
+
+- one paged list of the customer's service tickets **entered or closed** in the week (every
+  board except the change board), giving ``opened``, ``closed``, ``sla_breaches`` and the
+  per-priority split;
+- ``/service/tickets/count`` for ``backlog_end``: service tickets entered before the week's end
+  and not closed by then (still open, or closed at or after the end);
+- one paged list of change-board tickets closed in the week: the changes executed.
+
+Definitions (see :data:`SLA_BREACH_DEFINITION`): ``opened`` counts tickets entered in
+``[start, end)``, ``closed`` those with ``closedDate`` in ``[start, end)``; a breach is a ticket
+entered or closed in the week with ``isInSla = false``, counted once. Changes are tracked as
+tickets on a "Change Management" board (ref ``change_board`` overrides the name).
+
+Connection: ``host`` is the API root up to ``/apis/3.0``; ``login`` is
+``<companyId>+<publicKey>``, ``password`` the private key, extra ``client_id`` the registered
+clientId; extra ``page_size`` (default and maximum 1000) exists so tests can force paging.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from requests.auth import HTTPBasicAuth
+
+from msp_reports.exceptions import SourceAuthError, SourceResponseError
+from msp_reports.snapshot import ChangeRecord, PriorityCount, TicketData
+from msp_reports.sources import Extracted
+from msp_reports.sources.base import SourceHook
+from msp_reports.sources.http import ApiClient
+from msp_reports.sources.paging import numbered_pages
+from msp_reports.sources.timestamps import iso_z, parse_instant
+
+if TYPE_CHECKING:
+    import requests
+    from airflow.sdk import Connection
+
+    from msp_reports.week import ReportWeek
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "connectwise"
+ACCEPT = "application/vnd.connectwise.com+json; version=2022.1"
+DEFAULT_CHANGE_BOARD = "Change Management"
+MAX_PAGE_SIZE = 1000
+NO_PRIORITY = "No priority"
+SLA_BREACH_DEFINITION = (
+    "service tickets (not on the change board) entered or closed in the week whose isInSla is "
+    "false, each ticket counted once"
+)
+TICKET_FIELDS = "id,summary,board/name,priority/name,status/name,closedFlag,closedDate,isInSla,_info/dateEntered"
+CHANGE_FIELDS = "id,summary,board/name,status/name,closedFlag,closedDate,_info/dateEntered"
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """The fields of a ticket the report uses, with dates parsed."""
+
+    id: int
+    summary: str
+    board: str
+    priority: str
+    status: str
+    entered: dt.datetime
+    closed: dt.datetime | None
+    in_sla: bool | None
+
+
+class ConnectWiseHook(SourceHook):
+    """ConnectWise PSA REST API with API-member keys.
+
+    :param conn_id: connection with ``host`` (API root up to ``/apis/3.0``), ``login``
+        (``<companyId>+<publicKey>``), ``password`` (private key) and extra ``client_id``;
+        optional extra ``page_size`` and ``timeout``.
+    :param policy: retry policy for HTTP errors and 429s.
+    """
+
+    conn_name_attr = "conn_id"
+    default_conn_name = "connectwise_default"
+    conn_type = "connectwise"
+    hook_name = "ConnectWise PSA"
+    system = SYSTEM
+
+    def build_client(self, conn: Connection, extra: dict[str, Any]) -> ApiClient:
+        client_id = extra.get("client_id")
+        if not client_id:
+            raise SourceAuthError(SYSTEM, f"connection {self.conn_id!r}: extra client_id is missing; "
+                                          "set it to the clientId registered for this integration")
+        if not conn.login or "+" not in conn.login or not conn.password:
+            raise SourceAuthError(SYSTEM, f"connection {self.conn_id!r}: login must be "
+                                          "'<companyId>+<publicKey>' and password the private key")
+        return ApiClient(
+            SYSTEM, self.base_url(conn),
+            headers={"clientId": str(client_id), "Accept": ACCEPT},
+            auth=HTTPBasicAuth(conn.login, conn.password),
+            timeout=float(extra.get("timeout", 30.0)),
+            policy=self.policy,
+        )
+
+    @property
+    def page_size(self) -> int:
+        return max(1, min(MAX_PAGE_SIZE, int(self.connection.extra_dejson.get("page_size", MAX_PAGE_SIZE))))
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> requests.Response:
+        """GET with the shared retries; a 401/403 names what to check in the connection."""
+        client = self.client
+        try:
+            return client.request("GET", path, params=params)
+        except SourceAuthError as exc:
+            raise SourceAuthError(
+                SYSTEM, f"connection {self.conn_id!r} was refused (HTTP {exc.status}): check that login is "
+                        "'<companyId>+<publicKey>', password is the private key, extra client_id is the "
+                        "registered clientId, and the API member may read service tickets",
+                status=exc.status,
+            ) from None
+
+    def records(self, path: str, conditions: str, fields: str) -> list[dict[str, Any]]:
+        """Every record matching ``conditions``; another page exists while ``Link`` has ``rel="next"``."""
+        params = {"conditions": conditions, "fields": fields, "orderBy": "id asc", "pageSize": self.page_size}
+
+        def fetch_page(page: int) -> tuple[list[Any], int]:
+            response = self.get(path, {**params, "page": page})
+            items = _json(response)
+            if not isinstance(items, list):
+                raise SourceResponseError(SYSTEM, f"GET {path} did not return a JSON array")
+            return items, page + 1 if items and "next" in response.links else page
+
+        return numbered_pages(SYSTEM, fetch_page)
+
+    def count(self, path: str, conditions: str) -> int:
+        body = _json(self.get(path, {"conditions": conditions}))
+        try:
+            return int(body["count"])
+        except (KeyError, TypeError, ValueError):
+            raise SourceResponseError(SYSTEM, f"GET {path} did not return {{\"count\": n}}") from None
+
+
+HOOK = ConnectWiseHook
+
+
+def _json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise SourceResponseError(SYSTEM, f"GET {response.url.split('?', 1)[0]} returned a body that is not JSON") from None
+
+
+# ---- conditions --------------------------------------------------------------------------------
+def quoted(value: str) -> str:
+    """A string literal for ``conditions``; a quote in it could change the query, so refuse it."""
+    if '"' in value or "\\" in value:
+        raise SourceResponseError(SYSTEM, f"{value!r} contains a quote or backslash; fix the identifier in the registry")
+    return f'"{value}"'
+
+
+def when(instant: dt.datetime) -> str:
+    return f"[{iso_z(instant)}]"
+
+
+def week_conditions(company: str, change_board: str, week: ReportWeek) -> dict[str, str]:
+    """The three server-side filters of one customer's week."""
+    who = f"company/identifier={quoted(company)}"
+    service = f"{who} and board/name!={quoted(change_board)}"
+    start, end = when(week.start), when(week.end)
+    return {
+        "tickets": f"{service} and ((dateEntered>={start} and dateEntered<{end}) or "
+                   f"(closedFlag=true and closedDate>={start} and closedDate<{end}))",
+        "backlog": f"{service} and dateEntered<{end} and (closedFlag=false or closedDate>={end})",
+        "changes": f"{who} and board/name={quoted(change_board)} and closedFlag=true and "
+                   f"closedDate>={start} and closedDate<{end}",
+    }
+
+
+# ---- pure parsing ------------------------------------------------------------------------------
+def parse_date(value: Any, what: str) -> dt.datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        return parse_instant(str(value))
+    except ValueError:
+        raise SourceResponseError(SYSTEM, f"{what} {value!r} is not an ISO-8601 date") from None
+
+
+def _name(record: Mapping[str, Any], key: str) -> str:
+    ref = record.get(key)
+    return str(ref.get("name", "")) if isinstance(ref, Mapping) else ""
+
+
+def parse_ticket(record: Mapping[str, Any]) -> Ticket:
+    """One ``/service/tickets`` record; ``dateEntered`` lives under ``_info``."""
+    try:
+        ticket_id = int(record["id"])
+    except (KeyError, TypeError, ValueError):
+        raise SourceResponseError(SYSTEM, "a ticket has no numeric id") from None
+    entered = parse_date((record.get("_info") or {}).get("dateEntered"), f"ticket {ticket_id} dateEntered")
+    if entered is None:
+        raise SourceResponseError(SYSTEM, f"ticket {ticket_id} has no _info.dateEntered")
+    closed = parse_date(record.get("closedDate"), f"ticket {ticket_id} closedDate") if record.get("closedFlag") else None
+    in_sla = record.get("isInSla")
+    return Ticket(ticket_id, str(record.get("summary", "")), _name(record, "board"),
+                  _name(record, "priority") or NO_PRIORITY, _name(record, "status"), entered, closed,
+                  in_sla if isinstance(in_sla, bool) else None)
+
+
+def parse_change(record: Mapping[str, Any]) -> ChangeRecord:
+    ticket = parse_ticket(record)
+    return ChangeRecord(ref=f"#{ticket.id}", summary=ticket.summary, executed_at=ticket.closed,
+                        status=ticket.status or "Unknown", source=SYSTEM)
+
+
+def ticket_data(tickets: Iterable[Ticket], week: ReportWeek, backlog_end: int,
+                changes: Iterable[ChangeRecord]) -> TicketData:
+    """Count the week: a ticket can be opened and closed in the same week; breaches once each."""
+    counts: dict[str, list[int]] = {}
+    seen: set[int] = set()
+    for t in tickets:
+        if t.id in seen:
+            continue
+        seen.add(t.id)
+        opened = week.start <= t.entered < week.end
+        closed = t.closed is not None and week.start <= t.closed < week.end
+        if not (opened or closed):
+            continue
+        row = counts.setdefault(t.priority, [0, 0, 0])
+        row[0] += opened
+        row[1] += closed
+        row[2] += t.in_sla is False
+    by_priority = [PriorityCount(priority=p, opened=o, closed=c, sla_breaches=b)
+                   for p, (o, c, b) in sorted(counts.items())]
+    return TicketData(
+        opened=sum(p.opened for p in by_priority),
+        closed=sum(p.closed for p in by_priority),
+        sla_breaches=sum(p.sla_breaches for p in by_priority),
+        backlog_end=backlog_end,
+        by_priority=by_priority,
+        changes=sorted(changes, key=lambda c: (c.executed_at or week.end, c.ref)),
+    )
+
+
+# ---- extract -----------------------------------------------------------------------------------
+def extract(hook: ConnectWiseHook, ref: dict[str, str], week: ReportWeek) -> Extracted:
+    """One company's ticket week: a paged list, a count, and the change board."""
+    conditions = week_conditions(ref["company"], ref.get("change_board") or DEFAULT_CHANGE_BOARD, week)
+    tickets = [parse_ticket(r) for r in hook.records("service/tickets", conditions["tickets"], TICKET_FIELDS)]
+    backlog = hook.count("service/tickets/count", conditions["backlog"])
+    changes = [parse_change(r) for r in hook.records("service/tickets", conditions["changes"], CHANGE_FIELDS)]
+    stamps = [d for t in tickets for d in (t.entered, t.closed) if d is not None]
+    stamps += [c.executed_at for c in changes if c.executed_at is not None]
+    return Extracted(ticket_data(tickets, week, backlog, changes), as_of=max(stamps, default=None))
