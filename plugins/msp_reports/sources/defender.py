@@ -1,0 +1,341 @@
+"""Microsoft Defender through Graph security: incidents and Secure Score of one customer tenant.
+
+The MSP has one multi-tenant app registration, consented in each customer's tenant; Graph
+only serves a tenant's data to a token issued *by that tenant*, so the hook asks Azure AD for
+one app-only token per tenant (client credentials) and keeps it until shortly before it
+expires. A cached token that Graph rejects with 401 (revoked, clock skew) is replaced once.
+
+What the week contains, evaluated at ``week.end``:
+
+- **incidents**: created in ``[week.start, week.end)``, plus older ones still open at week end.
+  Three server-side filtered queries, merged by id: created in the week; created before it and
+  not resolved now; created before it and updated after week end (resolved since, possibly
+  open at week end). Redirected incidents are dropped: they were merged into another one.
+- **open or resolved at week end**: Graph incidents have no ``resolvedDateTime``. An incident
+  counts as resolved only if its status is ``resolved`` and ``lastUpdateDateTime`` is at or
+  before week end. Limitation: one resolved in the week but edited after it (a comment, a
+  tag) shows as open; that errs towards reporting an incident, never towards hiding one.
+- **Secure Score**: one snapshot a day. The week's score is the newest snapshot at or before
+  week end, the previous one the newest at or before week start, each at most
+  ``SCORE_LOOKBACK`` old; percentage = ``currentScore / maxScore * 100``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from collections.abc import Callable
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
+from msp_reports.snapshot import Incident, SecurityData, Severity
+from msp_reports.sources import Extracted
+from msp_reports.sources.base import SourceHook
+from msp_reports.sources.http import ApiClient, RetryPolicy
+from msp_reports.sources.timestamps import iso_z, parse_instant
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+    from msp_reports.week import ReportWeek
+
+SYSTEM = "defender"
+DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
+DEFAULT_LOGIN_URL = "https://login.microsoftonline.com"
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+TOKEN_MARGIN_SECONDS = 120  # renew this long before expiry: a request must not outlive its token
+SCORE_LOOKBACK = dt.timedelta(days=3)
+MAX_PAGES = 1000
+SEVERITIES: frozenset[str] = frozenset({"high", "medium", "low", "informational", "unknown"})
+
+# Azure AD error codes a user can act on, with what to do about them.
+_AADSTS_HINTS = {
+    "7000215": "the client secret is wrong: update the password of connection '{conn}'",
+    "7000222": "the client secret has expired: create a new one and update connection '{conn}'",
+    "700016": "the app (client id) is unknown in this tenant: check the login of connection '{conn}' "
+              "and that the customer consented the MSP app",
+    "90002": "tenant '{tenant}' does not exist: check ref.tenant_id in the customer registry",
+    "65001": "the MSP app is not consented in tenant '{tenant}': ask the customer's admin to consent it",
+}
+
+
+class DefenderHook(SourceHook):
+    """Graph security API for customer tenants, with the MSP's multi-tenant app.
+
+    Connection: ``login`` = client id, ``password`` = client secret, ``host`` = Graph root
+    (default ``https://graph.microsoft.com/v1.0``); extra ``login_url`` = Azure AD authority
+    (default ``https://login.microsoftonline.com``).
+
+    :param conn_id: the Airflow connection id (default ``defender_default``).
+    :param page_size: ``$top`` to request; ``None`` leaves Graph's default page size.
+    :param policy: retry policy for every request, token requests included.
+    :param clock: monotonic clock for token expiry (tests replace it).
+    """
+
+    conn_name_attr = "conn_id"
+    default_conn_name = "defender_default"
+    conn_type = "defender"
+    hook_name = "Microsoft Defender (Graph security)"
+    system = SYSTEM
+
+    def __init__(
+        self,
+        conn_id: str | None = None,
+        *,
+        page_size: int | None = None,
+        policy: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(conn_id, policy=policy)
+        self.page_size = page_size
+        self.clock = clock
+        self._tokens: dict[str, tuple[str, float]] = {}  # tenant -> (access token, expires at)
+
+    def build_client(self, conn: Connection, extra: dict[str, Any]) -> ApiClient:
+        self._app_credentials(conn)
+        base = self.base_url(conn) if conn.host else DEFAULT_GRAPH_URL
+        return ApiClient(self.system, base, headers={"Accept": "application/json"}, policy=self.policy)
+
+    @cached_property
+    def login_client(self) -> ApiClient:
+        login_url = self.connection.extra_dejson.get("login_url") or DEFAULT_LOGIN_URL
+        return ApiClient(self.system, login_url, headers={"Accept": "application/json"}, policy=self.policy)
+
+    # --- tokens
+    def token(self, tenant_id: str) -> tuple[str, bool]:
+        """An access token for ``tenant_id`` and whether it was just issued (not from cache)."""
+        cached = self._tokens.get(tenant_id)
+        if cached and cached[1] > self.clock():
+            return cached[0], False
+        client_id, client_secret = self._app_credentials(self.connection)
+        form = {
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "grant_type": "client_credentials",
+            "scope": self.connection.extra_dejson.get("scope") or GRAPH_SCOPE,
+        }
+        try:
+            body = self.login_client.json("POST", f"/{quote(tenant_id, safe='')}/oauth2/v2.0/token", data=form)
+        except (SourceAuthError, SourceResponseError) as exc:
+            if exc.status not in (400, 401, 403):
+                raise
+            raise self._token_error(tenant_id, exc) from exc
+        try:
+            token = str(body["access_token"])
+            lifetime = float(body.get("expires_in", 3599))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SourceResponseError(
+                self.system, f"token response for tenant {tenant_id} has no access_token"
+            ) from exc
+        self._tokens[tenant_id] = (token, self.clock() + max(0.0, lifetime - TOKEN_MARGIN_SECONDS))
+        return token, True
+
+    def _app_credentials(self, conn: Connection) -> tuple[str, str]:
+        if not conn.login or not conn.password:
+            raise SourceAuthError(
+                self.system, f"connection '{self.conn_id}' needs login (client id) and password (client secret)"
+            )
+        return conn.login, conn.password
+
+    def forget_token(self, tenant_id: str) -> None:
+        self._tokens.pop(tenant_id, None)
+
+    def _token_error(self, tenant_id: str, exc: SourceError) -> SourceAuthError:
+        match = re.search(r"AADSTS(\d+)", str(exc))
+        code = match.group(1) if match else ""
+        hint = _AADSTS_HINTS.get(code, "check the client id/secret of connection '{conn}' and the tenant id")
+        label = f"HTTP {exc.status}" + (f", AADSTS{code}" if code else "")
+        return SourceAuthError(
+            self.system,
+            f"Azure AD refused a token for tenant {tenant_id} ({label}): "
+            + hint.format(conn=self.conn_id, tenant=tenant_id),
+            status=exc.status,
+        )
+
+    # --- Graph requests
+    def get(self, tenant_id: str, path_or_url: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """GET as the MSP app in ``tenant_id``; a rejected cached token is renewed once."""
+        query = urlencode(params, quote_via=quote) if params else None  # %20, not '+', in $filter
+        token, fresh = self.token(tenant_id)
+        try:
+            return self._get_with(token, path_or_url, query)
+        except SourceAuthError as exc:
+            if exc.status != 401 or fresh:
+                raise self._graph_auth_error(tenant_id, exc) from exc
+        self.forget_token(tenant_id)
+        token, _ = self.token(tenant_id)
+        try:
+            return self._get_with(token, path_or_url, query)
+        except SourceAuthError as exc:
+            raise self._graph_auth_error(tenant_id, exc) from exc
+
+    def _get_with(self, token: str, path_or_url: str, query: str | None) -> dict[str, Any]:
+        body = self.client.json("GET", path_or_url, params=query, headers={"Authorization": f"Bearer {token}"})
+        if not isinstance(body, dict):
+            raise SourceResponseError(self.system, "Graph answered with something other than a JSON object")
+        return body
+
+    def _graph_auth_error(self, tenant_id: str, exc: SourceAuthError) -> SourceAuthError:
+        if exc.status == 403:
+            what = ("the MSP app lacks permission in this tenant: grant SecurityIncident.Read.All and "
+                    "SecurityEvents.Read.All (application) and re-consent")
+        else:
+            what = "Graph rejected a newly issued token; check that the app is consented in this tenant"
+        return SourceAuthError(self.system, f"tenant {tenant_id} (HTTP {exc.status}): {what}", status=exc.status)
+
+    def collection(self, tenant_id: str, path: str, filter_: str) -> list[dict[str, Any]]:
+        """All items of a Graph collection, following ``@odata.nextLink`` verbatim."""
+        params: dict[str, Any] = {"$filter": filter_}
+        if self.page_size:
+            params["$top"] = self.page_size
+        body = self.get(tenant_id, path, params)
+        items = _values(body)
+        pages = 1
+        while body.get("@odata.nextLink"):
+            if pages >= MAX_PAGES:
+                raise SourceResponseError(self.system, f"{path}: still more pages after {MAX_PAGES}")
+            body = self.get(tenant_id, body["@odata.nextLink"])
+            items.extend(_values(body))
+            pages += 1
+        return items
+
+    def incidents(self, tenant_id: str, week: ReportWeek) -> list[dict[str, Any]]:
+        seen: dict[str, dict[str, Any]] = {}
+        for filter_ in incident_filters(week):
+            for record in self.collection(tenant_id, "/security/incidents", filter_):
+                seen.setdefault(str(record.get("id")), record)
+        return list(seen.values())
+
+    def secure_scores(self, tenant_id: str, week: ReportWeek) -> list[dict[str, Any]]:
+        return self.collection(tenant_id, "/security/secureScores", secure_score_filter(week))
+
+
+HOOK = DefenderHook
+
+
+def _values(body: dict[str, Any]) -> list[dict[str, Any]]:
+    values = body.get("value")
+    if not isinstance(values, list):
+        raise SourceResponseError(SYSTEM, "Graph collection without a 'value' list")
+    return list(values)
+
+
+# --- OData filters -------------------------------------------------------------------------
+def incident_filters(week: ReportWeek) -> list[str]:
+    """The three incident queries (see the module docstring); Graph takes ``Z`` instants bare."""
+    start, end = iso_z(week.start), iso_z(week.end)
+    return [
+        f"createdDateTime ge {start} and createdDateTime lt {end}",
+        f"createdDateTime lt {start} and status ne 'resolved'",
+        f"createdDateTime lt {start} and lastUpdateDateTime gt {end}",
+    ]
+
+
+def secure_score_filter(week: ReportWeek) -> str:
+    return f"createdDateTime ge {iso_z(week.start - SCORE_LOOKBACK)} and createdDateTime le {iso_z(week.end)}"
+
+
+# --- wire -> model (pure) ------------------------------------------------------------------
+def _enum(value: Any) -> str:
+    """Graph writes enums in camelCase or PascalCase depending on the endpoint and doc."""
+    return str(value or "").strip().lower()
+
+
+def severity_of(value: Any) -> Severity:
+    severity = _enum(value)
+    return severity if severity in SEVERITIES else "unknown"  # type: ignore[return-value]
+
+
+def parse_incident(record: dict[str, Any], week: ReportWeek) -> Incident | None:
+    """The incident as it stood at week end, or ``None`` if it does not belong in the week."""
+    status = _enum(record.get("status"))
+    if status == "redirected":
+        return None
+    try:
+        created = parse_instant(record["createdDateTime"])
+        updated = parse_instant(record["lastUpdateDateTime"]) if record.get("lastUpdateDateTime") else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SourceResponseError(SYSTEM, f"incident {record.get('id')!r} has no valid createdDateTime") from exc
+    if created >= week.end:
+        return None
+    resolved = status == "resolved" and updated is not None and updated <= week.end
+    if created < week.start and resolved:
+        return None
+    return Incident(
+        ref=str(record.get("id")),
+        title=str(record.get("displayName") or "(untitled incident)"),
+        severity=severity_of(record.get("severity")),
+        status="resolved" if resolved else "open",
+        created_at=created,
+        source=SYSTEM,
+    )
+
+
+def parse_incidents(records: list[dict[str, Any]], week: ReportWeek) -> list[Incident]:
+    incidents = {}
+    for record in records:
+        incident = parse_incident(record, week)
+        if incident is not None:
+            incidents[incident.ref] = incident
+    return sorted(incidents.values(), key=lambda i: (i.created_at, i.ref))
+
+
+def score_pct(record: dict[str, Any]) -> float | None:
+    try:
+        current, maximum = float(record["currentScore"]), float(record["maxScore"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return round(current / maximum * 100, 2) if maximum > 0 else None
+
+
+def score_at(records: list[dict[str, Any]], instant: dt.datetime) -> float | None:
+    """Secure Score % of the newest snapshot at or before ``instant`` (within the lookback)."""
+    candidates = []
+    for record in records:
+        created = parse_instant(record["createdDateTime"])
+        if instant - SCORE_LOOKBACK <= created <= instant:
+            candidates.append((created, record))
+    if not candidates:
+        return None
+    return score_pct(max(candidates, key=lambda c: c[0])[1])
+
+
+def parse_security(
+    incidents: list[dict[str, Any]], scores: list[dict[str, Any]], week: ReportWeek
+) -> SecurityData:
+    return SecurityData(
+        incidents=parse_incidents(incidents, week),
+        secure_score_pct=score_at(scores, week.end),
+        secure_score_prev_pct=score_at(scores, week.start),
+    )
+
+
+def newest_timestamp(
+    records: list[dict[str, Any]], fields: tuple[str, ...], before: dt.datetime
+) -> dt.datetime | None:
+    """The newest of ``fields`` over ``records`` at or before ``before``: the data's as-of."""
+    times = [parse_instant(record[name]) for record in records for name in fields if record.get(name)]
+    times = [t for t in times if t <= before]
+    return max(times) if times else None
+
+
+# --- extract ------------------------------------------------------------------------------
+def extract(hook: DefenderHook, ref: dict[str, str], week: ReportWeek) -> Extracted:
+    """Incidents and Secure Score of ``ref["tenant_id"]`` for the week, as of week end."""
+    tenant_id = ref.get("tenant_id", "").strip()
+    if not tenant_id:
+        raise SourceError(SYSTEM, "ref.tenant_id is empty")
+    incidents = hook.incidents(tenant_id, week)
+    scores = hook.secure_scores(tenant_id, week)
+    try:
+        data = parse_security(incidents, scores, week)
+        newest = [
+            newest_timestamp(incidents, ("createdDateTime", "lastUpdateDateTime"), week.end),
+            newest_timestamp(scores, ("createdDateTime",), week.end),
+        ]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SourceResponseError(SYSTEM, f"unexpected record shape from Graph: {type(exc).__name__}") from exc
+    return Extracted(data, as_of=max((t for t in newest if t is not None), default=None))

@@ -1,0 +1,223 @@
+"""Cloudflare hook and simulator: health-check availability over the customer's week."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import requests
+
+from msp_reports.exceptions import SourceAuthError, SourceResponseError
+from msp_reports.simulators.server import SimServer
+from msp_reports.simulators.world import Outage, Profile, World
+from msp_reports.sources import cloudflare
+from msp_reports.sources.http import RetryPolicy
+from msp_reports.week import ReportWeek
+
+CONN_ID = "cloudflare_test"
+WEEK_OF = dt.date(2026, 11, 16)
+MINUTE = dt.timedelta(minutes=1)
+
+
+@pytest.fixture
+def waits() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def connect(sim, creds, use_connection, waits):
+    def _connect(*, token: str | None = None, page_size: int | None = None,
+                 server: SimServer | None = None) -> cloudflare.CloudflareHook:
+        use_connection(CONN_ID, {
+            "conn_type": "cloudflare",
+            "host": f"{(server or sim).base_url}/cloudflare/client/v4",
+            "password": token or creds.cloudflare_token,
+        })
+        policy = RetryPolicy(attempts=3, base_delay=0.01, sleep=waits.append)
+        return cloudflare.CloudflareHook(CONN_ID, page_size=page_size, policy=policy)
+
+    return _connect
+
+
+def expected_checks(world: World, code: str, week: ReportWeek) -> dict[str, tuple]:
+    """Straight from the world: one sample a minute over the week, down if an outage covers it."""
+    out = {}
+    for check in world.customers[code].checks:
+        samples = down = 0
+        at = week.start
+        while at < week.end:
+            samples += 1
+            down += any(o.start <= at and (o.end is None or at < o.end) for o in check.outages)
+            at += MINUTE
+        out[check.name] = (check.address, round((samples - down) / samples * 100, 3), float(down), "healthy")
+    return out
+
+
+def got_checks(data) -> dict[str, tuple]:
+    return {c.name: (c.address, c.availability_pct, c.downtime_minutes, c.status_now) for c in data.checks}
+
+
+# --- against the simulator ----------------------------------------------------------------
+@pytest.mark.parametrize("code", ["CNDR", "DLTA", "HTEL", "KILO"])
+def test_extract_matches_world(connect, world, code):
+    """Availability and downtime equal the world's, in the customer's own week (LA, Singapore too)."""
+    week = world.week(code)
+    result = cloudflare.extract(connect(), {"zone_id": world.customers[code].zone_id}, week)
+
+    assert got_checks(result.data) == expected_checks(world, code, week)
+    # and within a minute of the outages' exact overlap with the week
+    for check in world.customers[code].checks:
+        exact = sum(week.clip(o.start, o.end) for o in check.outages) / 60
+        assert abs(got_checks(result.data)[check.name][2] - exact) <= 1
+    assert {c.source for c in result.data.checks} == {"cloudflare"}
+
+
+def test_pages_through_health_checks(connect, world, sim):
+    """HTEL has three checks; the simulator serves two a page."""
+    before = sim.state.requests["cloudflare"]
+    result = cloudflare.extract(connect(), {"zone_id": world.customers["HTEL"].zone_id}, world.week("HTEL"))
+
+    assert len(result.data.checks) == 3
+    assert sim.state.requests["cloudflare"] - before == 3  # two REST pages and one GraphQL query
+    one_by_one = cloudflare.extract(connect(page_size=1), {"zone_id": world.customers["HTEL"].zone_id},
+                                    world.week("HTEL"))
+    assert one_by_one.data == result.data
+
+
+@pytest.fixture(scope="module")
+def boundary_sim(creds):
+    """A one-check world whose only outages straddle the start and the end of the week."""
+    world = World(WEEK_OF, profiles=(Profile("ZULU", "Zulu Ltd", "Asia/Singapore", ("SG",), web_checks=("www",)),))
+    week = world.week("ZULU")
+    world.customers["ZULU"].checks[0].outages = [
+        Outage(week.start - dt.timedelta(minutes=30), week.start + dt.timedelta(minutes=10)),
+        Outage(week.end - dt.timedelta(minutes=15), week.end + dt.timedelta(minutes=20)),
+    ]
+    with SimServer(world, creds) as server:
+        yield server
+
+
+def test_week_is_clipped_at_both_ends(connect, boundary_sim):
+    world = boundary_sim.world
+    week = world.week("ZULU")
+    result = cloudflare.extract(connect(server=boundary_sim), {"zone_id": world.customers["ZULU"].zone_id}, week)
+    (check,) = result.data.checks
+    minutes = week.seconds / 60
+
+    assert check.downtime_minutes == 25.0  # 10 after the start + 15 before the end
+    assert check.availability_pct == round((minutes - 25) / minutes * 100, 3)
+    assert got_checks(result.data) == expected_checks(world, "ZULU", week)
+
+
+def test_wrong_token_raises_auth_error(connect, world):
+    with pytest.raises(SourceAuthError) as info:
+        cloudflare.extract(connect(token="bad-token-123"), {"zone_id": world.customers["ACME"].zone_id},
+                           world.week("ACME"))
+    message = str(info.value)
+    assert "cloudflare_test" in message and "10000" in message
+    assert "bad-token-123" not in message and info.value.status == 403
+
+
+def test_unknown_zone_points_at_the_registry(connect, world):
+    with pytest.raises(SourceResponseError, match=r"ref\.zone_id"):
+        cloudflare.extract(connect(), {"zone_id": "0" * 32}, world.week("ACME"))
+
+
+def test_429_then_success_honours_retry_after(connect, world, sim, waits):
+    requests.post(f"{sim.base_url}/_sim/faults/cloudflare", json={"mode": "429", "times": 1, "retry_after": 1})
+    result = cloudflare.extract(connect(), {"zone_id": world.customers["DLTA"].zone_id}, world.week("DLTA"))
+
+    assert waits == [1.0]
+    assert got_checks(result.data) == expected_checks(world, "DLTA", world.week("DLTA"))
+
+
+def test_5xx_then_success(connect, world, sim, waits):
+    requests.post(f"{sim.base_url}/_sim/faults/cloudflare", json={"mode": "500", "times": 2})
+    result = cloudflare.extract(connect(), {"zone_id": world.customers["DLTA"].zone_id}, world.week("DLTA"))
+
+    assert len(waits) == 2
+    assert got_checks(result.data) == expected_checks(world, "DLTA", world.week("DLTA"))
+
+
+def test_graphql_errors_arrive_with_http_200(sim, creds, world):
+    response = requests.post(
+        f"{sim.base_url}/cloudflare/client/v4/graphql",
+        headers={"Authorization": f"Bearer {creds.cloudflare_token}"},
+        json={"query": cloudflare.AVAILABILITY_QUERY.replace("fqdn", "colo"),
+              "variables": {"zoneTag": world.customers["ACME"].zone_id, "start": "2026-11-16T00:00:00Z",
+                            "end": "2026-11-23T00:00:00Z", "limit": 100}},
+    )
+    assert response.status_code == 200
+    with pytest.raises(SourceResponseError, match="colo"):
+        cloudflare.graphql_rows(response.json(), cloudflare.DATASET)
+
+
+def test_simulator_honours_query_variables(sim, creds, world):
+    """The window and zone come from the variables: one hour of one zone is 60 events a check."""
+    response = requests.post(
+        f"{sim.base_url}/cloudflare/client/v4/graphql",
+        headers={"Authorization": f"Bearer {creds.cloudflare_token}"},
+        json={"query": cloudflare.AVAILABILITY_QUERY,
+              "variables": {"zoneTag": world.customers["HTEL"].zone_id, "start": "2026-11-17T10:00:00Z",
+                            "end": "2026-11-17T11:00:00Z", "limit": 100}},
+    )
+    rows = cloudflare.graphql_rows(response.json(), cloudflare.DATASET)
+    assert sum(r["count"] for r in rows) == 60 * len(world.customers["HTEL"].checks)
+    assert {r["dimensions"]["fqdn"] for r in rows} == {"www.htel.example", "booking.htel.example",
+                                                       "portal.htel.example"}
+
+
+def test_demo_connection_and_default_conn_id(sim, creds, world, use_connection):
+    """The demo's connection works with a hook built with no arguments (``cloudflare_default``)."""
+    from msp_reports.simulators import cloudflare as sim_cloudflare
+
+    (conn_id, conn), = sim_cloudflare.demo_connections(sim.base_url, creds, {}).items()
+    use_connection(conn_id, conn)
+    result = cloudflare.extract(cloudflare.HOOK(), {"zone_id": world.customers["KILO"].zone_id}, world.week("KILO"))
+    assert got_checks(result.data) == expected_checks(world, "KILO", world.week("KILO"))
+
+
+# --- pure parsing ---------------------------------------------------------------------------
+def _check(name: str, address: str, **fields) -> dict:
+    return {"id": name, "name": name, "address": address, "type": "HTTPS", "status": "healthy",
+            "interval": 60, "http_config": {"path": "/health"}} | fields
+
+
+def _group(count: int, status: str, fqdn: str, region: str = "WEU") -> dict:
+    return {"count": count, "dimensions": {"healthStatus": status, "fqdn": fqdn, "region": region}}
+
+
+def test_parse_site_checks_on_wire_records():
+    checks = [
+        _check("www", "www.acme.example"),
+        _check("api", "api.acme.example", interval=300, status="unhealthy"),
+        _check("a", "shared.acme.example"),
+        _check("b", "shared.acme.example"),
+        _check("new", "new.acme.example", suspended=True),
+    ]
+    groups = [
+        _group(990, "healthy", "www.acme.example"), _group(10, "unhealthy", "WWW.acme.example"),
+        # two regions: 4 unhealthy events between them are two 5-minute intervals each
+        _group(996, "healthy", "api.acme.example", "WEU"), _group(2, "unhealthy", "api.acme.example", "WEU"),
+        _group(998, "healthy", "api.acme.example", "ENAM"), _group(2, "unknown", "api.acme.example", "ENAM"),
+        _group(50, "healthy", "shared.acme.example"),
+    ]
+    got = {c.name: c for c in cloudflare.parse_site_checks(checks, groups).checks}
+
+    assert (got["www"].availability_pct, got["www"].downtime_minutes) == (99.0, 10.0)
+    assert got["www"].address == "https://www.acme.example/health"
+    assert (got["api"].availability_pct, got["api"].downtime_minutes) == (99.8, 10.0)
+    assert got["api"].status_now == "unhealthy"
+    assert got["a"].availability_pct is None and got["b"].availability_pct is None  # cannot be told apart
+    assert got["new"].availability_pct is None and got["new"].status_now == "suspended"
+
+
+def test_envelope_errors_with_http_200_are_errors():
+    with pytest.raises(SourceResponseError, match="1003"):
+        cloudflare.read_page({"success": False, "errors": [{"code": 1003, "message": "Invalid zone"}],
+                              "result": None})
+    items, pages = cloudflare.read_page({"success": True, "errors": [], "result": [{}],
+                                         "result_info": {"page": 1, "per_page": 5, "total_count": 11}})
+    assert (len(items), pages) == (1, 3)
+    with pytest.raises(SourceResponseError):
+        cloudflare.graphql_rows({"data": {"viewer": {"zones": []}}, "errors": None}, cloudflare.DATASET)
