@@ -23,8 +23,13 @@ import os
 from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task, task_group
 
 MSP_TIMEZONE = os.environ.get("MSP_REPORTS_TIMEZONE", "Europe/London")
-CUSTOMER_LABEL = "{{ task.op_kwargs['item']['customer'] }}"
+CUSTOMER_LABEL = "{{ customer }}"  # each mapped task puts its customer code in the context
 DOMAINS = ("uptime", "tickets", "backups", "security", "sites")
+
+
+def _label(item: dict[str, str]) -> None:
+    """Name this mapped task instance after its customer in the grid (map_index_template)."""
+    get_current_context()["customer"] = item["customer"]  # type: ignore[typeddict-unknown-key]
 
 
 def _settings():
@@ -45,6 +50,7 @@ def plan_customers() -> list[dict[str, str]]:
 
 @task(map_index_template=CUSTOMER_LABEL, retries=2, retry_delay=dt.timedelta(minutes=2))
 def extract(item: dict[str, str], domain: str) -> dict:
+    _label(item)
     from msp_reports import pipeline
 
     return pipeline.extract(_settings(), item, domain)
@@ -52,6 +58,7 @@ def extract(item: dict[str, str], domain: str) -> dict:
 
 @task(map_index_template=CUSTOMER_LABEL, trigger_rule="all_done")
 def reconcile(item: dict[str, str]) -> dict:
+    _label(item)
     from msp_reports import pipeline
 
     return pipeline.build_snapshot(_settings(), item)
@@ -59,6 +66,7 @@ def reconcile(item: dict[str, str]) -> dict:
 
 @task(map_index_template=CUSTOMER_LABEL)
 def render(item: dict[str, str]) -> dict:
+    _label(item)
     from msp_reports import pipeline
 
     return pipeline.render(_settings(), item)
@@ -67,6 +75,7 @@ def render(item: dict[str, str]) -> dict:
 @task.sensor(map_index_template=CUSTOMER_LABEL, mode="reschedule", poke_interval=60,
              timeout=dt.timedelta(days=2).total_seconds())
 def wait_for_approval(item: dict[str, str]):
+    _label(item)
     from airflow.sdk import PokeReturnValue, Variable
     from airflow.sdk.exceptions import AirflowSkipException
     from msp_reports import approval, pipeline
@@ -83,6 +92,7 @@ def wait_for_approval(item: dict[str, str]):
 
 @task(map_index_template=CUSTOMER_LABEL, retries=2, retry_delay=dt.timedelta(minutes=5))
 def deliver(item: dict[str, str], channel: str) -> dict:
+    _label(item)
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
     from msp_reports import pipeline
     from msp_reports.exceptions import AlreadyDelivered, ApprovalError, DeliveryStateUnknown

@@ -11,6 +11,10 @@ class RegistryError(ReportError):
     """The customer registry is invalid: the message names the file, customer and field."""
 
 
+class UnsafeResourceError(ReportError):
+    """The HTML asked for a resource outside the report templates (remote, or another file)."""
+
+
 class SourceError(ReportError):
     """A source system could not give this customer's week."""
 

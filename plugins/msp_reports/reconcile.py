@@ -96,7 +96,7 @@ def reconcile(current: WeeklySnapshot, previous: WeeklySnapshot | None, threshol
         flags.append(Flag(
             kind="source_unavailable", severity="warning", domain=domain, subject=status.system,
             message=f"{domain.capitalize()} data from {status.system} was unavailable for this week.",
-            recommendation=f"Check the {status.system} connection and re-run the {domain} extract before sending.",
+            recommendation=f"We are restoring the {status.system} data feed; the {domain} figures will follow separately.",
         ))
     flags += _uptime_flags(current, previous, thresholds)
     flags += _backup_flags(current, thresholds)
