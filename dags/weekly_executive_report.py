@@ -107,9 +107,13 @@ def deliver(item: dict[str, str], channel: str) -> dict:
 
 @task(trigger_rule="all_done")
 def rollup(items: list[dict[str, str]]) -> dict:
+    from airflow.sdk.exceptions import AirflowFailException
     from msp_reports import pipeline
 
-    return pipeline.rollup(_settings(), list(items))
+    result = pipeline.rollup(_settings(), list(items))
+    if result["needs_attention"]:  # posted first; then the run shows red so nobody misses it
+        raise AirflowFailException(f"needs attention: {'; '.join(result['needs_attention'])}")
+    return result
 
 
 @task_group

@@ -233,5 +233,8 @@ def rollup(settings: Settings, items: list[dict[str, str]]) -> dict:
     update = previous is not None and previous["state"] == "sent" and previous["pdf_sha256"] != digest
     channel = TeamsChannel(registry.msp.internal_teams_conn_id, rollup_card(registry.msp, week_of, statuses))
     receipt = ledger.send_once(channel, digest, resend=update)
+    attention = [f"{s['customer']} {s['state']}" for s in statuses
+                 if s["state"] != "delivered" and not s["state"].startswith("rejected")]
+    attention += [f"{s['customer']} {d} unavailable" for s in statuses for d in s["unavailable"]]
     return {"customers": len(statuses), "posted": receipt["state"], "updates": receipt.get("resends", 0),
-            "not_delivered": [s["customer"] for s in statuses if s["state"] != "delivered"]}
+            "delivered": sum(s["state"] == "delivered" for s in statuses), "needs_attention": attention}
