@@ -167,3 +167,33 @@ def test_running_again_sends_nothing_twice(demo, first_run):
     after = {k: len(v) for k, v in sim.state.extra["teams_posts"].items()}
     customer_channels = {k: v for k, v in after.items() if k != "weekly-reports"}
     assert customer_channels == {k: v for k, v in before_posts.items() if k != "weekly-reports"}
+
+
+def test_rejected_customer_is_skipped_and_named_in_rollup_manual_run_for_some_customers(demo, first_run):
+    """A manual run for a past week, limited to two customers: one approved, one rejected."""
+    from airflow.models import Variable
+    from airflow.dag_processing.dagbag import DagBag
+
+    from msp_reports.approval import variable_key
+
+    past = WEEK_OF - dt.timedelta(days=7)
+    Variable.set(variable_key("ECHO", past), "reject the Berlin numbers need a second look")
+    Variable.set(variable_key("FXTR", past), "approve")
+    before = len(demo["mail"].messages())
+    dag = DagBag(str(ROOT / "dags")).dags["weekly_executive_report"]
+    run_at = dt.datetime.combine(WEEK_OF, dt.time(6, 0), tzinfo=ZoneInfo("Europe/London"))
+    dr = dag.test(logical_date=run_at, run_after=run_at, run_conf={"customers": ["ECHO", "FXTR"]})
+    assert str(dr.state) == "success"
+    tis = dr.get_task_instances()
+    labels = {ti.map_index: ti.rendered_map_index for ti in tis if ti.task_id == "customer_report.render"}
+    assert sorted(labels.values()) == ["ECHO", "FXTR"]  # only the two customers asked for
+    index = {label: i for i, label in labels.items()}
+    states = {(ti.task_id, ti.map_index): str(ti.state) for ti in tis}
+    for channel in ("deliver_email", "post_to_teams", "archive"):
+        assert states[(f"customer_report.{channel}", index["ECHO"])] == "skipped"
+        assert states[(f"customer_report.{channel}", index["FXTR"])] == "success"
+    new = demo["mail"].messages()[before:]
+    assert [m.get_all("To") for m in new] == [[", ".join(demo["registry"].get("FXTR").recipients)]]
+    rollup = (demo["home"] / f"store/_rollup/{past}/rollup.md").read_text()
+    assert "ECHO | ⛔ rejected by unknown (Airflow Variable): the Berlin numbers need a second look" in rollup
+    assert "FXTR | ✅ delivered" in rollup and "ACME" not in rollup

@@ -5,7 +5,8 @@ The four rules from the brief, with per-customer thresholds:
 - ``sla_drop``: an uptime row (site x device class) fell by ``sla_drop_points`` or more;
 - ``backup_stale``: an asset's last good backup is older than ``backup_stale_hours`` at week end;
 - ``open_incident``: a security incident is still open at week end;
-- ``ticket_trend``: the backlog grew by ``backlog_growth`` or more, or SLA breaches rose.
+- ``ticket_trend``: the backlog grew by ``backlog_growth`` or more while more tickets were opened
+  than closed, or SLA breaches rose by ``sla_breach_growth`` or more.
 
 A rule that needs last week is not evaluated without it: the result says there is no baseline
 instead of inventing one. A failed source raises ``source_unavailable`` and no other flag for
@@ -188,7 +189,7 @@ def _ticket_flags(cur: WeeklySnapshot, prev: WeeklySnapshot | None, th: Threshol
                      f"{data.opened} tickets opened and {data.closed} closed."),
             recommendation="Add service-desk capacity this week and review recurring ticket causes with the customer.",
         ))
-    if data.sla_breaches > was.sla_breaches:
+    if data.sla_breaches - was.sla_breaches >= th.sla_breach_growth:
         flags.append(Flag(
             kind="ticket_trend", severity="warning", domain="tickets", subject="sla_breaches",
             message=f"SLA breaches rose from {was.sla_breaches} to {data.sla_breaches}.",

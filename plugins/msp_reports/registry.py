@@ -55,7 +55,8 @@ class SourceRef(_Strict):
 class Thresholds(_Strict):
     sla_drop_points: float = 3.0
     backup_stale_hours: float = 48.0
-    backlog_growth: int = 1  # backlog up by at least this many tickets week over week
+    backlog_growth: int = 3  # backlog up by at least this many tickets week over week
+    sla_breach_growth: int = 3  # SLA breaches up by at least this many week over week
     default_slo_pct: float = 99.9
 
 

@@ -11,7 +11,7 @@ from msp_reports.exceptions import SourceAuthError, SourceResponseError
 from msp_reports.simulators import zabbix as zabbix_sim
 from msp_reports.simulators.credentials import SimCredentials
 from msp_reports.simulators.server import SimServer
-from msp_reports.simulators.world import WEEKS, World
+from msp_reports.simulators.world import BOUNDARY_HEAD_MINUTES, WEEKS, World, boundary_tail_minutes
 from msp_reports.sources import zabbix
 from msp_reports.sources.http import RetryPolicy
 from msp_reports.week import ReportWeek
@@ -96,10 +96,10 @@ def test_sla_drop_story_shows_in_the_row(sim, world, creds, use_connection):
 
 
 def test_outage_across_week_start_counts_only_inside_each_week(sim, world, creds, use_connection):
-    """The world's outage from 30 min before the latest week: its tail in this week, its head in the last."""
+    """The world's outage from just before the latest week: its tail in this week, its head in the last."""
     code = "ACME"
     latest, previous = world.week(code), world.week(code, offset=1)
-    boundary_start = latest.start - dt.timedelta(minutes=30)
+    boundary_start = latest.start - dt.timedelta(minutes=BOUNDARY_HEAD_MINUTES)
     only_boundary = [s for s in world.customers[code].services
                      if [o.start for o in s.outages if o.end > previous.start and o.start < latest.end]
                      == [boundary_start]]
@@ -111,8 +111,8 @@ def test_outage_across_week_start_counts_only_inside_each_week(sim, world, creds
                  zabbix.extract(hook, {"service_tag": code}, previous).data.rows}
     for svc in only_boundary:
         key = (svc.site, svc.device_class)
-        assert this_week[key].downtime_minutes == 5 + len(svc.site)
-        assert last_week[key].downtime_minutes == 30
+        assert this_week[key].downtime_minutes == boundary_tail_minutes(svc.site)
+        assert last_week[key].downtime_minutes == BOUNDARY_HEAD_MINUTES
 
 
 def test_dst_week_is_169_hours_of_daily_slices(dst_sim, dst_world, creds, use_connection):

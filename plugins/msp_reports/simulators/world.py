@@ -19,6 +19,14 @@ from msp_reports.week import ReportWeek
 UTC = dt.timezone.utc
 WEEKS = 9  # the latest week and eight before it (trend charts want eight)
 
+BOUNDARY_HEAD_MINUTES = 6  # the outage across the latest week's start: minutes before it
+
+
+def boundary_tail_minutes(site: str) -> int:
+    """Minutes of that outage inside the latest week (differs per site, to catch mix-ups)."""
+    return 1 + len(site) % 3
+
+
 PRIORITIES = ("Priority 1 - Critical", "Priority 2 - High", "Priority 3 - Medium", "Priority 4 - Low")
 CHANGE_BOARD = "Change Management"
 SERVICE_BOARD = "Service Desk"
@@ -217,16 +225,16 @@ class World:
                 for i, w in enumerate(weeks):
                     latest = i == len(weeks) - 1
                     rw = self._rng("outage", p.code, site, cls, w.week_of)
-                    if rw.random() < 0.35:  # a short blip most weeks
+                    if rw.random() < 0.25:  # a short blip some weeks, inside a 99.9% SLO
                         start = w.start + dt.timedelta(seconds=rw.randint(3600, w.seconds - 7200))
-                        svc.outages.append(Outage(start, start + dt.timedelta(minutes=rw.randint(2, 25))))
+                        svc.outages.append(Outage(start, start + dt.timedelta(minutes=rw.randint(1, 3))))
                     if latest and "sla_drop" in p.stories and site == p.sites[0] and cls == "Network":
                         # core switch failure at the first site: about 7 hours down on Wednesday
                         start = w.start + dt.timedelta(days=2, hours=9, minutes=12)
                         svc.outages.append(Outage(start, start + dt.timedelta(hours=7, minutes=5)))
                 # an outage that spans the boundary into the previous week counts only in-week
-                svc.outages.append(Outage(weeks[-1].start - dt.timedelta(minutes=30),
-                                          weeks[-1].start + dt.timedelta(minutes=5 + len(site))))
+                svc.outages.append(Outage(weeks[-1].start - dt.timedelta(minutes=BOUNDARY_HEAD_MINUTES),
+                                          weeks[-1].start + dt.timedelta(minutes=boundary_tail_minutes(site))))
                 svc.outages.sort(key=lambda o: o.start)
                 cw.services.append(svc)
 
@@ -258,9 +266,12 @@ class World:
             close_rate = 0.55 if growth and i >= WEEKS - 4 else 0.92
             for _ in range(n_open):
                 entered = w.start + dt.timedelta(seconds=r.randint(0, w.seconds - 1))
-                closed = None
                 if r.random() < close_rate:
                     closed = entered + dt.timedelta(hours=r.choice((1, 2, 4, 8, 20, 30, 60)))
+                elif growth:
+                    closed = None  # the story: work piles up
+                else:
+                    closed = entered + dt.timedelta(hours=r.randint(80, 300))  # slow, but closed
                 tmpl = subjects
                 if "hostile_titles" in p.stories and i == WEEKS - 1 and r.random() < 0.3:
                     tmpl = hostile
