@@ -199,6 +199,7 @@ def customer_status(store: ReportStore, customer: Customer, week_of: dt.date) ->
     receipts = Ledger(store, customer.code, week_of).receipts()
     flags = rec_raw["flags"] if rec_raw else []
     unavailable = [d for d in DOMAINS if rec_raw and not rec_raw["snapshot"][d]["status"]["ok"]]
+    errors = {d: rec_raw["snapshot"][d]["status"]["error"] for d in unavailable}
     if rec_raw is None:
         state = "failed before reconcile"
     elif store.read_json(customer.code, week_of, "render.json") is None:
@@ -213,7 +214,7 @@ def customer_status(store: ReportStore, customer: Customer, week_of: dt.date) ->
         failed = [ch for ch in CHANNELS if receipts.get(ch, {}).get("state") != "sent"]
         state = "approved; not delivered on " + ", ".join(failed)
     return {"customer": customer.code, "name": customer.name, "state": state, "flags": flags,
-            "unavailable": unavailable, "deliveries": {ch: receipts.get(ch, {}).get("state", "-") for ch in CHANNELS}}
+            "unavailable": unavailable, "errors": errors, "deliveries": {ch: receipts.get(ch, {}).get("state", "-") for ch in CHANNELS}}
 
 
 def rollup(settings: Settings, items: list[dict[str, str]]) -> dict:

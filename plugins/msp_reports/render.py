@@ -177,10 +177,14 @@ def _source_line(context: Any, section: Any) -> Md:
 
 
 def _unavailable(section: Any) -> Md:
+    """Customer-facing: which system, not the technical error (that goes to the internal roll-up)."""
+    from msp_reports.sources import SYSTEMS
+
     status = section.status
-    error = escape_markdown(status.error or "no error was reported")
-    return Md(f"> **Data unavailable: {escape_markdown(status.system)}** — {error}\n>\n"
-              "> The figures for this section are left out rather than shown as zero.")
+    label = SYSTEMS[status.system].label if status.system in SYSTEMS else status.system
+    return Md(f"> **Data unavailable: {escape_markdown(label)}** did not provide this week's data in time.\n>\n"
+              "> The figures for this section are left out rather than shown as zero; "
+              "your account engineer will follow up.")
 
 
 @jinja2.pass_context

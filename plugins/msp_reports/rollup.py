@@ -29,7 +29,7 @@ def _risks(statuses: list[dict]) -> list[str]:
             if f["severity"] == "critical":
                 risks.append(f"{s['customer']}: {f['message']}")
         for d in s["unavailable"]:
-            risks.append(f"{s['customer']}: {d} data unavailable this week")
+            risks.append(f"{s['customer']}: {d} data unavailable this week ({s['errors'].get(d) or 'no error recorded'})")
     return risks
 
 

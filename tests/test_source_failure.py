@@ -1,0 +1,78 @@
+"""A source that fails: its section is stored as unavailable, the report says so and shows no
+number for it, the other sections still come from their systems, the roll-up names it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import pytest
+import requests
+from pypdf import PdfReader
+
+from conftest import WEEK_OF
+
+from msp_reports import pipeline
+from msp_reports.exceptions import SourceUnavailable
+from msp_reports.settings import Settings
+
+
+@pytest.fixture
+def settings(sim, tmp_path, monkeypatch):
+    from msp_reports.registry import load_registry
+    from msp_reports.simulators.server import connection_env, demo_connections
+
+    registry = load_registry(Settings.load().registry_path)
+    channels = {c.delivery.teams.conn_id: c.code.lower() for c in registry.customers}
+    for key, value in connection_env(demo_connections(sim.base_url, sim.creds, channels)).items():
+        monkeypatch.setenv(key, value)
+    return Settings(registry_path=Settings.load().registry_path, store_root=str(tmp_path / "store"),
+                    archive_root=str(tmp_path / "archive"))
+
+
+def test_failed_backup_source_renders_unavailable_never_zero(sim, world, settings):
+    item = {"customer": "ECHO", "week_of": WEEK_OF.isoformat()}
+    requests.post(f"{sim.base_url}/_sim/faults/datto", json={"mode": "down"}, timeout=5).raise_for_status()
+    for domain in pipeline.DOMAINS:
+        if domain == "backups":
+            with pytest.raises(SourceUnavailable, match="datto: HTTP 503"):
+                pipeline.extract(settings, item, domain)
+        else:
+            pipeline.extract(settings, item, domain)
+    requests.delete(f"{sim.base_url}/_sim/faults", timeout=5)
+    summary = pipeline.build_snapshot(settings, item)
+    assert summary["unavailable"] == ["backups"]
+    pipeline.render(settings, item)
+
+    from msp_reports.store import ReportStore
+
+    store = ReportStore(settings.store_root)
+    pdf = store.read_bytes("ECHO", WEEK_OF, "report.pdf")
+    text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
+    backups = text.split("Backups", 1)[1].split("Security", 1)[0]
+    notice = backups.split("\n", 2)[2]  # after the "Source: datto · fetched <time>" line
+    assert notice.startswith("Data unavailable: Datto BCDR")
+    assert not any(ch.isdigit() for ch in notice)  # no figure at all, let alone a zero
+    assert "127.0.0.1" not in text and "HTTP 503" not in text  # technical detail stays internal
+    for agent in world.customers["ECHO"].agents:
+        assert agent.name not in text  # no backup rows were invented
+    # the other sections still carry their systems' numbers
+    tickets = store.read_json("ECHO", WEEK_OF, "sections/tickets.json")["data"]
+    assert f"{tickets['opened']}" in text.split("Tickets", 1)[1]
+
+    status = pipeline.customer_status(store, pipeline.load_registry(settings.registry_path).get("ECHO"), WEEK_OF)
+    assert status["unavailable"] == ["backups"]
+    assert "source_unavailable" in {f["kind"] for f in status["flags"]}
+    assert "HTTP 503" in status["errors"]["backups"]  # ... and reaches the internal roll-up
+
+
+def test_unknown_extract_marks_section_missing(settings):
+    """If an extract task never ran (killed, upstream failure), reconcile says so rather than guessing."""
+    item = {"customer": "GOLF", "week_of": WEEK_OF.isoformat()}
+    for domain in ("uptime", "tickets", "security", "sites"):
+        pipeline.extract(settings, item, domain)
+    assert pipeline.build_snapshot(settings, item)["unavailable"] == ["backups"]
+    from msp_reports.store import ReportStore
+
+    snap = ReportStore(settings.store_root).read_json("GOLF", WEEK_OF, "snapshot.json")
+    assert snap["backups"]["status"]["error"] == "the extract task did not run" and snap["backups"]["data"] is None
