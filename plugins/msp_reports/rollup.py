@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from msp_reports.registry import Msp
+from msp_reports.render import escape_markdown
 
 
 
@@ -53,16 +54,17 @@ def rollup_markdown(msp: Msp, week_of: dt.date | None, statuses: list[dict]) -> 
     for s in statuses:
         d = s["deliveries"]
         flags = ", ".join(sorted({f["kind"] for f in s["flags"]})) or "none"
-        lines.append(f"| {s['customer']} | {_state_icon(s['state'])} {s['state']} | {flags} | "
+        lines.append(f"| {s['customer']} | {_state_icon(s['state'])} {escape_markdown(s['state'])} | {flags} | "
                      f"{d['email']} | {d['teams']} | {d['archive']} |")
-    lines += ["", "## Key risks", ""] + [f"- {r}" for r in _risks(statuses) or ["None this week."]]
-    lines += ["", "## Actions this week", ""] + [f"- {a}" for a in _actions(statuses) or ["None."]]
+    lines += ["", "## Key risks", ""] + [f"- {escape_markdown(r, 600)}" for r in _risks(statuses) or ["None this week."]]
+    lines += ["", "## Actions this week", ""] + [f"- {escape_markdown(a, 600)}" for a in _actions(statuses) or ["None."]]
     return "\n".join(lines) + "\n"
 
 
 def rollup_card(msp: Msp, week_of: dt.date | None, statuses: list[dict]) -> dict:
     """The same facts as an Adaptive Card for the internal Teams channel."""
-    facts = [{"title": s["customer"], "value": f"{_state_icon(s['state'])} {s['state']}"} for s in statuses]
+    facts = [{"title": s["customer"], "value": f"{_state_icon(s['state'])} {escape_markdown(s['state'])}"}
+             for s in statuses]
     body = [
         {"type": "TextBlock", "text": f"Weekly reports: week of {week_of}", "weight": "Bolder", "size": "Large"},
         {"type": "TextBlock", "wrap": True,
@@ -70,8 +72,11 @@ def rollup_card(msp: Msp, week_of: dt.date | None, statuses: list[dict]) -> dict
         {"type": "FactSet", "facts": facts},
         {"type": "TextBlock", "text": "Key risks", "weight": "Bolder"},
     ]
-    body += [{"type": "TextBlock", "text": r, "wrap": True} for r in _risks(statuses) or ["None this week."]]
+    # risks and actions quote source text (incident titles): escaped like every other rendering
+    body += [{"type": "TextBlock", "text": escape_markdown(r, 600), "wrap": True}
+             for r in _risks(statuses) or ["None this week."]]
     body += [{"type": "TextBlock", "text": "Actions this week", "weight": "Bolder"}]
-    body += [{"type": "TextBlock", "text": a, "wrap": True} for a in _actions(statuses) or ["None."]]
+    body += [{"type": "TextBlock", "text": escape_markdown(a, 600), "wrap": True}
+             for a in _actions(statuses) or ["None."]]
     return {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
             "version": "1.4", "body": body}

@@ -22,6 +22,7 @@ class SourceHook(BaseHook):
     """Base hook for a source system's HTTP API.
 
     :param conn_id: the Airflow connection holding the system's URL and credentials.
+    :param page_size: page size to request where the API pages; ``None`` leaves the API default.
     :param policy: retry policy; the default retries 5 times with backoff.
     """
 
@@ -31,9 +32,12 @@ class SourceHook(BaseHook):
     hook_name = ""
     system = ""
 
-    def __init__(self, conn_id: str | None = None, *, policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, conn_id: str | None = None, *, page_size: int | None = None, policy: RetryPolicy | None = None
+    ) -> None:
         super().__init__()
         self.conn_id = conn_id or self.default_conn_name
+        self.page_size = page_size
         self.policy = policy
 
     @cached_property

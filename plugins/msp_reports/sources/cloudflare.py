@@ -76,12 +76,6 @@ class CloudflareHook(SourceHook):
     hook_name = "Cloudflare health checks"
     system = SYSTEM
 
-    def __init__(
-        self, conn_id: str | None = None, *, page_size: int | None = None, policy: RetryPolicy | None = None
-    ) -> None:
-        super().__init__(conn_id, policy=policy)
-        self.page_size = page_size
-
     def build_client(self, conn: Connection, extra: dict[str, Any]) -> ApiClient:
         if not conn.password:
             raise SourceAuthError(self.system, f"connection '{self.conn_id}' needs the API token as password")

@@ -105,8 +105,9 @@ class ConnectWiseHook(SourceHook):
         )
 
     @property
-    def page_size(self) -> int:
-        return max(1, min(MAX_PAGE_SIZE, int(self.connection.extra_dejson.get("page_size", MAX_PAGE_SIZE))))
+    def request_page_size(self) -> int:
+        wanted = self.page_size or self.connection.extra_dejson.get("page_size", MAX_PAGE_SIZE)
+        return max(1, min(MAX_PAGE_SIZE, int(wanted)))
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> requests.Response:
         """GET with the shared retries; a 401/403 names what to check in the connection."""
@@ -123,7 +124,7 @@ class ConnectWiseHook(SourceHook):
 
     def records(self, path: str, conditions: str, fields: str) -> list[dict[str, Any]]:
         """Every record matching ``conditions``; another page exists while ``Link`` has ``rel="next"``."""
-        params = {"conditions": conditions, "fields": fields, "orderBy": "id asc", "pageSize": self.page_size}
+        params = {"conditions": conditions, "fields": fields, "orderBy": "id asc", "pageSize": self.request_page_size}
 
         def fetch_page(page: int) -> tuple[list[Any], int]:
             response = self.get(path, {**params, "page": page})

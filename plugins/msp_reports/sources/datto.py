@@ -67,12 +67,6 @@ class DattoHook(SourceHook):
     hook_name = "Datto BCDR"
     system = SYSTEM
 
-    def __init__(
-        self, conn_id: str | None = None, *, page_size: int | None = None, policy: RetryPolicy | None = None
-    ) -> None:
-        super().__init__(conn_id, policy=policy)
-        self.page_size = page_size
-
     def build_client(self, conn: Connection, extra: dict[str, Any]) -> ApiClient:
         if not conn.login or not conn.password:
             raise SourceAuthError(

@@ -89,8 +89,7 @@ class DefenderHook(SourceHook):
         policy: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(conn_id, policy=policy)
-        self.page_size = page_size
+        super().__init__(conn_id, page_size=page_size, policy=policy)
         self.clock = clock
         self._tokens: dict[str, tuple[str, float]] = {}  # tenant -> (access token, expires at)
 
