@@ -57,7 +57,7 @@ def test_failed_backup_source_renders_unavailable_never_zero(sim, world, setting
     for agent in world.customers["ECHO"].agents:
         assert agent.name not in text  # no backup rows were invented
     # the other sections still carry their systems' numbers
-    tickets = store.read_json("ECHO", WEEK_OF, "sections/tickets.json")["data"]
+    tickets = store.read_json("ECHO", WEEK_OF, "sections/tickets.connectwise.json")["data"]
     assert f"{tickets['opened']}" in text.split("Tickets", 1)[1]
 
     status = pipeline.customer_status(store, pipeline.load_registry(settings.registry_path).get("ECHO"), WEEK_OF)

@@ -20,8 +20,8 @@ from msp_reports.exceptions import ReportError, SourceError
 from msp_reports.reconcile import Reconciled, reconcile
 from msp_reports.registry import Customer, Registry, load_registry
 from msp_reports.settings import Settings
-from msp_reports.snapshot import DOMAINS, SECTION_DATA, Section, SourceStatus, WeeklySnapshot
-from msp_reports.sources import SYSTEMS, module_for
+from msp_reports.snapshot import DOMAINS, SECTION_DATA, Section, SourceStatus, WeeklySnapshot, merge_sections
+from msp_reports.sources import module_for
 from msp_reports.store import ReportStore, sha256
 from msp_reports.week import ReportWeek, not_before, report_monday
 
@@ -64,39 +64,57 @@ def plan(settings: Settings, run_after: dt.datetime, conf: dict[str, Any] | None
 
 # ---- extract --------------------------------------------------------------------------------
 def extract(settings: Settings, item: dict[str, str], domain: str) -> dict:
-    """Pull one domain from its source system and store the section, success or failure.
+    """Pull one domain from each system that serves it; store each system's part, success or failure.
 
-    A failure is stored as ``ok: false`` with the error and then raised, so the task shows red
-    in the grid and Airflow retries it; the report renders the section as unavailable.
+    A failure is stored as ``ok: false`` with the error, the other systems of the domain still
+    run, and then the failure is raised, so the task shows red in the grid and Airflow retries
+    it; the report renders what is missing as unavailable.
     """
     ctx = Context(settings, item)
-    src = ctx.customer.sources[domain]
+    failures: list[Exception] = []
+    for src in ctx.customer.sources[domain]:
+        try:
+            _extract_one(ctx, domain, src)
+        except Exception as exc:  # noqa: BLE001 - recorded in the store, raised below
+            failures.append(exc)
+    if failures:
+        raise failures[0]
+    return {"domain": domain, "systems": [s.system for s in ctx.customer.sources[domain]], "ok": True}
+
+
+def _part_name(domain: str, system: str) -> str:
+    return f"sections/{domain}.{system}.json"
+
+
+def _extract_one(ctx: Context, domain: str, src) -> None:
     module = module_for(src.system)
     started = _now()
     try:
         hook = module.HOOK(src.conn_id)
         result = module.extract(hook, dict(src.ref), ctx.week)
-    except Exception as exc:  # noqa: BLE001 - any failure means "unavailable", never a number
+    except Exception as exc:  # any failure means "unavailable", never a number
         error = str(exc) if isinstance(exc, SourceError) else f"{src.system}: {type(exc).__name__}: {exc}"
         status = SourceStatus(domain=domain, system=src.system, ok=False, error=error[:500], fetched_at=started)
-        ctx.store.write_json(ctx.code, ctx.week.week_of, f"sections/{domain}.json",
+        ctx.store.write_json(ctx.code, ctx.week.week_of, _part_name(domain, src.system),
                              Section(status=status).model_dump(mode="json"))
         raise
     status = SourceStatus(domain=domain, system=src.system, ok=True, fetched_at=started, as_of=result.as_of)
     section = Section(status=status, data=result.data)
-    ctx.store.write_json(ctx.code, ctx.week.week_of, f"sections/{domain}.json", section.model_dump(mode="json"))
-    return {"domain": domain, "system": src.system, "ok": True}
+    ctx.store.write_json(ctx.code, ctx.week.week_of, _part_name(domain, src.system), section.model_dump(mode="json"))
 
 
 # ---- reconcile ------------------------------------------------------------------------------
 def _section(ctx: Context, domain: str) -> Section:
-    raw = ctx.store.read_json(ctx.code, ctx.week.week_of, f"sections/{domain}.json")
-    system = ctx.customer.sources[domain].system
-    if raw is None:
-        status = SourceStatus(domain=domain, system=system, ok=False, fetched_at=_now(),
-                              error="the extract task did not run")
-        return Section(status=status)
-    return Section[SECTION_DATA[domain]].model_validate(raw)  # type: ignore[index]
+    parts = []
+    for src in ctx.customer.sources[domain]:
+        raw = ctx.store.read_json(ctx.code, ctx.week.week_of, _part_name(domain, src.system))
+        if raw is None:
+            status = SourceStatus(domain=domain, system=src.system, ok=False, fetched_at=_now(),
+                                  error="the extract task did not run")
+            parts.append(Section(status=status))
+        else:
+            parts.append(Section[SECTION_DATA[domain]].model_validate(raw))  # type: ignore[index]
+    return merge_sections(domain, parts)
 
 
 def load_snapshot(store: ReportStore, customer: str, week_of: dt.date) -> WeeklySnapshot | None:

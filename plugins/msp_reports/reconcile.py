@@ -78,27 +78,29 @@ def deltas(current: WeeklySnapshot, previous: WeeklySnapshot | None) -> dict[str
         except AttributeError:  # the section had no data that week
             return None
 
+    def complete(snap: WeeklySnapshot | None, domain: str) -> WeeklySnapshot | None:
+        # a partial week (one of two systems failed) is not comparable: no delta from it
+        return snap if snap is not None and snap.sections()[domain].status.ok else None
+
     metrics = {
-        "uptime_pct": lambda s: s.uptime.data.overall_pct,
-        "tickets_opened": lambda s: s.tickets.data.opened,
-        "tickets_closed": lambda s: s.tickets.data.closed,
-        "sla_breaches": lambda s: s.tickets.data.sla_breaches,
-        "backlog": lambda s: s.tickets.data.backlog_end,
-        "secure_score_pct": lambda s: s.security.data.secure_score_pct,
-        "incidents_open": lambda s: sum(i.status == "open" for i in s.security.data.incidents),
+        "uptime_pct": ("uptime", lambda s: s.uptime.data.overall_pct),
+        "tickets_opened": ("tickets", lambda s: s.tickets.data.opened),
+        "tickets_closed": ("tickets", lambda s: s.tickets.data.closed),
+        "sla_breaches": ("tickets", lambda s: s.tickets.data.sla_breaches),
+        "backlog": ("tickets", lambda s: s.tickets.data.backlog_end),
+        "secure_score_pct": ("security", lambda s: s.security.data.secure_score_pct),
+        "incidents_open": ("security", lambda s: sum(i.status == "open" for i in s.security.data.incidents)),
     }
-    return {name: Delta(current=pick(current, fn), previous=pick(previous, fn)) for name, fn in metrics.items()}
+    return {name: Delta(current=pick(complete(current, d), fn), previous=pick(complete(previous, d), fn))
+            for name, (d, fn) in metrics.items()}
 
 
 def reconcile(current: WeeklySnapshot, previous: WeeklySnapshot | None, thresholds: Thresholds) -> Reconciled:
     flags: list[Flag] = []
     for domain in current.failed_domains:
-        status = current.sections()[domain].status
-        flags.append(Flag(
-            kind="source_unavailable", severity="warning", domain=domain, subject=status.system,
-            message=f"{domain.capitalize()} data from {status.system} was unavailable for this week.",
-            recommendation=f"We are restoring the {status.system} data feed; the {domain} figures will follow separately.",
-        ))
+        section = current.sections()[domain]
+        for status in [p for p in section.parts if not p.ok] or [section.status]:
+            flags.append(_unavailable_flag(domain, status.system))
     flags += _uptime_flags(current, previous, thresholds)
     flags += _backup_flags(current, thresholds)
     flags += _incident_flags(current)
@@ -109,6 +111,14 @@ def reconcile(current: WeeklySnapshot, previous: WeeklySnapshot | None, threshol
         previous_week_of=previous.week_of if previous is not None else None,
         flags=flags,
         deltas=deltas(current, previous),
+    )
+
+
+def _unavailable_flag(domain: str, system: str) -> Flag:
+    return Flag(
+        kind="source_unavailable", severity="warning", domain=domain, subject=system,
+        message=f"{domain.capitalize()} data from {system} was unavailable for this week.",
+        recommendation=f"We are restoring the {system} data feed; the {domain} figures will follow separately.",
     )
 
 
@@ -177,8 +187,8 @@ def _incident_flags(cur: WeeklySnapshot) -> list[Flag]:
 
 def _ticket_flags(cur: WeeklySnapshot, prev: WeeklySnapshot | None, th: Thresholds) -> list[Flag]:
     data = cur.tickets.data
-    if data is None or prev is None or prev.tickets.data is None:
-        return []
+    if not cur.tickets.status.ok or prev is None or not prev.tickets.status.ok:
+        return []  # counts from part of the systems are not comparable with a whole week
     was = prev.tickets.data
     flags = []
     growth = data.backlog_end - was.backlog_end

@@ -92,7 +92,7 @@ class Customer(_Strict):
     cto: Contact
     account_owner: Contact
     account_engineer: Contact
-    sources: dict[Domain, SourceRef]
+    sources: dict[Domain, list[SourceRef]]  # one system per domain, or several (merged in the report)
     delivery: Delivery
     thresholds: Thresholds = Thresholds()
 
@@ -105,19 +105,36 @@ class Customer(_Strict):
             raise ValueError("must be 2-32 upper-case letters, digits, '-' or '_'")
         return value
 
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        """``uptime: {system: zabbix, ...}`` or ``uptime: [{system: zabbix, ...}, {system: librenms, ...}]``."""
+        if isinstance(value, dict):
+            return {k: v if isinstance(v, list) else [v] for k, v in value.items()}
+        return value
+
     @model_validator(mode="after")
     def _sources(self) -> Customer:
         for domain in DOMAINS:
-            if domain not in self.sources:
+            if not self.sources.get(domain):
                 raise ValueError(f"sources.{domain} is missing")
-            src = self.sources[domain]
-            spec = SYSTEMS[src.system]
-            if spec.domain != domain:
-                raise ValueError(f"sources.{domain}.system {src.system!r} serves {spec.domain}, not {domain}")
-            for name in spec.ref_fields:
-                if not src.ref.get(name):
-                    raise ValueError(f"sources.{domain}.ref.{name} is missing")
+            many = len(self.sources[domain]) > 1
+            seen: set[str] = set()
+            for i, src in enumerate(self.sources[domain]):
+                where = f"sources.{domain}[{i}]" if many else f"sources.{domain}"
+                spec = SYSTEMS[src.system]
+                if spec.domain != domain:
+                    raise ValueError(f"{where}.system {src.system!r} serves {spec.domain}, not {domain}")
+                if src.system in seen:
+                    raise ValueError(f"{where}.system {src.system!r} is listed twice")
+                seen.add(src.system)
+                for name in spec.ref_fields:
+                    if not src.ref.get(name):
+                        raise ValueError(f"{where}.ref.{name} is missing")
         return self
+
+    def source(self, domain: Domain, system: str) -> SourceRef:
+        return next(s for s in self.sources[domain] if s.system == system)
 
     @property
     def recipients(self) -> list[str]:
@@ -198,10 +215,11 @@ def _uniqueness_problems(customers: list[Customer]) -> list[str]:
             ("code", c.code),
             ("delivery.teams.conn_id", c.delivery.teams.conn_id),
             ("delivery.archive.folder", c.delivery.archive.folder.lower()),
-            ("sources.security.ref.tenant_id", c.sources["security"].ref.get("tenant_id", "")),
+        ) + tuple(
+            # one customer's tenant or workspace must never feed another customer's report
+            (f"sources.security.ref.{key}", src.ref[key])
+            for src in c.sources["security"] for key in ("tenant_id", "workspace") if src.ref.get(key)
         ):
-            if not value:
-                continue
             if (what, value) in seen:
                 problems.append(f"customer {c.code!r}: {what} {value!r} is already used by customer {seen[what, value]!r}")
             else:

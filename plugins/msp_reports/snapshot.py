@@ -142,10 +142,20 @@ DataT = TypeVar("DataT", UptimeData, TicketData, BackupData, SecurityData, SiteD
 
 
 class Section(_Model, Generic[DataT]):
-    """One domain of one customer's week: the data, or ``None`` with the reason."""
+    """One domain of one customer's week: the data, or ``None`` with the reason.
+
+    When two systems serve the domain, ``parts`` holds each one's status and ``status`` sums
+    them up: ok only if every part answered. ``data`` then holds what the answering systems
+    gave (each row names its source), and is ``None`` only if none answered.
+    """
 
     status: SourceStatus
     data: DataT | None = None
+    parts: list[SourceStatus] = Field(default_factory=list)
+
+    @property
+    def partial(self) -> bool:
+        return not self.status.ok and self.data is not None
 
 
 class WeeklySnapshot(_Model):
@@ -176,3 +186,63 @@ SECTION_DATA: dict[Domain, type[BaseModel]] = {
     "security": SecurityData,
     "sites": SiteData,
 }
+
+
+def _merge_tickets(parts: list[TicketData]) -> TicketData:
+    by_priority: dict[str, list[int]] = {}
+    for part in parts:
+        for p in part.by_priority:
+            counts = by_priority.setdefault(p.priority, [0, 0, 0])
+            counts[0] += p.opened
+            counts[1] += p.closed
+            counts[2] += p.sla_breaches
+    changes = sorted((c for part in parts for c in part.changes),
+                     key=lambda c: (c.executed_at is None, c.executed_at or dt.datetime.min.replace(tzinfo=dt.timezone.utc)))
+    return TicketData(
+        opened=sum(p.opened for p in parts), closed=sum(p.closed for p in parts),
+        sla_breaches=sum(p.sla_breaches for p in parts), backlog_end=sum(p.backlog_end for p in parts),
+        by_priority=[PriorityCount(priority=k, opened=v[0], closed=v[1], sla_breaches=v[2])
+                     for k, v in sorted(by_priority.items())],
+        changes=changes,
+    )
+
+
+def _first(values):
+    return next((v for v in values if v is not None), None)
+
+
+def merge_data(domain: Domain, parts: list[BaseModel]) -> BaseModel | None:
+    """One domain's data from several systems: rows side by side, counts added up."""
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    if domain == "uptime":
+        return UptimeData(rows=[r for p in parts for r in p.rows])
+    if domain == "tickets":
+        return _merge_tickets(parts)
+    if domain == "backups":
+        return BackupData(assets=[a for p in parts for a in p.assets])
+    if domain == "security":
+        # only Defender has a secure score; Sentinel adds incidents
+        return SecurityData(incidents=sorted((i for p in parts for i in p.incidents), key=lambda i: i.created_at),
+                            secure_score_pct=_first(p.secure_score_pct for p in parts),
+                            secure_score_prev_pct=_first(p.secure_score_prev_pct for p in parts))
+    return SiteData(checks=[c for p in parts for c in p.checks])
+
+
+def merge_sections(domain: Domain, sections: list[Section]) -> Section:
+    """Combine one domain's per-system sections into the section the report shows."""
+    if len(sections) == 1:
+        return sections[0]
+    statuses = [s.status for s in sections]
+    failed = [st for st in statuses if not st.ok]
+    answered = [st.as_of for st in statuses if st.ok and st.as_of is not None]
+    status = SourceStatus(
+        domain=domain, system=" + ".join(st.system for st in statuses), ok=not failed,
+        error="; ".join(st.error or f"{st.system}: failed" for st in failed) or None,
+        fetched_at=min(st.fetched_at for st in statuses),
+        as_of=min(answered) if answered else None,  # the oldest answer bounds how fresh the section is
+    )
+    data = merge_data(domain, [s.data for s in sections if s.status.ok and s.data is not None])
+    return Section(status=status, data=data, parts=statuses)
