@@ -1,0 +1,85 @@
+"""Airflow provider metadata: makes each system's connection type appear in the UI's form.
+
+Airflow 3.3 learns connection types only from an installed distribution's
+``apache_airflow_provider`` entry point (pyproject.toml points here). The form fields are
+declared as data (``conn-fields``, ``ui-field-behaviour``) so the API server shows them without
+importing any hook. Secrets always go in ``password`` or in a field whose schema format is
+``password``: Airflow masks both in logs and the UI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PACKAGE = "msp-weekly-report"
+
+
+def _text(label: str, description: str = "", default: Any = None) -> dict:
+    schema: dict[str, Any] = {"type": ["string", "null"]}
+    if default is not None:
+        schema["default"] = default
+    return {"label": label, "schema": schema, **({"description": description} if description else {})}
+
+
+def _secret(label: str, description: str = "") -> dict:
+    return {"label": label, "schema": {"type": ["string", "null"], "format": "password"},
+            **({"description": description} if description else {})}
+
+
+def _int(label: str, default: int) -> dict:
+    return {"label": label, "schema": {"type": ["integer", "null"], "default": default}}
+
+
+def _conn(conn_type: str, hook: str, name: str, *, hidden: list[str], relabel: dict[str, str],
+          placeholders: dict[str, str], fields: dict[str, dict] | None = None) -> dict:
+    return {
+        "connection-type": conn_type,
+        "hook-class-name": hook,
+        "hook-name": name,
+        "conn-fields": {"timeout": _int("Timeout (seconds)", 30), **(fields or {})},
+        "ui-field-behaviour": {"hidden-fields": hidden, "relabeling": relabel, "placeholders": placeholders},
+    }
+
+
+CONNECTION_TYPES: list[dict] = [
+    _conn("zabbix", "msp_reports.sources.zabbix.ZabbixHook", "Zabbix",
+          hidden=["schema", "port", "extra"],
+          relabel={"host": "API URL", "login": "Username", "password": "Password"},
+          placeholders={"host": "https://zabbix.example.com/api_jsonrpc.php", "login": "report-bot"},
+          fields={"api_token": _secret("API token", "Instead of username and password (Zabbix 5.4+)")}),
+    _conn("connectwise", "msp_reports.sources.connectwise.ConnectWiseHook", "ConnectWise PSA",
+          hidden=["schema", "port", "extra"],
+          relabel={"host": "API base URL", "login": "Company ID + public key", "password": "Private key"},
+          placeholders={"host": "https://api-eu.myconnectwise.net/v4_6_release/apis/3.0",
+                        "login": "mycompany+AbCdEf123456"},
+          fields={"client_id": _text("Client ID", "From the ConnectWise developer portal"),
+                  "page_size": _int("Page size", 1000)}),
+    _conn("datto", "msp_reports.sources.datto.DattoHook", "Datto BCDR",
+          hidden=["schema", "port", "extra"],
+          relabel={"host": "API base URL", "login": "Public key", "password": "Secret key"},
+          placeholders={"host": "https://api.datto.com/v1"}),
+    _conn("defender", "msp_reports.sources.defender.DefenderHook", "Microsoft Defender (Graph)",
+          hidden=["schema", "port", "extra"],
+          relabel={"host": "Graph base URL", "login": "Application (client) ID", "password": "Client secret"},
+          placeholders={"host": "https://graph.microsoft.com/v1.0"},
+          fields={"login_url": _text("Login URL", "Microsoft identity platform", "https://login.microsoftonline.com")}),
+    _conn("cloudflare", "msp_reports.sources.cloudflare.CloudflareHook", "Cloudflare health checks",
+          hidden=["schema", "port", "extra", "login"],
+          relabel={"host": "API base URL", "password": "API token"},
+          placeholders={"host": "https://api.cloudflare.com/client/v4"}),
+    _conn("teams_workflow", "msp_reports.delivery.teams.TeamsWorkflowHook", "Microsoft Teams (Workflows webhook)",
+          hidden=["schema", "port", "extra", "login"],
+          relabel={"host": "Workflow URL (without sig)", "password": "sig"},
+          placeholders={"host": "https://prod-00.westeurope.logic.azure.com:443/workflows/…/triggers/manual/"
+                                "paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0"}),
+]
+
+
+def get_provider_info() -> dict:
+    return {
+        "package-name": PACKAGE,
+        "name": "MSP weekly executive reports",
+        "description": "Source systems and delivery channels for weekly MSP customer reports.",
+        "connection-types": CONNECTION_TYPES,
+        "versions": ["0.1.0"],
+    }
