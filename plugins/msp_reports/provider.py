@@ -58,7 +58,7 @@ CONNECTION_TYPES: list[dict] = [
           hidden=["schema", "port", "extra"],
           relabel={"host": "API base URL", "login": "Public key", "password": "Secret key"},
           placeholders={"host": "https://api.datto.com/v1"}),
-    _conn("defender", "msp_reports.sources.defender.DefenderHook", "Microsoft Defender (Graph)",
+    _conn("defender", "msp_reports.sources.defender.DefenderHook", "Microsoft Defender (Graph security)",
           hidden=["schema", "port", "extra"],
           relabel={"host": "Graph base URL", "login": "Application (client) ID", "password": "Client secret"},
           placeholders={"host": "https://graph.microsoft.com/v1.0"},
