@@ -12,6 +12,7 @@ import datetime as dt
 import importlib
 import threading
 from collections import Counter
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ class Fault:
 
     ``mode``: ``500`` / ``503`` (server error), ``429`` (with ``Retry-After: retry_after``),
     ``slow`` (sleep ``delay`` seconds first), ``malformed`` (200 with a body that is not JSON),
+    ``empty`` (the API answers normally, but the customer has no records at all),
     ``down`` (every request answers 503 until cleared).
     """
 
@@ -40,14 +42,39 @@ class Fault:
     delay: float = 0.0
 
 
+_EMPTY: ContextVar[bool] = ContextVar("sim_empty", default=False)
+
+
 @dataclass
 class SimState:
-    world: World
+    full_world: World
     creds: SimCredentials
     faults: dict[str, Fault] = field(default_factory=dict)
     requests: Counter = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
     extra: dict[str, Any] = field(default_factory=dict)  # per-simulator state (tokens, posts...)
+
+    @property
+    def world(self) -> World:
+        """The world this request sees: the real one, or under an ``empty`` fault the same
+        customers with no records."""
+        if _EMPTY.get():
+            with self.lock:
+                if "empty_world" not in self.extra:
+                    self.extra["empty_world"] = self.full_world.emptied()
+            return self.extra["empty_world"]
+        return self.full_world
+
+    def world_view(self) -> World:
+        """A stand-in for :attr:`world` that a simulator may keep: every attribute is looked up
+        on the world of the current request, so an ``empty`` fault reaches it too."""
+        state = self
+
+        class _View:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(state.world, name)
+
+        return _View()  # type: ignore[return-value]
 
     def take_fault(self, system: str) -> Fault | None:
         with self.lock:
@@ -83,6 +110,12 @@ def create_app(world: World, creds: SimCredentials) -> FastAPI:
                     return JSONResponse({"error": "simulated outage"}, status_code=code)
                 elif fault.mode == "malformed":
                     return Response('{"truncated": [', media_type="application/json")
+                elif fault.mode == "empty":
+                    token = _EMPTY.set(True)
+                    try:
+                        return await call_next(request)
+                    finally:
+                        _EMPTY.reset(token)
         return await call_next(request)
 
     @app.post("/_sim/faults/{system}")

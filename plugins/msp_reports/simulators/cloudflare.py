@@ -204,7 +204,7 @@ def event_groups(cw: CustomerWorld, q: dict[str, Any], now: dt.datetime) -> list
 
 def router(state: SimState) -> APIRouter:
     api = APIRouter()
-    world = state.world
+    world = state.world_view()
 
     def authorized(request: Request) -> bool:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")

@@ -317,7 +317,7 @@ def _error(status: int, code: str, message: str, errors: list[dict[str, str]] | 
 class ConnectWiseSim:
     def __init__(self, state: SimState) -> None:
         self.state = state
-        self.world: World = state.world
+        self.world: World = state.world_view()
         self.company_ids = {code: 250 + n for n, code in enumerate(self.world.customers)}
 
     def authorize(self, request: Request) -> JSONResponse | None:

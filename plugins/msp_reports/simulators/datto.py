@@ -130,7 +130,7 @@ def _agent(agent: BackupAgent, now: dt.datetime) -> dict[str, Any]:
 
 def router(state: SimState) -> APIRouter:
     api = APIRouter()
-    world = state.world
+    world = state.world_view()
 
     def unauthorized() -> JSONResponse:
         return JSONResponse({"code": 401, "message": "Unauthorized: invalid API key pair"}, status_code=401,

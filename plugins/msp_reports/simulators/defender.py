@@ -233,7 +233,7 @@ def _aad_error(status: int, error: str, description: str) -> JSONResponse:
 
 def router(state: SimState) -> APIRouter:
     api = APIRouter()
-    world = state.world
+    world = state.world_view()
     with state.lock:
         tokens: dict[str, tuple[str, dt.datetime]] = state.extra.setdefault(TOKENS_KEY, {})
 

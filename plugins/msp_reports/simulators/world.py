@@ -181,6 +181,17 @@ class World:
         for profile in profiles:
             self.customers[profile.code] = self._build(profile)
 
+    def emptied(self) -> World:
+        """The same customers and identifiers with no records: what an ``empty`` answer serves."""
+        import copy
+
+        twin = copy.copy(self)
+        twin.customers = {
+            code: CustomerWorld(c.profile, zone_id=c.zone_id, tenant_id=c.tenant_id)
+            for code, c in self.customers.items()
+        }
+        return twin
+
     # ---- lookups used by the simulators
     def week(self, code: str, offset: int = 0) -> ReportWeek:
         """The customer's week ``offset`` weeks before the latest one."""

@@ -252,7 +252,7 @@ def _with_tags(record: dict[str, Any], tags: list[dict[str, str]], select: Any) 
 class ZabbixSim:
     def __init__(self, state: SimState) -> None:
         self.state = state
-        self.world = state.world
+        self.world = state.world_view()
         self.slas = build_slas(state.world)
         self.hosts = hosts(state.world)
         self.created = service_created(state.world)
