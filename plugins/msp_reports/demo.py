@@ -192,6 +192,8 @@ def serve(args: argparse.Namespace) -> int:
     week_of = args.week_of or latest_complete_week(dt.datetime.now(dt.timezone.utc), MSP_TIMEZONE)
     with DemoServices(week_of, demo_dir, sim_port=args.sim_port) as services:
         env = {**os.environ, **services.connection_env()}
+        # standalone starts its components as `airflow ...` subprocesses: use this venv's
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         print(f"Simulators on {services.sim.base_url}; SMTP on 127.0.0.1:{services.mail.port}; "
               f"emails land in {services.mail.folder}")
         print("Starting airflow standalone: UI on http://127.0.0.1:8080 (the admin password is printed "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import threading
+import time
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
@@ -25,7 +26,9 @@ class _SaveToFolder:
             n = self.count
         raw = envelope.original_content or envelope.content
         header = f"X-Envelope-From: {envelope.mail_from}\r\nX-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n"
-        (self.folder / f"{n:04d}.eml").write_bytes(header.encode() + raw)
+        # unique, sortable names: a second sink on the same folder never overwrites a message
+        name = f"{time.time_ns():019d}-{n:04d}.eml"
+        (self.folder / name).write_bytes(header.encode() + raw)
         return "250 Message accepted for delivery"
 
 
