@@ -15,13 +15,14 @@ Definitions used by the report:
 - **backups / failures in week**: ``backups[]`` entries in ``[week.start, week.end)``.
 - **RPO**: the API exposes no RPO or schedule per agent, so it comes from the registry
   (``ref.rpo_hours``, default 24 h) and applies to all the customer's agents.
+
+These rules are shared with the other backup systems: :mod:`msp_reports.sources.backup_rules`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -30,6 +31,13 @@ from requests.auth import HTTPBasicAuth
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
 from msp_reports.snapshot import BackupAsset, BackupData
 from msp_reports.sources import Extracted
+from msp_reports.sources.backup_rules import DEFAULT_RPO_HOURS  # noqa: F401 - the registry default
+from msp_reports.sources.backup_rules import (
+    BackupAttempt,
+    backup_asset,
+    newest_before,
+    rpo_hours as rpo_hours_of,
+)
 from msp_reports.sources.base import SourceHook
 from msp_reports.sources.http import ApiClient, RetryPolicy
 from msp_reports.sources.paging import numbered_pages
@@ -44,7 +52,6 @@ log = logging.getLogger(__name__)
 
 SYSTEM = "datto"
 DEFAULT_BASE_URL = "https://api.datto.com/v1"
-DEFAULT_RPO_HOURS = 24.0
 # The API documents backup.status only as "string" (UNCONFIRMED enum): anything not in this
 # set counts as a failure, and the raw value is kept for the report.
 SUCCESS_STATUSES = frozenset({"success", "succeeded", "successful", "complete", "completed", "ok"})
@@ -135,14 +142,8 @@ def _norm(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-@dataclass(frozen=True)
-class BackupAttempt:
-    at: dt.datetime
-    status: str  # raw backup.status
-
-    @property
-    def ok(self) -> bool:
-        return self.status.strip().lower() in SUCCESS_STATUSES
+def status_ok(status: str) -> bool:
+    return status.strip().lower() in SUCCESS_STATUSES
 
 
 def backup_attempts(agent: dict[str, Any]) -> list[BackupAttempt]:
@@ -156,40 +157,28 @@ def backup_attempts(agent: dict[str, Any]) -> list[BackupAttempt]:
                 SYSTEM, f"agent {agent.get('name')!r}: backup entry without a valid timestamp"
             ) from exc
         status = str(((entry.get("backup") or {}).get("status")) or "unknown")
-        attempts.append(BackupAttempt(at, status))
+        attempts.append(BackupAttempt(at, status, status_ok(status)))
     return sorted(attempts, key=lambda a: a.at)
 
 
 def parse_agent(agent: dict[str, Any], appliance: str, week: ReportWeek, rpo_hours: float) -> BackupAsset:
     """One agent's state at ``week.end`` (see the module docstring for each definition)."""
-    attempts = [a for a in backup_attempts(agent) if a.at < week.end]
-    in_week = [a for a in attempts if a.at >= week.start]
-    good = [a.at for a in attempts if a.ok]
     snapshot = agent.get("lastSnapshot")
-    if snapshot:
-        snapshot_at = parse_instant(snapshot)
-        if snapshot_at < week.end:
-            good.append(snapshot_at)
-    if attempts:
-        last_status = attempts[-1].status
-    else:
-        last_status = "paused" if agent.get("isPaused") else "no backups"
-    return BackupAsset(
+    return backup_asset(
         name=str(agent.get("name") or agent.get("fqdn") or "unnamed agent"),
         appliance=appliance,
-        last_good_backup=max(good) if good else None,
-        last_status=last_status,
-        backups_in_week=len(in_week),
-        failures_in_week=sum(1 for a in in_week if not a.ok),
+        attempts=backup_attempts(agent),
+        week=week,
         rpo_hours=rpo_hours,
         source=SYSTEM,
+        also_good=[parse_instant(snapshot)] if snapshot else [],
+        status_without_attempts="paused" if agent.get("isPaused") else "no backups",
     )
 
 
 def newest_attempt(agents: list[dict[str, Any]], before: dt.datetime) -> dt.datetime | None:
     """The newest backup attempt before ``before`` over all agents: the data's as-of."""
-    times = [a.at for agent in agents for a in backup_attempts(agent) if a.at < before]
-    return max(times) if times else None
+    return newest_before((a.at for agent in agents for a in backup_attempts(agent)), before)
 
 
 # --- extract ------------------------------------------------------------------------------
@@ -203,10 +192,7 @@ def extract(hook: DattoHook, ref: dict[str, str], week: ReportWeek) -> Extracted
     company = ref.get("client_company", "").strip()
     if not company:
         raise SourceError(SYSTEM, "ref.client_company is empty")
-    try:
-        rpo_hours = float(ref.get("rpo_hours") or DEFAULT_RPO_HOURS)
-    except ValueError as exc:
-        raise SourceError(SYSTEM, f"ref.rpo_hours {ref.get('rpo_hours')!r} is not a number") from exc
+    rpo_hours = rpo_hours_of(ref, SYSTEM)
 
     devices = [d for d in hook.devices() if same_company(d, company)]
     if not devices:

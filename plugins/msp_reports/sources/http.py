@@ -25,7 +25,7 @@ from msp_reports.exceptions import (
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({500, 502, 503, 504})
+RETRY_STATUSES = frozenset({500, 502, 503, 504, 520})  # 520: VSPC reports server errors so
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
