@@ -7,6 +7,7 @@ import hashlib
 import io
 import re
 import threading
+import xml.etree.ElementTree as ET
 from zoneinfo import ZoneInfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -54,6 +55,7 @@ HEADINGS = [
     "Executive summary",
     "Engineer's commentary",
     "Actions this week",
+    "Trends over the last 8 weeks",
     "Uptime by site and device class",
     "Tickets",
     "Changes executed",
@@ -61,6 +63,7 @@ HEADINGS = [
     "Security",
     "Public sites",
     "Recommendations",
+    "How we measure",
 ]
 SYSTEMS = {"uptime": "Zabbix", "tickets": "ConnectWise PSA", "backups": "Datto BCDR",
            "security": "Microsoft Defender", "sites": "Cloudflare health checks"}
@@ -178,6 +181,13 @@ def pdf_text(pdf: bytes) -> str:
 
 def flat(text: str) -> str:
     return re.sub(r"\s+", "", text)
+
+
+def only_brand_images(html: str) -> bool:
+    """The page's only images are the branding logos, loaded from the templates folder."""
+    sources = re.findall(r"<img\b[^>]*>", html, flags=re.I)
+    return bool(sources) and all(re.fullmatch(r'<img src="brand/[a-z0-9/_-]+\.svg" alt="[^"<>]*">', tag, flags=re.I)
+                                 for tag in sources)
 
 
 def between(text: str, start: str, end: str) -> str:
@@ -313,8 +323,9 @@ def test_hostile_text_is_inert(tripwire):
     rendered = render_report(rec, customer, MSP, commentary=f"See ![pic]({base}/commentary.png)\n\n<iframe>")
 
     html = rendered.html.replace("\u200b", "").lower()  # zero-width spaces let long tokens wrap
-    for tag in ("<script", "<img", "<a ", "<a>", "<link", "<iframe", "<b>", "<strong>bold"):
+    for tag in ("<script", "<a ", "<a>", "<link", "<iframe", "<b>", "<strong>bold"):
         assert tag not in html, tag
+    assert only_brand_images(html)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "\u202e" not in rendered.markdown + rendered.html
 
@@ -334,6 +345,15 @@ def test_hostile_text_is_inert(tripwire):
     for page in reader.pages:
         for annot in page.get("/Annots") or []:
             assert annot.get_object()["/Subtype"] not in ("/FileAttachment", "/Link")
+
+
+def test_source_text_cannot_forge_the_chart_placeholder():
+    fence = "```msp-block\ntrends\n```\n\n~~~msp-block\ntrends\n~~~"
+    rec = make_reconciled(text={"change": fence, "incident": fence})
+    markdown = render_markdown(rec, make_customer(), MSP, commentary=fence)
+    html = markdown_to_html(markdown, "T", blocks={"trends": render.trends_html(rec, [])})
+    assert html.count("<svg") == 3 and html.count('class="trends"') == 1
+    assert 'class="language-msp-block"' not in html and "```msp-block" in html
 
 
 @pytest.mark.parametrize("value", [
@@ -356,7 +376,7 @@ def test_escape_markdown_renders_literally(value):
 def test_markdown_to_html_loads_and_links_nothing_by_itself():
     html = markdown_to_html("![x](https://127.0.0.1/y.png) <https://127.0.0.1/a> <b>b</b> https://127.0.0.1/c "
                             "[f](file:///etc/passwd) [j](javascript:alert(1))", "T", author="A <b>")
-    assert "<img" not in html and "<a " not in html and "<b>" not in html
+    assert only_brand_images(html) and "<a " not in html and "<b>" not in html
     assert '<meta name="author" content="A &lt;b&gt;">' in html and "<title>T</title>" in html
     assert '<html lang="en">' in html and "<link" not in html and "@page" in html
     with pytest.raises(ValueError):
@@ -447,3 +467,366 @@ def test_teams_card(tripwire):
     every = " ".join(texts)
     assert "<script>" not in every and "](" not in every.replace("\\](", "")
     assert "\\<script\\>" in every and "\u202e" not in every
+
+
+# --- trends --------------------------------------------------------------------------------------
+HISTORY_BACKLOG = (31, 32, 33, 34, 35, 36, 37)  # weeks 7..1 before WEEK_OF; distinct from every other figure
+
+
+def make_history(*, missing: tuple[int, ...] = (),
+                 failed: dict[int, dict[str, str]] | None = None) -> list[WeeklySnapshot]:
+    """The seven weeks before WEEK_OF, oldest first; ``missing`` / ``failed`` count weeks back (1 = last week)."""
+    failed = failed or {}
+    weeks = []
+    for back, backlog in zip(range(7, 0, -1), HISTORY_BACKLOG):
+        if back in missing:
+            continue
+        snap = make_snapshot(WEEK_OF - dt.timedelta(days=7 * back), healthy=True, failed=failed.get(back))
+        if snap.tickets.data is not None:
+            data = snap.tickets.data.model_copy(update={"backlog_end": backlog})
+            snap = snap.model_copy(update={"tickets": snap.tickets.model_copy(update={"data": data})})
+        weeks.append(snap)
+    return weeks
+
+
+def page_with(pdf: bytes, heading: str) -> str:
+    return next(text for page in PdfReader(io.BytesIO(pdf)).pages if heading in (text := page.extract_text()))
+
+
+def svg_charts(html: str) -> dict[str, ET.Element]:
+    """The inline SVG charts of a rendered page, by title."""
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    charts = {}
+    for markup in re.findall(r"<svg\b.*?</svg>", html, flags=re.S):
+        root = ET.fromstring(markup)
+        charts[root.find("svg:title", ns).text] = root
+    return charts
+
+
+def svg_items(chart: ET.Element, tag: str, cls: str | None = None) -> list[ET.Element]:
+    found = chart.findall(f"{{http://www.w3.org/2000/svg}}{tag}")
+    return [e for e in found if cls is None or e.get("class") == cls]
+
+
+def test_trend_charts_are_inline_svg_whose_text_the_pdf_keeps():
+    rec = make_reconciled()
+    rendered = render_report(rec, make_customer(), MSP, history=make_history())
+    charts = svg_charts(rendered.html)
+    assert list(charts) == ["Uptime, average of all rows", "Ticket backlog at week end", "Secure score"]
+    backlog = charts["Ticket backlog at week end"]
+    assert len(svg_items(backlog, "rect", "bar")) == 8 and not svg_items(backlog, "text", "gap")
+    assert len(svg_items(charts["Uptime, average of all rows"], "circle", "point")) == 8
+
+    lines = {line.strip() for line in page_with(rendered.pdf, "Trends over the last 8 weeks").splitlines()}
+    # axis and bar labels exist only as SVG <text>: WeasyPrint drew them as real text (pypdf
+    # extracts them after the page's tagged flow, hence lines of the page, not of the section)
+    for label in ("5 Oct", "19 Oct", "2 Nov", "16 Nov", "98%", "100%", "0", "40", *map(str, HISTORY_BACKLOG)):
+        assert label in lines, label
+    trends = between(pdf_text(rendered.pdf), "Trends over the last 8 weeks", "Uptime by site and device class")
+    for title in charts:
+        assert title in trends
+    assert "This week: 14" in trends and "This week: 71.4%" in trends and "This week: 98.78%" in trends
+    assert "Range over 8 weeks: 14–37" in trends and "Same in all 8 weeks on record" in trends
+
+
+def test_trend_weeks_without_data_are_gaps_never_zero():
+    # three weeks back is not on record; last week the PSA and Defender failed; two weeks back Zabbix did
+    history = make_history(missing=(3,), failed={1: {"tickets": "down", "security": "down"}, 2: {"uptime": "down"}})
+    rec = make_reconciled()
+    series = {t.metric.key: t.values for t in render.trends(rec, history)}
+    assert series["backlog"] == [31, 32, 33, 34, None, 36, None, 14]
+    assert series["uptime"][4:6] == [None, None] and None not in series["uptime"][:4] + series["uptime"][6:]
+    assert series["secure_score"][4] is None and series["secure_score"][6] is None
+
+    charts = svg_charts(render.trends_html(rec, history))
+    backlog = charts["Ticket backlog at week end"]
+    bars = svg_items(backlog, "rect", "bar")
+    assert len(bars) == 6 and all(float(b.get("height")) > 0 for b in bars)
+    assert len(svg_items(backlog, "text", "gap")) == 2
+    bar_labels = {round(float(t.get("x"))): t.text for t in svg_items(backlog, "text")
+                  if t.get("class") is None and float(t.get("y")) < render._PLOT_BOTTOM
+                  and t.get("text-anchor") == "middle"}
+    assert sorted(bar_labels.values(), key=int) == ["14", "31", "32", "33", "34", "36"]  # no bar labelled 0
+    uptime = charts["Uptime, average of all rows"]
+    assert len(svg_items(uptime, "circle", "point")) == 6
+    # the line breaks at each gap instead of running through a zero
+    assert len(svg_items(uptime, "polyline", "line")) == 2
+    lows = [float(p.get("cy")) for p in svg_items(uptime, "circle", "point")]
+    assert max(lows) < render._PLOT_BOTTOM
+
+    rendered = render_report(rec, make_customer(), MSP, history=history)
+    lines = [line.strip() for line in page_with(rendered.pdf, "Trends over the last 8 weeks").splitlines()]
+    assert lines.count("n/a") == 6
+
+
+def test_trends_without_history_say_so():
+    html = render.trends_html(make_reconciled(baseline=False), [])
+    assert "Earlier weeks are not on record yet" in html
+    backlog = svg_charts(html)["Ticket backlog at week end"]
+    assert len(svg_items(backlog, "rect", "bar")) == 1 and len(svg_items(backlog, "text", "gap")) == 7
+
+
+# --- freshness and partial sections ---------------------------------------------------------------
+def with_as_of(snap: WeeklySnapshot, domain: str, hours_before_end: float) -> WeeklySnapshot:
+    section = getattr(snap, domain)
+    status = section.status.model_copy(update={"as_of": snap.week_end - dt.timedelta(hours=hours_before_end)})
+    return snap.model_copy(update={domain: section.model_copy(update={"status": status})})
+
+
+def test_stale_data_gets_a_banner_and_fresh_data_none():
+    snap = with_as_of(with_as_of(make_snapshot(), "backups", 30), "uptime", 7)
+    rec = reconcile(snap, make_previous(), Thresholds())
+    text = pdf_text(render_report(rec, make_customer(), MSP).pdf)
+    backups = between(text, "Backups", "Security")
+    as_of = (snap.week_end - dt.timedelta(hours=30)).astimezone(ZoneInfo(TZ))
+    assert flat(f"Stale data: Datto BCDR last reported data at {as_of:%a %d %b %Y %H:%M}, 30 hours before "
+                "the end of the week; we expect backups data within 26 hours.") in flat(backups)
+    assert "ACME-SQL01" in backups  # the figures are still shown, under the banner
+    assert "Stale data: Zabbix" in between(text, "Uptime by site and device class", "Tickets")
+    assert text.count("Stale data:") == 2
+
+    # a threshold per domain can be raised; fresh sections carry no banner
+    relaxed = render_markdown(rec, make_customer(), MSP, freshness_hours={"backups": 48, "uptime": 8})
+    assert "Stale data:" not in relaxed
+    assert "Stale data:" not in render_markdown(make_reconciled(), make_customer(), MSP)
+    tight = render_markdown(make_reconciled(), make_customer(), MSP, freshness_hours={"sites": 0.01})
+    assert tight.count("Stale data:") == 1 and "**Stale data: Cloudflare health checks**" in tight
+
+    card = teams_summary(rec, make_customer(), MSP)
+    notes = [b["text"] for b in card["body"] if b["type"] == "TextBlock" and b.get("color") == "Warning"
+             and "older than" in b["text"]]
+    assert len(notes) == 2 and any("Backups: Datto BCDR data as of" in n for n in notes)
+    with pytest.raises(ValueError, match="unknown domain"):
+        render_markdown(rec, make_customer(), MSP, freshness_hours={"backup": 48})
+    with pytest.raises(ValueError, match="positive number"):
+        render_markdown(rec, make_customer(), MSP, freshness_hours={"backups": -1})
+
+
+def test_every_section_names_its_source_and_as_of_time(report):
+    rec, rendered = report
+    text = pdf_text(rendered.pdf)
+    as_of = rec.snapshot.uptime.status.as_of.astimezone(ZoneInfo(TZ))
+    for heading, end, system in (("Uptime by site and device class", "Tickets", "Zabbix"),
+                                 ("Tickets", "Changes executed", "ConnectWise PSA"),
+                                 ("Changes executed", "Backups", "ConnectWise PSA"),
+                                 ("Backups", "Security", "Datto BCDR"),
+                                 ("Security", "Public sites", "Microsoft Defender"),
+                                 ("Public sites", "Recommendations", "Cloudflare health checks")):
+        assert flat(f"Source: {system} · fetched") in flat(between(text, heading, end)), heading
+        assert flat(f"data as of {as_of:%a %d %b %Y %H:%M}") in flat(between(text, heading, end)), heading
+
+
+def partial_section(status: SourceStatus, data, parts: list[SourceStatus]):
+    """A section served by two systems; works before and after ``Section.parts`` lands in snapshot.py."""
+    if "parts" in Section.model_fields:
+        return Section[type(data)](status=status, data=data, parts=parts)
+
+    class SectionWithParts(Section[type(data)]):
+        parts: list[SourceStatus] = []
+
+    return SectionWithParts(status=status, data=data, parts=parts)
+
+
+def test_partial_section_shows_the_answering_system_and_names_the_failed_one():
+    snap = make_snapshot()
+    fetched = snap.uptime.status.fetched_at
+    parts = [SourceStatus(domain="uptime", system="Zabbix", ok=True, fetched_at=fetched,
+                          as_of=snap.week_end - dt.timedelta(minutes=5)),
+             SourceStatus(domain="uptime", system="LibreNMS", ok=False, error="timeout", fetched_at=fetched)]
+    aggregate = SourceStatus(domain="uptime", system="Zabbix + LibreNMS", ok=False, error="LibreNMS: timeout",
+                             fetched_at=fetched, as_of=parts[0].as_of)
+    rows = [r.model_copy(update={"source": "Zabbix"}) for r in snap.uptime.data.rows]
+    section = partial_section(aggregate, UptimeData(rows=rows), parts)
+    snap = snap.model_copy(update={"uptime": section})
+    assert render.section_state(section) == "partial"
+    rec = reconcile(snap, make_previous(), Thresholds())
+
+    text = pdf_text(render_report(rec, make_customer(), MSP).pdf)
+    uptime = between(text, "Uptime by site and device class", "Tickets")
+    assert "Partial data: LibreNMS did not provide this week" in uptime
+    assert "The figures below come from Zabbix only" in uptime
+    assert "Data unavailable" not in uptime
+    assert re.search(r"Sources: Zabbix \(data as of .*\), LibreNMS \(unavailable\)", uptime)
+    assert re.search(r"Downtime \(min\)\s+Source", uptime)
+    assert re.search(r"Leeds HQ Servers 96\.42% 99\.90% No 361 Zabbix", uptime)
+    assert "Average across rows: 98.78%" in uptime
+    summary = " ".join(executive_summary(rec))
+    assert "Uptime figures cover Zabbix only, as LibreNMS did not answer" in summary
+    assert "uptime averaged 98.78%" in summary  # the answering system's figures still count
+    # single-system sections keep their plain tables
+    assert not re.search(r"RPO met\s+Source", text)
+
+
+def test_section_state_trusts_data_only_from_systems_that_answered():
+    snap = make_snapshot(failed={"tickets": "down"})
+    ok, failed = snap.uptime, snap.tickets
+    assert render.section_state(ok) == "ok" and render.section_state(failed) == "failed"
+    # data left behind by a failed fetch is never shown
+    broken = ok.model_copy(update={"status": ok.status.model_copy(update={"ok": False})})
+    assert render.section_state(broken) == "failed" and render.section_data(broken) is None
+    good, bad = ok.status, ok.status.model_copy(update={"ok": False, "system": "LibreNMS"})
+    assert render.section_state(partial_section(bad, ok.data, [good, bad])) == "partial"
+    assert render.section_state(partial_section(bad, ok.data, [bad, bad])) == "failed"
+    assert render.section_state(partial_section(good, ok.data, [good, good])) == "ok"
+
+
+# --- appendix, branding, fonts ---------------------------------------------------------------------
+def test_appendix_defines_every_metric_in_plain_words(report):
+    _, rendered = report
+    required = ("Uptime %", "SLO met", "Tickets opened / closed", "SLA breach", "Backlog", "Change executed",
+                "Last good backup", "RPO met", "Backup not run in 48 h", "Open incident", "Secure score",
+                "Site availability")
+    assert set(required) <= set(render.METRIC_DEFINITIONS)
+    text = pdf_text(rendered.pdf)
+    appendix = flat(text[text.index("How we measure"):])
+    for term, definition in render.METRIC_DEFINITIONS.items():
+        assert flat(term) in appendix and flat(definition) in appendix, term
+    # the last section, on a page of its own
+    last = PdfReader(io.BytesIO(rendered.pdf)).pages[-1].extract_text()
+    assert "How we measure" in last and "Recommendations" not in last
+
+
+def brand(**changes) -> render.Branding:
+    fields = {"msp_name": "Contoso IT", "primary_colour": "#336699", "accent_colour": "#cc3300",
+              "logo": "brand/msp-logo.svg", "footer": "Contoso IT · 0800 123 456"}
+    return render.Branding(**{**fields, **changes})
+
+
+def test_branding_colours_logo_and_footer_are_applied():
+    branding = brand(customer_logo="brand/customers/ACME.svg")
+    rendered = render_report(make_reconciled(), make_customer(), MSP, branding=branding)
+    assert ":root { --brand-primary: #336699; --brand-accent: #cc3300; }" in rendered.html
+    content = "".join(page.get_contents().get_data().decode("latin-1")
+                      for page in PdfReader(io.BytesIO(rendered.pdf)).pages)
+    assert "0.2 0.4 0.6 rg" in content  # headings in the primary colour
+    assert "0.8 0.2 0 rg" in content  # chart bars in the accent colour
+    text = pdf_text(rendered.pdf)
+    pages = len(PdfReader(io.BytesIO(rendered.pdf)).pages)
+    assert text.count("Contoso IT · 0800 123 456") == pages
+    for n in range(1, pages + 1):
+        assert f"Page {n} of {pages}" in text
+    assert text.count("weekly report, 16 Nov 2026 – 22 Nov 2026") == pages  # the week on every page
+    assert '<img src="brand/customers/ACME.svg"' in rendered.html and '<img src="brand/msp-logo.svg"' in rendered.html
+
+
+def test_branding_file_and_customer_logo_lookup(tmp_path):
+    default = render.load_branding()
+    assert default.msp_name == "Northwind Managed Services" and default.customer_logo is None
+    assert default.for_customer("ACME").customer_logo == "brand/customers/ACME.svg"
+    assert default.for_customer("BRVO").customer_logo is None
+    assert default.for_customer("../ACME").customer_logo is None
+
+    bad = tmp_path / "branding.yaml"
+    bad.write_text('msp_name: X\nprimary_colour: "red; } body { background: url(http://x/) }"\n'
+                   'accent_colour: "#000000"\nlogo: brand/msp-logo.svg\nfooter: x\n')
+    with pytest.raises(render.ReportError, match=r"branding.yaml: primary_colour .* is not a colour"):
+        render.load_branding(bad)
+    bad.write_text("msp_name: X\ncolour: '#000000'\n")
+    with pytest.raises(render.ReportError, match="unknown field"):
+        render.load_branding(bad)
+
+
+@pytest.mark.parametrize("changes", [
+    {"primary_colour": "red"}, {"primary_colour": "#12345g"}, {"accent_colour": "#123"},
+    {"accent_colour": "#123456; } h1 { color: red"}, {"accent_colour": "var(--x)"},
+    {"logo": "../../pyproject.toml"}, {"logo": "/etc/passwd"}, {"logo": "http://127.0.0.1/logo.svg"},
+    {"logo": "report.css"}, {"customer_logo": "brand/customers/NOPE.svg"}, {"footer": "  "},
+])
+def test_branding_rejects_what_could_inject_or_escape(changes):
+    with pytest.raises(ValueError):
+        brand(**changes)
+
+
+@pytest.fixture
+def fetched(monkeypatch):
+    """Every URL the PDF renderer's fetcher is asked for."""
+    urls: list[str] = []
+    cls = render._fetcher_class()
+    original = cls.fetch
+
+    def spy(self, url, headers=None):
+        urls.append(url)
+        return original(self, url, headers)
+
+    monkeypatch.setattr(cls, "fetch", spy)
+    return urls
+
+
+def test_shipped_fonts_and_logos_load_through_the_fetcher(fetched):
+    rendered = render_report(make_reconciled(), make_customer(), MSP, commentary="_emphasis_ stays literal")
+    root = TEMPLATES_DIR.resolve()
+    assert {u.rsplit("/", 1)[1] for u in fetched} >= {"DejaVuSans.ttf", "DejaVuSans-Bold.ttf",
+                                                       "DejaVuSans-Oblique.ttf", "msp-logo.svg", "ACME.svg"}
+    assert all(u.startswith(root.as_uri() + "/") for u in fetched)
+    fonts = set()
+    for page in PdfReader(io.BytesIO(rendered.pdf)).pages:
+        for font in page["/Resources"]["/Font"].values():
+            fonts.add(str(font.get_object()["/BaseFont"]).split("+", 1)[1])
+    # "DejaVu Sans Report" is the @font-face family of the shipped files: no system font has that name
+    assert fonts and all(name.startswith("DejaVu-Sans-Report") for name in fonts), fonts
+    assert "DejaVu-Sans-Report-Bold" in fonts
+    assert (root / "fonts" / "LICENSE").read_text().count("Bitstream") > 1
+
+
+def test_long_tables_repeat_their_header_on_every_page():
+    rendered = render_report(make_reconciled(extra_assets=90), make_customer(), MSP)
+    pages = [p.extract_text() for p in PdfReader(io.BytesIO(rendered.pdf)).pages]
+    with_rows = [text for text in pages if "ACME-WS0" in text]
+    assert len(with_rows) >= 2
+    for text in with_rows:
+        assert re.search(r"Asset\s+Appliance\s+Last good backup", text)
+    assert "ACME-WS089" in "".join(pages)
+
+
+# --- the same facts on every channel -------------------------------------------------------------
+def test_teams_card_and_rollup_carry_the_pdf_numbers(report, tmp_path):
+    from msp_reports.pipeline import customer_status
+    from msp_reports.rollup import rollup_card, rollup_markdown
+    from msp_reports.store import ReportStore
+
+    rec, rendered = report
+    text = pdf_text(rendered.pdf)
+    card = teams_summary(rec, make_customer(), MSP)
+    facts = {f["title"]: f["value"] for block in card["body"] if block["type"] == "FactSet" for f in block["facts"]}
+    assert facts["Uptime"] == re.search(r"Average across rows: (\S+?),", text).group(1) == "98.78%"
+    opened, closed = (re.search(rf"{m}\s+(\d+)\s", text).group(1) for m in ("Opened", "Closed"))
+    assert facts["Tickets opened / closed"] == f"{opened} / {closed}" == "23 / 17"
+    assert facts["SLA breaches"] == re.search(r"SLA breaches\s+(\d+)\s", text).group(1) == "3"
+    assert facts["Backlog at week end"] == re.search(r"Backlog at week end\s+(\d+)\s", text).group(1) == "14"
+    assert facts["Secure score"] == re.search(r"Secure score: (\S+?),", text).group(1) == "71.4%"
+    assert facts["Open incidents"] == re.search(r"Open incidents at week end: (\d+)", text).group(1) == "1"
+    assert f"{facts['Backups within RPO']} backed-up assets within recovery point objective" in text.replace("\n", " ")
+    for flag in rec.flags:  # the card's flag lines are the PDF's findings
+        assert flat(flag.message) in flat(text)
+
+    store = ReportStore(str(tmp_path))
+    store.write_json("ACME", WEEK_OF, "reconciled.json", rec.model_dump(mode="json"))
+    status = customer_status(store, make_customer(), WEEK_OF)
+    markdown = rollup_markdown(MSP, WEEK_OF, [status])
+    rollup_texts = " ".join(b["text"] for b in rollup_card(MSP, WEEK_OF, [status])["body"] if b["type"] == "TextBlock")
+    critical = [f for f in rec.flags if f.severity == "critical"]
+    assert critical
+    for flag in critical:
+        quoted = escape_markdown(f"ACME: {flag.message}", 600)
+        assert quoted in markdown and quoted in rollup_texts
+    for flag in rec.flags:
+        assert escape_markdown(f"ACME: {flag.recommendation}", 600) in markdown
+        assert flat(flag.recommendation) in flat(text)
+
+
+# --- render_pages ---------------------------------------------------------------------------------
+def test_render_pages_finds_the_latest_week_and_its_history(tmp_path):
+    from msp_reports import render_pages
+
+    for back in (0, 1, 3):
+        snap = make_snapshot(WEEK_OF - dt.timedelta(days=7 * back), healthy=True)
+        folder = tmp_path / "ACME" / snap.week_of.isoformat()
+        folder.mkdir(parents=True)
+        (folder / "snapshot.json").write_text(snap.model_dump_json())
+        (folder / "reconciled.json").write_text(reconcile(snap, None, Thresholds()).model_dump_json())
+    (tmp_path / "_rollup" / "2027-01-04").mkdir(parents=True)
+    (tmp_path / "_rollup" / "2027-01-04" / "reconciled.json").write_text("{}")
+    assert render_pages.latest_week(tmp_path) == WEEK_OF
+    history = render_pages.history(tmp_path, "ACME", WEEK_OF, 7)
+    assert [s.week_of for s in history] == [WEEK_OF - dt.timedelta(days=21), WEEK_OF - dt.timedelta(days=7)]
+    assert render_pages.latest_week(tmp_path / "nothing") is None

@@ -23,7 +23,8 @@ from msp_reports.simulators.credentials import SimCredentials
 from msp_reports.simulators.world import World
 
 # system name -> module under msp_reports.simulators exposing ``router(world, state) -> APIRouter``
-SIMULATED_SYSTEMS = ("zabbix", "connectwise", "datto", "defender", "cloudflare", "teams")
+SIMULATED_SYSTEMS = ("zabbix", "connectwise", "datto", "defender", "cloudflare", "teams", "librenms", "uptimerobot", "veeam",
+                     "halopsa", "sentinel")
 
 
 @dataclass

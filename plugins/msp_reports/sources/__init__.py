@@ -41,9 +41,14 @@ class SystemSpec:
 SYSTEMS: dict[str, SystemSpec] = {
     "zabbix": SystemSpec("uptime", ("service_tag",), "Zabbix"),
     "connectwise": SystemSpec("tickets", ("company",), "ConnectWise PSA"),
+    "halopsa": SystemSpec("tickets", ("client_id",), "HaloPSA"),
     "datto": SystemSpec("backups", ("client_company",), "Datto BCDR"),
+    "veeam": SystemSpec("backups", ("organization",), "Veeam"),
     "defender": SystemSpec("security", ("tenant_id",), "Microsoft Defender"),
+    "sentinel": SystemSpec("security", ("subscription_id", "resource_group", "workspace"), "Microsoft Sentinel"),
     "cloudflare": SystemSpec("sites", ("zone_id",), "Cloudflare health checks"),
+    "librenms": SystemSpec("uptime", ("device_group",), "LibreNMS"),
+    "uptimerobot": SystemSpec("sites", ("monitor_prefix",), "Status checks (UptimeRobot)"),
 }
 
 

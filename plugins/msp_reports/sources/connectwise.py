@@ -10,10 +10,10 @@ customer's week costs three or four requests whatever the size of the PSA:
   and not closed by then (still open, or closed at or after the end);
 - one paged list of change-board tickets closed in the week: the changes executed.
 
-Definitions (see :data:`SLA_BREACH_DEFINITION`): ``opened`` counts tickets entered in
-``[start, end)``, ``closed`` those with ``closedDate`` in ``[start, end)``; a breach is a ticket
-entered or closed in the week with ``isInSla = false``, counted once. Changes are tracked as
-tickets on a "Change Management" board (ref ``change_board`` overrides the name).
+The definitions are :mod:`msp_reports.sources.ticket_rules`' (shared with HaloPSA): ``opened``
+counts tickets entered in ``[start, end)``, ``closed`` those with ``closedDate`` in it; a breach
+is a ticket entered or closed in the week with ``isInSla = false``, counted once. Changes are
+tracked as tickets on a "Change Management" board (ref ``change_board`` overrides the name).
 
 Connection: ``host`` is the API root up to ``/apis/3.0``; ``login`` is
 ``<companyId>+<publicKey>``, ``password`` the private key, extra ``client_id`` the registered
@@ -24,18 +24,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from requests.auth import HTTPBasicAuth
 
 from msp_reports.exceptions import SourceAuthError, SourceResponseError
-from msp_reports.snapshot import ChangeRecord, PriorityCount, TicketData
+from msp_reports.snapshot import ChangeRecord
 from msp_reports.sources import Extracted
 from msp_reports.sources.base import SourceHook
 from msp_reports.sources.http import ApiClient
 from msp_reports.sources.paging import numbered_pages
+from msp_reports.sources.ticket_rules import NO_PRIORITY, Ticket, change_record, ticket_data
 from msp_reports.sources.timestamps import iso_z, parse_instant
 
 if TYPE_CHECKING:
@@ -50,27 +50,8 @@ SYSTEM = "connectwise"
 ACCEPT = "application/vnd.connectwise.com+json; version=2022.1"
 DEFAULT_CHANGE_BOARD = "Change Management"
 MAX_PAGE_SIZE = 1000
-NO_PRIORITY = "No priority"
-SLA_BREACH_DEFINITION = (
-    "service tickets (not on the change board) entered or closed in the week whose isInSla is "
-    "false, each ticket counted once"
-)
 TICKET_FIELDS = "id,summary,board/name,priority/name,status/name,closedFlag,closedDate,isInSla,_info/dateEntered"
 CHANGE_FIELDS = "id,summary,board/name,status/name,closedFlag,closedDate,_info/dateEntered"
-
-
-@dataclass(frozen=True)
-class Ticket:
-    """The fields of a ticket the report uses, with dates parsed."""
-
-    id: int
-    summary: str
-    board: str
-    priority: str
-    status: str
-    entered: dt.datetime
-    closed: dt.datetime | None
-    in_sla: bool | None
 
 
 class ConnectWiseHook(SourceHook):
@@ -205,44 +186,12 @@ def parse_ticket(record: Mapping[str, Any]) -> Ticket:
         raise SourceResponseError(SYSTEM, f"ticket {ticket_id} has no _info.dateEntered")
     closed = parse_date(record.get("closedDate"), f"ticket {ticket_id} closedDate") if record.get("closedFlag") else None
     in_sla = record.get("isInSla")
-    return Ticket(ticket_id, str(record.get("summary", "")), _name(record, "board"),
-                  _name(record, "priority") or NO_PRIORITY, _name(record, "status"), entered, closed,
-                  in_sla if isinstance(in_sla, bool) else None)
+    return Ticket(ticket_id, str(record.get("summary", "")), _name(record, "priority") or NO_PRIORITY,
+                  _name(record, "status"), entered, closed, in_sla if isinstance(in_sla, bool) else None)
 
 
 def parse_change(record: Mapping[str, Any]) -> ChangeRecord:
-    ticket = parse_ticket(record)
-    return ChangeRecord(ref=f"#{ticket.id}", summary=ticket.summary, executed_at=ticket.closed,
-                        status=ticket.status or "Unknown", source=SYSTEM)
-
-
-def ticket_data(tickets: Iterable[Ticket], week: ReportWeek, backlog_end: int,
-                changes: Iterable[ChangeRecord]) -> TicketData:
-    """Count the week: a ticket can be opened and closed in the same week; breaches once each."""
-    counts: dict[str, list[int]] = {}
-    seen: set[int] = set()
-    for t in tickets:
-        if t.id in seen:
-            continue
-        seen.add(t.id)
-        opened = week.start <= t.entered < week.end
-        closed = t.closed is not None and week.start <= t.closed < week.end
-        if not (opened or closed):
-            continue
-        row = counts.setdefault(t.priority, [0, 0, 0])
-        row[0] += opened
-        row[1] += closed
-        row[2] += t.in_sla is False
-    by_priority = [PriorityCount(priority=p, opened=o, closed=c, sla_breaches=b)
-                   for p, (o, c, b) in sorted(counts.items())]
-    return TicketData(
-        opened=sum(p.opened for p in by_priority),
-        closed=sum(p.closed for p in by_priority),
-        sla_breaches=sum(p.sla_breaches for p in by_priority),
-        backlog_end=backlog_end,
-        by_priority=by_priority,
-        changes=sorted(changes, key=lambda c: (c.executed_at or week.end, c.ref)),
-    )
+    return change_record(parse_ticket(record), SYSTEM)
 
 
 # ---- extract -----------------------------------------------------------------------------------

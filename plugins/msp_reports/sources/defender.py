@@ -2,8 +2,9 @@
 
 The MSP has one multi-tenant app registration, consented in each customer's tenant; Graph
 only serves a tenant's data to a token issued *by that tenant*, so the hook asks Azure AD for
-one app-only token per tenant (client credentials) and keeps it until shortly before it
-expires. A cached token that Graph rejects with 401 (revoked, clock skew) is replaced once.
+one app-only token per tenant (client credentials, :mod:`msp_reports.sources.msidentity`) and
+keeps it until shortly before it expires. A cached token that Graph rejects with 401 (revoked,
+clock skew) is replaced once.
 
 What the week contains, evaluated at ``week.end``:
 
@@ -23,18 +24,18 @@ What the week contains, evaluated at ``week.end``:
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
 from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlencode
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
 from msp_reports.snapshot import Incident, SecurityData, Severity
-from msp_reports.sources import Extracted
+from msp_reports.sources import Extracted, msidentity
 from msp_reports.sources.base import SourceHook
 from msp_reports.sources.http import ApiClient, RetryPolicy
+from msp_reports.sources.oauth import ClientCredentialsTokens, with_token
 from msp_reports.sources.timestamps import iso_z, parse_instant
 
 if TYPE_CHECKING:
@@ -44,23 +45,9 @@ if TYPE_CHECKING:
 
 SYSTEM = "defender"
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
-DEFAULT_LOGIN_URL = "https://login.microsoftonline.com"
-GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-TOKEN_MARGIN_SECONDS = 120  # renew this long before expiry: a request must not outlive its token
 SCORE_LOOKBACK = dt.timedelta(days=3)
 MAX_PAGES = 1000
 SEVERITIES: frozenset[str] = frozenset({"high", "medium", "low", "informational", "unknown"})
-
-# Azure AD error codes a user can act on, with what to do about them.
-_AADSTS_HINTS = {
-    "7000215": "the client secret is wrong: update the password of connection '{conn}'",
-    "7000222": "the client secret has expired: create a new one and update connection '{conn}'",
-    "700016": "the app (client id) is unknown in this tenant: check the login of connection '{conn}' "
-              "and that the customer consented the MSP app",
-    "90002": "tenant '{tenant}' does not exist: check ref.tenant_id in the customer registry",
-    "65001": "the MSP app is not consented in tenant '{tenant}': ask the customer's admin to consent it",
-}
-
 
 class DefenderHook(SourceHook):
     """Graph security API for customer tenants, with the MSP's multi-tenant app.
@@ -91,85 +78,34 @@ class DefenderHook(SourceHook):
     ) -> None:
         super().__init__(conn_id, page_size=page_size, policy=policy)
         self.clock = clock
-        self._tokens: dict[str, tuple[str, float]] = {}  # tenant -> (access token, expires at)
 
     def build_client(self, conn: Connection, extra: dict[str, Any]) -> ApiClient:
-        self._app_credentials(conn)
+        msidentity.app_credentials(self.system, self.conn_id, conn)
         base = self.base_url(conn) if conn.host else DEFAULT_GRAPH_URL
         return ApiClient(self.system, base, headers={"Accept": "application/json"}, policy=self.policy)
 
     @cached_property
-    def login_client(self) -> ApiClient:
-        login_url = self.connection.extra_dejson.get("login_url") or DEFAULT_LOGIN_URL
-        return ApiClient(self.system, login_url, headers={"Accept": "application/json"}, policy=self.policy)
+    def tokens(self) -> ClientCredentialsTokens:
+        return msidentity.tenant_tokens(
+            self.system, self.conn_id, self.connection,
+            scope=self.connection.extra_dejson.get("scope") or msidentity.GRAPH_SCOPE,
+            tenant_from="ref.tenant_id in the customer registry",
+            policy=self.policy, clock=self.clock,
+        )
 
-    # --- tokens
     def token(self, tenant_id: str) -> tuple[str, bool]:
         """An access token for ``tenant_id`` and whether it was just issued (not from cache)."""
-        cached = self._tokens.get(tenant_id)
-        if cached and cached[1] > self.clock():
-            return cached[0], False
-        client_id, client_secret = self._app_credentials(self.connection)
-        form = {
-            "client_id": client_id,
-            "client_secret": client_secret,
-            "grant_type": "client_credentials",
-            "scope": self.connection.extra_dejson.get("scope") or GRAPH_SCOPE,
-        }
-        try:
-            body = self.login_client.json("POST", f"/{quote(tenant_id, safe='')}/oauth2/v2.0/token", data=form)
-        except (SourceAuthError, SourceResponseError) as exc:
-            if exc.status not in (400, 401, 403):
-                raise
-            raise self._token_error(tenant_id, exc) from exc
-        try:
-            token = str(body["access_token"])
-            lifetime = float(body.get("expires_in", 3599))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SourceResponseError(
-                self.system, f"token response for tenant {tenant_id} has no access_token"
-            ) from exc
-        self._tokens[tenant_id] = (token, self.clock() + max(0.0, lifetime - TOKEN_MARGIN_SECONDS))
-        return token, True
-
-    def _app_credentials(self, conn: Connection) -> tuple[str, str]:
-        if not conn.login or not conn.password:
-            raise SourceAuthError(
-                self.system, f"connection '{self.conn_id}' needs login (client id) and password (client secret)"
-            )
-        return conn.login, conn.password
+        return self.tokens.token(tenant_id)
 
     def forget_token(self, tenant_id: str) -> None:
-        self._tokens.pop(tenant_id, None)
-
-    def _token_error(self, tenant_id: str, exc: SourceError) -> SourceAuthError:
-        match = re.search(r"AADSTS(\d+)", str(exc))
-        code = match.group(1) if match else ""
-        hint = _AADSTS_HINTS.get(code, "check the client id/secret of connection '{conn}' and the tenant id")
-        label = f"HTTP {exc.status}" + (f", AADSTS{code}" if code else "")
-        return SourceAuthError(
-            self.system,
-            f"Azure AD refused a token for tenant {tenant_id} ({label}): "
-            + hint.format(conn=self.conn_id, tenant=tenant_id),
-            status=exc.status,
-        )
+        self.tokens.forget(tenant_id)
 
     # --- Graph requests
     def get(self, tenant_id: str, path_or_url: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """GET as the MSP app in ``tenant_id``; a rejected cached token is renewed once."""
         query = urlencode(params, quote_via=quote) if params else None  # %20, not '+', in $filter
-        token, fresh = self.token(tenant_id)
-        try:
-            return self._get_with(token, path_or_url, query)
-        except SourceAuthError as exc:
-            if exc.status != 401 or fresh:
-                raise self._graph_auth_error(tenant_id, exc) from exc
-        self.forget_token(tenant_id)
-        token, _ = self.token(tenant_id)
-        try:
-            return self._get_with(token, path_or_url, query)
-        except SourceAuthError as exc:
-            raise self._graph_auth_error(tenant_id, exc) from exc
+        return with_token(self.tokens, tenant_id, lambda token: self._get_with(token, path_or_url, query),
+                          lambda exc: self._graph_auth_error(tenant_id, exc))
 
     def _get_with(self, token: str, path_or_url: str, query: str | None) -> dict[str, Any]:
         body = self.client.json("GET", path_or_url, params=query, headers={"Authorization": f"Bearer {token}"})
@@ -248,6 +184,19 @@ def severity_of(value: Any) -> Severity:
     return severity if severity in SEVERITIES else "unknown"  # type: ignore[return-value]
 
 
+def status_at_week_end(
+    created: dt.datetime, resolved_by_end: bool, week: ReportWeek
+) -> Literal["open", "resolved"] | None:
+    """Where an incident stands in the week, or ``None`` if it is not part of it.
+
+    Part of the week: created in it, or created before it and still open at its end. Shared
+    with Sentinel, so both security sources put the same incident in the same weeks.
+    """
+    if created >= week.end or (created < week.start and resolved_by_end):
+        return None
+    return "resolved" if resolved_by_end else "open"
+
+
 def parse_incident(record: dict[str, Any], week: ReportWeek) -> Incident | None:
     """The incident as it stood at week end, or ``None`` if it does not belong in the week."""
     status = _enum(record.get("status"))
@@ -258,16 +207,15 @@ def parse_incident(record: dict[str, Any], week: ReportWeek) -> Incident | None:
         updated = parse_instant(record["lastUpdateDateTime"]) if record.get("lastUpdateDateTime") else None
     except (KeyError, TypeError, ValueError) as exc:
         raise SourceResponseError(SYSTEM, f"incident {record.get('id')!r} has no valid createdDateTime") from exc
-    if created >= week.end:
-        return None
     resolved = status == "resolved" and updated is not None and updated <= week.end
-    if created < week.start and resolved:
+    place = status_at_week_end(created, resolved, week)
+    if place is None:
         return None
     return Incident(
         ref=str(record.get("id")),
         title=str(record.get("displayName") or "(untitled incident)"),
         severity=severity_of(record.get("severity")),
-        status="resolved" if resolved else "open",
+        status=place,
         created_at=created,
         source=SYSTEM,
     )
