@@ -67,7 +67,7 @@ def test_malformed_body_is_a_response_error(sim, world, connections, system):
 def test_full_answer_has_records(sim, world, connections, system):
     code, domain, src = CASES[system]
     data = _extract(world, code, src).data
-    if domain == "security":  # a quiet week has no incidents, but the posture is always there
-        assert data.secure_score_pct is not None or _records(data) > 0
+    if domain == "security":  # a quiet week may have no incidents; Defender still gives the posture
+        assert data.secure_score_pct is not None or _records(data) > 0 or system == "sentinel"
     else:
         assert _records(data) > 0

@@ -148,12 +148,14 @@ def load_reconciled(store: ReportStore, customer: str, week_of: dt.date) -> Reco
 # ---- render ---------------------------------------------------------------------------------
 def render(settings: Settings, item: dict[str, str]) -> dict:
     """Render the report with the engineer's current commentary; store Markdown and PDF."""
-    from msp_reports.render import render_report
+    from msp_reports.render import TREND_WEEKS, render_report
 
     ctx = Context(settings, item)
     rec = load_reconciled(ctx.store, ctx.code, ctx.week.week_of)
     commentary = ctx.store.read_text(ctx.code, ctx.week.week_of, "commentary.md") or ""
-    out = render_report(rec, ctx.customer, ctx.registry.msp, commentary)
+    earlier = (ctx.week.week_of - dt.timedelta(weeks=back) for back in range(TREND_WEEKS - 1, 0, -1))
+    history = [s for s in (load_snapshot(ctx.store, ctx.code, w) for w in earlier) if s is not None]
+    out = render_report(rec, ctx.customer, ctx.registry.msp, commentary, history=history)
     ctx.store.write_text(ctx.code, ctx.week.week_of, "report.md", out.markdown)
     ctx.store.write_bytes(ctx.code, ctx.week.week_of, "report.pdf", out.pdf)
     snapshot_bytes = ctx.store.read_bytes(ctx.code, ctx.week.week_of, "snapshot.json") or b""

@@ -115,10 +115,13 @@ def reconcile(current: WeeklySnapshot, previous: WeeklySnapshot | None, threshol
 
 
 def _unavailable_flag(domain: str, system: str) -> Flag:
+    from msp_reports.sources import SYSTEMS
+
+    label = SYSTEMS[system].label if system in SYSTEMS else system
     return Flag(
         kind="source_unavailable", severity="warning", domain=domain, subject=system,
-        message=f"{domain.capitalize()} data from {system} was unavailable for this week.",
-        recommendation=f"We are restoring the {system} data feed; the {domain} figures will follow separately.",
+        message=f"{domain.capitalize()} data from {label} was unavailable for this week.",
+        recommendation=f"We are restoring the {label} data feed; the {domain} figures will follow separately.",
     )
 
 

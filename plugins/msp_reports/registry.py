@@ -45,6 +45,15 @@ class SourceRef(_Strict):
     conn_id: str
     ref: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("ref", mode="before")
+    @classmethod
+    def _scalars_as_text(cls, value: Any) -> Any:
+        """Identifiers are text, even when YAML reads ``client_id: 482918`` as a number."""
+        if isinstance(value, dict):
+            return {k: str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+                    for k, v in value.items()}
+        return value
+
     @model_validator(mode="after")
     def _known_system(self) -> SourceRef:
         if self.system not in SYSTEMS:
@@ -172,7 +181,10 @@ class Registry(_Strict):
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(top level)"
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
 
 
 def parse_registry(raw: Any, source: str = "registry") -> Registry:

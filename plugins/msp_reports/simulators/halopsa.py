@@ -125,8 +125,7 @@ def _flag(params: Any, name: str) -> bool:
 
 def router(state: SimState) -> APIRouter:
     api = APIRouter()
-    world = state.world
-    clients = {halo_client_id(code): cw for code, cw in world.customers.items()}
+    world = state.world_view()
     with state.lock:
         tokens: dict[str, dt.datetime] = state.extra.setdefault(TOKENS_KEY, {})
 
@@ -174,6 +173,7 @@ def router(state: SimState) -> APIRouter:
             return _bad_request(f"Invalid datesearch value '{column}'")
         if page_no < 1 or page_size < 1:
             return _bad_request("page_no and page_size must be positive")
+        clients = {halo_client_id(code): cw for code, cw in world.customers.items()}  # this request's world
         customers = [clients[client]] if client in clients else [] if client is not None else clients.values()
         rows = [ticket_record(cw, t, now) for cw in customers for t in cw.tickets if t.entered <= now]
         if type_id is not None:

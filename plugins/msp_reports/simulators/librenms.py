@@ -138,10 +138,16 @@ def _error(status: int, message: str) -> Response:
 
 def router(state: SimState) -> APIRouter:
     api = APIRouter()
-    inv = inventory(state.world)
-    by_id = {d.device_id: d for d in inv.devices}
-    by_name = {d.hostname: d for d in inv.devices}
-    location_names = {i: name for name, i in inv.locations.items()}
+    built: dict[int, tuple] = {}
+
+    def current() -> tuple:
+        """The inventory of the world this request sees (an ``empty`` fault swaps the world)."""
+        world = state.world
+        if id(world) not in built:
+            inv = inventory(world)
+            built[id(world)] = (inv, {d.device_id: d for d in inv.devices}, {d.hostname: d for d in inv.devices},
+                                {i: name for name, i in inv.locations.items()})
+        return built[id(world)]
 
     def authorized(request: Request) -> bool:
         return secrets.compare_digest(request.headers.get("x-auth-token", ""), state.creds.librenms_token)
@@ -150,10 +156,12 @@ def router(state: SimState) -> APIRouter:
         return _json({"message": "Unauthenticated."}, 401)
 
     def find(host: str) -> SimDevice | None:
+        _, by_id, by_name, _ = current()
         return by_id.get(int(host)) if host.isdigit() else by_name.get(host)
 
     @api.get("/api/v0/devicegroups")
     async def list_groups(request: Request) -> Response:
+        inv, by_id, by_name, location_names = current()
         if not authorized(request):
             return unauthenticated()
         groups = sorted(inv.groups, key=lambda g: g["name"])
@@ -161,6 +169,7 @@ def router(state: SimState) -> APIRouter:
 
     @api.get("/api/v0/devicegroups/{name}")
     async def group_devices(name: str, request: Request) -> Response:
+        inv, by_id, by_name, location_names = current()
         if not authorized(request):
             return unauthenticated()
         group = next((g for g in inv.groups if (str(g["id"]) == name if name.isdigit() else g["name"] == name)), None)
@@ -176,6 +185,7 @@ def router(state: SimState) -> APIRouter:
 
     @api.get("/api/v0/resources/locations")
     async def list_locations(request: Request) -> Response:
+        inv, by_id, by_name, location_names = current()
         if not authorized(request):
             return unauthenticated()
         if not inv.locations:
@@ -186,6 +196,7 @@ def router(state: SimState) -> APIRouter:
 
     @api.get("/api/v0/devices/{hostname}")
     async def get_device(hostname: str, request: Request) -> Response:
+        inv, by_id, by_name, location_names = current()
         if not authorized(request):
             return unauthenticated()
         device = find(hostname)
@@ -196,6 +207,7 @@ def router(state: SimState) -> APIRouter:
 
     @api.get("/api/v0/devices/{hostname}/outages")
     async def device_outages(hostname: str, request: Request) -> Response:
+        inv, by_id, by_name, location_names = current()
         if not authorized(request):
             return unauthenticated()
         device = find(hostname)

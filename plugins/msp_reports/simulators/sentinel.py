@@ -150,7 +150,7 @@ def _next_link(request: Request, skip_token: str) -> str:
 
 def router(state: SimState) -> APIRouter:
     api = APIRouter()
-    world: World = state.world
+    world: World = state.world_view()
     with state.lock:
         tokens: dict[str, tuple[str, str, dt.datetime]] = state.extra.setdefault(TOKENS_KEY, {})
 

@@ -289,7 +289,7 @@ def _vbr_instant(value: str | None) -> dt.datetime | None:
 
 def router(state: SimState) -> APIRouter:
     api = APIRouter()
-    world = state.world
+    world = state.world_view()
     calls: Counter = state.extra.setdefault(CALLS_KEY, Counter())
     tokens: dict[str, dt.datetime] = state.extra.setdefault(TOKENS_KEY, {})
 
