@@ -31,11 +31,14 @@ def settings(sim, tmp_path, monkeypatch):
 
 
 def test_failed_backup_source_renders_unavailable_never_zero(sim, world, settings):
+    from msp_reports.sources import SYSTEMS
+
     item = {"customer": "ECHO", "week_of": WEEK_OF.isoformat()}
-    requests.post(f"{sim.base_url}/_sim/faults/datto", json={"mode": "down"}, timeout=5).raise_for_status()
+    system = pipeline.load_registry(settings.registry_path).get("ECHO").sources["backups"][0].system
+    requests.post(f"{sim.base_url}/_sim/faults/{system}", json={"mode": "down"}, timeout=5).raise_for_status()
     for domain in pipeline.DOMAINS:
         if domain == "backups":
-            with pytest.raises(SourceUnavailable, match="datto: HTTP 503"):
+            with pytest.raises(SourceUnavailable, match=f"{system}: HTTP 503"):
                 pipeline.extract(settings, item, domain)
         else:
             pipeline.extract(settings, item, domain)
@@ -50,8 +53,8 @@ def test_failed_backup_source_renders_unavailable_never_zero(sim, world, setting
     pdf = store.read_bytes("ECHO", WEEK_OF, "report.pdf")
     text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
     backups = text.split("Backups", 1)[1].split("Security", 1)[0]
-    notice = backups.split("\n", 2)[2]  # after the "Source: datto · fetched <time>" line
-    assert notice.startswith("Data unavailable: Datto BCDR")
+    notice = backups.split("\n", 2)[2]  # after the "Source: <system> · fetched <time>" line
+    assert notice.startswith(f"Data unavailable: {SYSTEMS[system].label}")
     assert not any(ch.isdigit() for ch in notice)  # no figure at all, let alone a zero
     assert "127.0.0.1" not in text and "HTTP 503" not in text  # technical detail stays internal
     for agent in world.customers["ECHO"].agents:
