@@ -7,6 +7,8 @@ that system's module, retries and rate limits in :mod:`msp_reports.sources.http`
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,7 @@ class SourceHook(BaseHook):
     :param conn_id: the Airflow connection holding the system's URL and credentials.
     :param page_size: page size to request where the API pages; ``None`` leaves the API default.
     :param policy: retry policy; the default retries 5 times with backoff.
+    :param clock: monotonic clock for token expiry (tests replace it).
     """
 
     conn_name_attr = "conn_id"
@@ -33,12 +36,18 @@ class SourceHook(BaseHook):
     system = ""
 
     def __init__(
-        self, conn_id: str | None = None, *, page_size: int | None = None, policy: RetryPolicy | None = None
+        self,
+        conn_id: str | None = None,
+        *,
+        page_size: int | None = None,
+        policy: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id or self.default_conn_name
         self.page_size = page_size
         self.policy = policy
+        self.clock = clock
 
     @cached_property
     def connection(self) -> Connection:

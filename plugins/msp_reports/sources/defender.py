@@ -24,8 +24,6 @@ What the week contains, evaluated at ``week.end``:
 from __future__ import annotations
 
 import datetime as dt
-import time
-from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlencode
@@ -34,7 +32,7 @@ from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseE
 from msp_reports.snapshot import Incident, SecurityData, Severity
 from msp_reports.sources import Extracted, msidentity
 from msp_reports.sources.base import SourceHook
-from msp_reports.sources.http import ApiClient, RetryPolicy
+from msp_reports.sources.http import ApiClient
 from msp_reports.sources.oauth import ClientCredentialsTokens, with_token
 from msp_reports.sources.timestamps import iso_z, parse_instant
 
@@ -67,17 +65,6 @@ class DefenderHook(SourceHook):
     conn_type = "defender"
     hook_name = "Microsoft Defender (Graph security)"
     system = SYSTEM
-
-    def __init__(
-        self,
-        conn_id: str | None = None,
-        *,
-        page_size: int | None = None,
-        policy: RetryPolicy | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(conn_id, page_size=page_size, policy=policy)
-        self.clock = clock
 
     def build_client(self, conn: Connection, extra: dict[str, Any]) -> ApiClient:
         msidentity.app_credentials(self.system, self.conn_id, conn)

@@ -36,8 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -46,7 +45,7 @@ from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseE
 from msp_reports.snapshot import TicketData
 from msp_reports.sources import Extracted
 from msp_reports.sources.base import SourceHook
-from msp_reports.sources.http import ApiClient, RetryPolicy
+from msp_reports.sources.http import ApiClient
 from msp_reports.sources.oauth import ClientCredentialsTokens, with_token
 from msp_reports.sources.paging import numbered_pages
 from msp_reports.sources.ticket_rules import NO_PRIORITY, Ticket, change_record, in_week, open_at, ticket_data
@@ -84,17 +83,6 @@ class HaloPSAHook(SourceHook):
     conn_type = "halopsa"
     hook_name = "HaloPSA"
     system = SYSTEM
-
-    def __init__(
-        self,
-        conn_id: str | None = None,
-        *,
-        page_size: int | None = None,
-        policy: RetryPolicy | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(conn_id, page_size=page_size, policy=policy)
-        self.clock = clock
 
     def build_client(self, conn: Connection, extra: dict[str, Any]) -> ApiClient:
         self._app_credentials(conn)

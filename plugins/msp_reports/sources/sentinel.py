@@ -36,8 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -48,7 +47,7 @@ from msp_reports.snapshot import Incident, SecurityData
 from msp_reports.sources import Extracted, msidentity
 from msp_reports.sources.base import SourceHook
 from msp_reports.sources.defender import severity_of, status_at_week_end
-from msp_reports.sources.http import ApiClient, RetryPolicy
+from msp_reports.sources.http import ApiClient
 from msp_reports.sources.oauth import ClientCredentialsTokens, with_token
 from msp_reports.sources.timestamps import iso_z, parse_instant
 
@@ -114,17 +113,6 @@ class SentinelHook(SourceHook):
     conn_type = "sentinel"
     hook_name = "Microsoft Sentinel"
     system = SYSTEM
-
-    def __init__(
-        self,
-        conn_id: str | None = None,
-        *,
-        page_size: int | None = None,
-        policy: RetryPolicy | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(conn_id, page_size=page_size, policy=policy)
-        self.clock = clock
 
     def build_client(self, conn: Connection, extra: dict[str, Any]) -> ApiClient:
         msidentity.app_credentials(SYSTEM, self.conn_id, conn)

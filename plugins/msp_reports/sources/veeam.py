@@ -163,16 +163,8 @@ class VeeamVbrHook(SourceHook):
     hook_name = "Veeam Backup & Replication"
     system = SYSTEM
 
-    def __init__(
-        self,
-        conn_id: str | None = None,
-        *,
-        page_size: int | None = None,
-        policy: RetryPolicy | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(conn_id, page_size=page_size, policy=policy)
-        self.clock = clock
+    def __init__(self, conn_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(conn_id, **kwargs)
         self.tokens_issued = 0
         self._token: tuple[str, float] | None = None
 
@@ -276,9 +268,8 @@ class VeeamHook(SourceHook):
         policy: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(conn_id, page_size=page_size, policy=policy)
+        super().__init__(conn_id, page_size=page_size, policy=policy, clock=clock)
         self.session_page_size = session_page_size
-        self.clock = clock
         self._servers: dict[str, VeeamVbrHook] = {}
 
     def build_client(self, conn: Connection, extra: dict[str, Any]) -> ApiClient:
