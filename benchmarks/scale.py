@@ -1,0 +1,203 @@
+"""Scale: 12, 100 and 500 customers against the simulators, in the floor loop (extract x 5,
+reconcile, render: no orchestrator).
+
+For each size one child builds a world of that many synthetic customers (C001.., customer
+``i`` shaped like demo customer ``i % 12``), writes the matching registry and serves the world
+from the simulators. It runs the loop for one customer of each sampled shape, spread over the
+registry, so every size does the same work per customer and whatever grows with the number of
+customers shows up as growth per customer.
+
+Per customer it records, per phase: wall seconds, CPU seconds of the pipeline's own thread
+(``time.thread_time``: the simulators run in other threads of the process and are not counted),
+the seconds the simulators spent answering, and the requests each source system received.
+The per-customer cost is the pipeline's CPU: the simulators scan their whole world on many
+requests, which a real Zabbix or ConnectWise does not, so their time is reported apart.
+
+The reference for requests is the same customer alone: a world holding only that customer,
+served by its own simulators. What it receives there is the pages its own data needs plus each
+system's fixed calls (version, login, token, count, logout); anything above that at size N is
+a request that grows with N.
+
+``python -m benchmarks.scale <n> <home> <shape,shape,...>`` (child).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+PHASES = ("extract", "reconcile", "render")
+
+
+class _SimulatorClock:
+    """ASGI middleware: seconds the simulators spend per system (answer fully sent)."""
+
+    def __init__(self, app, seconds: Counter) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.seconds[scope["path"].strip("/").split("/", 1)[0]] += time.perf_counter() - started
+
+
+def _serve(world, creds, sim_seconds: Counter):
+    from msp_reports.simulators.server import SimServer, connection_env, demo_connections
+
+    server = SimServer(world, creds)
+    server.app.add_middleware(_SimulatorClock, seconds=sim_seconds)
+    server.__enter__()
+    os.environ.update(connection_env(demo_connections(server.base_url, creds, {})))
+    return server
+
+
+def _run_customer(settings, item: dict[str, str], state, sim_seconds: Counter, *, full: bool) -> dict:
+    from msp_reports import pipeline
+
+    steps = [("extract", lambda: [pipeline.extract(settings, item, d) for d in pipeline.DOMAINS])]
+    if full:
+        steps += [("reconcile", lambda: pipeline.build_snapshot(settings, item)),
+                  ("render", lambda: pipeline.render(settings, item))]
+    requests_before = dict(state.requests)
+    out: dict = {"wall_s": {}, "cpu_s": {}, "sim_s": {}}
+    for phase, step in steps:
+        sim_before = sum(sim_seconds.values())
+        w0, c0 = time.perf_counter(), time.thread_time()
+        step()
+        out["wall_s"][phase] = time.perf_counter() - w0
+        out["cpu_s"][phase] = time.thread_time() - c0
+        out["sim_s"][phase] = sum(sim_seconds.values()) - sim_before
+    out["requests"] = {s: n - requests_before.get(s, 0) for s, n in state.requests.items()
+                       if s != "teams" and n - requests_before.get(s, 0)}
+    return out
+
+
+def child(n: int, home: Path, shapes: tuple[int, ...]) -> dict:
+    from benchmarks.common import bench_week, sample_indices, synthetic_profiles, write_registry
+    from msp_reports.registry import load_registry
+    from msp_reports.settings import Settings
+    from msp_reports.simulators.credentials import SimCredentials
+    from msp_reports.simulators.world import World
+
+    week = bench_week()
+    profiles = synthetic_profiles(n)
+    t0 = time.perf_counter()
+    world = World(week, profiles=profiles)
+    registry_path = write_registry(world, home / "customers.yaml")
+    setup_s = time.perf_counter() - t0
+    load_registry(registry_path)  # imports and first use, not counted
+    t1 = time.thread_time()
+    load_registry(registry_path)
+    registry_load_cpu_s = time.thread_time() - t1
+    settings = Settings(registry_path=str(registry_path), store_root=str(home / "store"),
+                        archive_root=str(home / "archive"))
+    creds = SimCredentials.generate()
+    sample = {s: profiles[i] for s, i in zip(shapes, sample_indices(n, shapes))}
+    customers: dict[int, dict] = {}
+    sim_seconds: Counter = Counter()
+    server = _serve(world, creds, sim_seconds)
+    try:
+        # one customer outside the sample first: imports, template and font caches, connections
+        _run_customer(settings, {"customer": profiles[-1].code, "week_of": week.isoformat()}, server.state,
+                      sim_seconds, full=True)
+        for shape, p in sample.items():
+            item = {"customer": p.code, "week_of": week.isoformat()}
+            customers[shape] = {"code": p.code,
+                                **_run_customer(settings, item, server.state, sim_seconds, full=True)}
+    finally:
+        server.__exit__(None, None, None)
+    # the reference: each sampled customer alone, in its own world and simulators
+    alone: dict[int, dict[str, int]] = {}
+    for shape, p in sample.items():
+        solo_home = home / "alone" / p.code
+        solo_world = World(week, profiles=(p,))
+        solo_settings = Settings(registry_path=str(write_registry(solo_world, solo_home / "customers.yaml")),
+                                 store_root=str(solo_home / "store"), archive_root=str(solo_home / "archive"))
+        server = _serve(solo_world, creds, Counter())
+        try:
+            item = {"customer": p.code, "week_of": week.isoformat()}
+            alone[shape] = _run_customer(solo_settings, item, server.state, Counter(), full=False)["requests"]
+        finally:
+            server.__exit__(None, None, None)
+    return {"n": n, "world_and_registry_s": setup_s, "registry_load_cpu_s": registry_load_cpu_s,
+            "customers": customers, "alone": alone}
+
+
+def main(argv: list[str]) -> None:
+    from benchmarks.common import write_result
+
+    shapes = tuple(int(s) for s in argv[2].split(","))
+    write_result(child(int(argv[0]), Path(argv[1]), shapes))
+
+
+# ---- driver -----------------------------------------------------------------------------------
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values)
+
+
+def summarize(raw: dict) -> dict:
+    rows = raw["customers"]  # shape (as a JSON string key) -> that customer's measurements
+    return {
+        "n": raw["n"],
+        "sampled": len(rows),
+        "cpu_s": {shape: sum(r["cpu_s"].values()) for shape, r in rows.items()},
+        "wall_s": {shape: sum(r["wall_s"].values()) for shape, r in rows.items()},
+        "sim_s": {shape: sum(r["sim_s"].values()) for shape, r in rows.items()},
+        "phase_cpu_s": {ph: _mean(r["cpu_s"][ph] for r in rows.values()) for ph in PHASES},
+        "requests": {shape: r["requests"] for shape, r in rows.items()},
+        "alone": raw["alone"],
+        "registry_load_cpu_s": raw["registry_load_cpu_s"],
+        "world_and_registry_s": raw["world_and_registry_s"],
+    }
+
+
+def systems(*summaries: dict) -> list[str]:
+    """Every source system that received a request, in any run or alone."""
+    found = {sys_ for summary in summaries for runs in (summary["requests"], summary["alone"])
+             for counts in runs.values() for sys_ in counts}
+    return sorted(found)
+
+
+def compare(this: dict, base: dict) -> dict:
+    """Per-customer figures of ``this`` size against ``base`` (12), on the shapes both sampled."""
+    shapes = [s for s in this["cpu_s"] if s in base["cpu_s"]]
+    names = systems(this, base)
+    out = {
+        "shapes": len(shapes),
+        "cpu_per_customer_s": _mean(this["cpu_s"][s] for s in shapes),
+        "base_cpu_per_customer_s": _mean(base["cpu_s"][s] for s in shapes),
+        "wall_per_customer_s": _mean(this["wall_s"][s] for s in shapes),
+        "sim_per_customer_s": _mean(this["sim_s"][s] for s in shapes),
+        "requests": {sys_: _mean(this["requests"][s].get(sys_, 0) for s in shapes) for sys_ in names},
+        "alone": {sys_: _mean(this["alone"][s].get(sys_, 0) for s in shapes) for sys_ in names},
+    }
+    out["cpu_ratio"] = out["cpu_per_customer_s"] / out["base_cpu_per_customer_s"]
+    return out
+
+
+def measure(workdir: Path, sizes: dict[int, tuple[int, ...]]) -> dict:
+    """``sizes``: number of customers -> the demo shapes to sample at that size."""
+    from benchmarks.common import airflow_env, run_child
+
+    out = {}
+    for n, shapes in sizes.items():
+        home = workdir / f"n{n}"
+        env = airflow_env(workdir / "airflow", home)
+        child_result = run_child("benchmarks.scale", [str(n), str(home), ",".join(map(str, shapes))], env=env,
+                                 workdir=workdir, name=f"scale-{n}", timeout=1800)
+        out[n] = {**summarize(child_result.result), "peak_rss_mb": child_result.peak_rss_mb,
+                  "child_wall_s": child_result.wall_s}
+    return out
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
