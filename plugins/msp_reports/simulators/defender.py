@@ -219,6 +219,28 @@ def _odata_error(status: int, code: str, message: str, headers: dict[str, str] |
     )
 
 
+def aad_client_credentials_error(form: dict[str, str], tenant_id: str, *, tenant_known: bool,
+                                 client_id: str, client_secret: str) -> JSONResponse | None:
+    """Azure AD's answer to a client-credentials request it refuses, in its order of checks;
+    ``None`` when tenant, grant type, client id and secret are all good (scope is the caller's)."""
+    if not tenant_known:
+        return _aad_error(400, "invalid_request",
+                          f"AADSTS90002: Tenant '{tenant_id}' not found. Check to make sure you have the "
+                          "correct tenant ID and are signing into the correct cloud.")
+    if form.get("grant_type") != "client_credentials":
+        return _aad_error(400, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type.")
+    if not secrets.compare_digest(form.get("client_id", ""), client_id):
+        return _aad_error(400, "unauthorized_client",
+                          f"AADSTS700016: Application with identifier '{form.get('client_id', '')}' was not "
+                          f"found in the directory '{tenant_id}'.")
+    if not secrets.compare_digest(form.get("client_secret", ""), client_secret):
+        return _aad_error(401, "invalid_client",
+                          "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in "
+                          "the request is the client secret value, not the client secret ID, for a secret "
+                          f"added to app '{client_id}'.")
+    return None
+
+
 def _aad_error(status: int, error: str, description: str) -> JSONResponse:
     trace, correlation = str(uuid.uuid4()), str(uuid.uuid4())
     return JSONResponse(
@@ -240,22 +262,11 @@ def router(state: SimState) -> APIRouter:
     @api.post("/login/{tenant_id}/oauth2/v2.0/token")
     async def token(tenant_id: str, request: Request):
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
-        if world.by_tenant(tenant_id) is None:
-            return _aad_error(400, "invalid_request",
-                              f"AADSTS90002: Tenant '{tenant_id}' not found. Check to make sure you have the "
-                              "correct tenant ID and are signing into the correct cloud.")
-        if form.get("grant_type") != "client_credentials":
-            return _aad_error(400, "unsupported_grant_type",
-                              "AADSTS70003: The app requested an unsupported grant type.")
-        if not secrets.compare_digest(form.get("client_id", ""), state.creds.graph_client_id):
-            return _aad_error(400, "unauthorized_client",
-                              f"AADSTS700016: Application with identifier '{form.get('client_id', '')}' was not "
-                              f"found in the directory '{tenant_id}'.")
-        if not secrets.compare_digest(form.get("client_secret", ""), state.creds.graph_client_secret):
-            return _aad_error(401, "invalid_client",
-                              "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in "
-                              "the request is the client secret value, not the client secret ID, for a secret "
-                              f"added to app '{state.creds.graph_client_id}'.")
+        refused = aad_client_credentials_error(form, tenant_id, tenant_known=world.by_tenant(tenant_id) is not None,
+                                               client_id=state.creds.graph_client_id,
+                                               client_secret=state.creds.graph_client_secret)
+        if refused is not None:
+            return refused
         if form.get("scope") != GRAPH_SCOPE:
             return _aad_error(400, "invalid_scope",
                               f"AADSTS1002012: The provided value for scope {form.get('scope')} is not valid.")

@@ -36,7 +36,9 @@ from urllib.parse import parse_qs, quote, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from msp_reports.simulators.defender import ODataError, _aad_error, _Field, graph_time, parse_filter
+from msp_reports.simulators.defender import (
+    ODataError, _aad_error, _Field, aad_client_credentials_error, graph_time, parse_filter,
+)
 from msp_reports.simulators.world import CustomerWorld, SecurityIncident, World
 
 if TYPE_CHECKING:
@@ -157,22 +159,12 @@ def router(state: SimState) -> APIRouter:
     @api.post("/login/{tenant_id}/oauth2/v2.0/token")
     async def token(tenant_id: str, request: Request):
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
-        if tenant_id != MSP_TENANT_ID and world.by_tenant(tenant_id) is None:
-            return _aad_error(400, "invalid_request",
-                              f"AADSTS90002: Tenant '{tenant_id}' not found. Check to make sure you have the "
-                              "correct tenant ID and are signing into the correct cloud.")
-        if form.get("grant_type") != "client_credentials":
-            return _aad_error(400, "unsupported_grant_type",
-                              "AADSTS70003: The app requested an unsupported grant type.")
-        if not secrets.compare_digest(form.get("client_id", ""), state.creds.sentinel_client_id):
-            return _aad_error(400, "unauthorized_client",
-                              f"AADSTS700016: Application with identifier '{form.get('client_id', '')}' was not "
-                              f"found in the directory '{tenant_id}'.")
-        if not secrets.compare_digest(form.get("client_secret", ""), state.creds.sentinel_client_secret):
-            return _aad_error(401, "invalid_client",
-                              "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in "
-                              "the request is the client secret value, not the client secret ID, for a secret "
-                              f"added to app '{state.creds.sentinel_client_id}'.")
+        known = tenant_id == MSP_TENANT_ID or world.by_tenant(tenant_id) is not None
+        refused = aad_client_credentials_error(form, tenant_id, tenant_known=known,
+                                               client_id=state.creds.sentinel_client_id,
+                                               client_secret=state.creds.sentinel_client_secret)
+        if refused is not None:
+            return refused
         scope = form.get("scope", "")
         if scope not in (ARM_SCOPE, GRAPH_SCOPE):
             return _aad_error(400, "invalid_scope",
