@@ -7,9 +7,12 @@ Every Monday 06:00 (MSP time) each managed customer gets a report on the previou
 Per customer (one mapped task group, labelled by customer code in the grid):
 five extracts (uptime, tickets, backups, security, sites) → `reconcile` with last week →
 `render` the PDF → `wait_for_approval` (the account engineer sets the Airflow Variable
-`weekly_report_approval__<CUSTOMER>__<week_of>` to `approve` or `reject <reason>`; delivery
+`weekly_report_approval__<CUSTOMER>__<week_of>` to `approve` or `reject <reason>`, or uses
+the "Weekly report review" page; delivery
 also waits for 09:00) → `deliver_email`, `post_to_teams`, `archive`, each exactly once.
-After all customers: the internal roll-up to `#weekly-reports`.
+After all customers: the internal roll-up to `#weekly-reports`. At 09:00 `post_missed_approvals`
+names there the customers nobody has decided on; after `msp.approval_cutoff` (registry, default
+48 h) a customer's wait ends as expired: the sensor fails saying so and nothing is sent.
 
 Manual run for some customers: trigger with conf `{"customers": ["ACME"]}`; for a past week
 add `"week_of": "2026-11-09"`.
@@ -20,7 +23,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task, task_group
+# The public airflow.sdk names, imported from the modules that define them: airflow.sdk resolves
+# them lazily, so the dag-processor's pre-import of this file's airflow.* modules would not load
+# them and every parse child would import them again (docs/benchmarks.md, DAG parse).
+from airflow.sdk.definitions.context import get_current_context
+from airflow.sdk.definitions.dag import dag
+from airflow.sdk.definitions.decorators import task, task_group
+from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
 
 MSP_TIMEZONE = os.environ.get("MSP_REPORTS_TIMEZONE", "Europe/London")
 CUSTOMER_LABEL = "{{ customer }}"  # each mapped task puts its customer code in the context
@@ -32,9 +41,13 @@ def _label(item: dict[str, str]) -> None:
     get_current_context()["customer"] = item["customer"]  # type: ignore[typeddict-unknown-key]
 
 
-def _settings():
-    from airflow.sdk import Variable
+def _settings(item: dict | None = None):
+    """Where the registry, store and archive are: read once by plan_customers, then carried in each item."""
     from msp_reports.settings import Settings
+
+    if item and "settings" in item:
+        return Settings(**item["settings"])
+    from airflow.sdk import Variable
 
     return Settings.load(lambda key, default: Variable.get(key, default=default))
 
@@ -45,52 +58,88 @@ def plan_customers() -> list[dict[str, str]]:
 
     ctx = get_current_context()
     run = ctx["dag_run"]
-    return pipeline.plan(_settings(), run.logical_date or run.run_after, run.conf)
+    return pipeline.plan(_settings(), run.logical_date or run.run_after, run.conf, run_id=run.run_id)
 
 
-@task(map_index_template=CUSTOMER_LABEL, retries=2, retry_delay=dt.timedelta(minutes=2))
+@task(map_index_template=CUSTOMER_LABEL, multiple_outputs=False,
+      retries=3, retry_delay=dt.timedelta(minutes=1), retry_exponential_backoff=2.0,
+      max_retry_delay=dt.timedelta(minutes=15), execution_timeout=dt.timedelta(minutes=15))
 def extract(item: dict[str, str], domain: str) -> dict:
     _label(item)
     from msp_reports import pipeline
 
-    return pipeline.extract(_settings(), item, domain)
+    return pipeline.extract(_settings(item), item, domain)
 
 
-@task(map_index_template=CUSTOMER_LABEL, trigger_rule="all_done")
+@task(map_index_template=CUSTOMER_LABEL, multiple_outputs=False, trigger_rule="all_done",
+      execution_timeout=dt.timedelta(minutes=5))
 def reconcile(item: dict[str, str]) -> dict:
     _label(item)
     from msp_reports import pipeline
 
-    return pipeline.build_snapshot(_settings(), item)
+    return pipeline.build_snapshot(_settings(item), item)
 
 
-@task(map_index_template=CUSTOMER_LABEL)
+@task(map_index_template=CUSTOMER_LABEL, multiple_outputs=False, pool="msp_render",
+      retries=1, retry_delay=dt.timedelta(minutes=1), execution_timeout=dt.timedelta(minutes=10))
 def render(item: dict[str, str]) -> dict:
     _label(item)
     from msp_reports import pipeline
 
-    return pipeline.render(_settings(), item)
+    return pipeline.render(_settings(item), item)
+
+
+# The wait ends explicitly at the registry's msp.approval_cutoff (at most 6 days after 09:00):
+# the sensor records "expired" and fails saying so. Airflow's own timeout is only a backstop.
+APPROVAL_BACKSTOP = dt.timedelta(days=7)
 
 
 @task.sensor(map_index_template=CUSTOMER_LABEL, mode="reschedule", poke_interval=60,
-             timeout=dt.timedelta(days=2).total_seconds())
+             timeout=APPROVAL_BACKSTOP.total_seconds())
 def wait_for_approval(item: dict[str, str]):
     _label(item)
     from airflow.sdk import PokeReturnValue, Variable
-    from airflow.sdk.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
     from msp_reports import approval, pipeline
 
+    ctx = get_current_context()
+    waiting_since = ctx["ti"].get_first_reschedule_date(ctx) or dt.datetime.now(dt.timezone.utc)
     key = approval.variable_key(item["customer"], dt.date.fromisoformat(item["week_of"]))
-    state, record, new_value = pipeline.check_approval(_settings(), item, Variable.get(key, default=None))
+    state, record, new_value = pipeline.check_approval(_settings(item), item, Variable.get(key, default=None),
+                                                       waiting_since=waiting_since)
     if new_value is not None:
         Variable.set(key, new_value, description="Recorded by wait_for_approval")
     print(f"{item['customer']}: {state}")
     if state == "rejected":
         raise AirflowSkipException(f"{item['customer']} rejected by {record['by']}: {record['reason']}")
+    if state == "expired":  # fail loudly: deliveries do not run, the roll-up shows "expired"
+        raise AirflowFailException(f"{item['customer']} {item['week_of']}: {record['reason']}")
     return PokeReturnValue(is_done=state == "approved", xcom_value=record)
 
 
-@task(map_index_template=CUSTOMER_LABEL, retries=2, retry_delay=dt.timedelta(minutes=5))
+@task.sensor(mode="reschedule", poke_interval=60, timeout=APPROVAL_BACKSTOP.total_seconds())
+def wait_for_send_time(items: list[dict[str, str]]) -> bool:
+    """Until 09:00 (msp.deliver_not_before, MSP time) on the report's Monday."""
+    from msp_reports import pipeline
+
+    items = list(items)
+    return not items or dt.datetime.now(dt.timezone.utc) >= pipeline.send_time(_settings(items[0]), items[0])
+
+
+@task(multiple_outputs=False, retries=2, retry_delay=dt.timedelta(minutes=2))
+def post_missed_approvals(items: list[dict[str, str]]) -> dict:
+    """At 09:00: name the customers nobody has approved yet in #weekly-reports (once per week)."""
+    from airflow.sdk import Variable
+    from msp_reports import pipeline
+
+    items = list(items)
+    return pipeline.post_missed_approvals(_settings(items[0] if items else None), items,
+                                          lambda key: Variable.get(key, default=None))
+
+
+@task(map_index_template=CUSTOMER_LABEL, multiple_outputs=False, pool="msp_delivery",
+      retries=3, retry_delay=dt.timedelta(minutes=2), retry_exponential_backoff=2.0,
+      max_retry_delay=dt.timedelta(minutes=30), execution_timeout=dt.timedelta(minutes=10))
 def deliver(item: dict[str, str], channel: str) -> dict:
     _label(item)
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -98,19 +147,20 @@ def deliver(item: dict[str, str], channel: str) -> dict:
     from msp_reports.exceptions import AlreadyDelivered, ApprovalError, DeliveryStateUnknown
 
     try:
-        return pipeline.deliver(_settings(), item, channel)
+        return pipeline.deliver(_settings(item), item, channel)
     except AlreadyDelivered as exc:  # a re-run of a delivered week: nothing more goes out
         raise AirflowSkipException(str(exc)) from exc
     except (DeliveryStateUnknown, ApprovalError) as exc:  # retrying cannot fix these: a person must
         raise AirflowFailException(str(exc)) from exc
 
 
-@task(trigger_rule="all_done")
+@task(trigger_rule="all_done", multiple_outputs=False)
 def rollup(items: list[dict[str, str]]) -> dict:
     from airflow.sdk.exceptions import AirflowFailException
     from msp_reports import pipeline
 
-    result = pipeline.rollup(_settings(), list(items))
+    items = list(items)
+    result = pipeline.rollup(_settings(items[0] if items else None), items)
     if result["needs_attention"]:  # posted first; then the run shows red so nobody misses it
         raise AirflowFailException(f"needs attention: {'; '.join(result['needs_attention'])}")
     return result
@@ -118,7 +168,7 @@ def rollup(items: list[dict[str, str]]) -> dict:
 
 @task_group
 def customer_report(item: dict[str, str]) -> None:
-    extracts = [extract.override(task_id=f"extract_{d}")(item, d) for d in DOMAINS]
+    extracts = [extract.override(task_id=f"extract_{d}", pool=f"msp_source_{d}")(item, d) for d in DOMAINS]
     snapshot = reconcile(item)
     extracts >> snapshot
     approved = wait_for_approval(item)
@@ -143,6 +193,7 @@ def weekly_executive_report():
     customers = plan_customers()
     reports = customer_report.expand(item=customers)
     reports >> rollup(customers)
+    wait_for_send_time(customers) >> post_missed_approvals(customers)
 
 
 weekly_executive_report()

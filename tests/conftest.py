@@ -67,3 +67,18 @@ def use_connection(monkeypatch):
         return conn_id
 
     return _use
+
+
+@pytest.fixture
+def sim_settings(sim, tmp_path, monkeypatch):
+    """The demo registry's source connections pointed at the simulators; a fresh store and archive."""
+    from msp_reports.registry import load_registry
+    from msp_reports.settings import Settings
+    from msp_reports.simulators.server import connection_env, demo_connections
+
+    registry = load_registry(Settings.load().registry_path)
+    channels = {c.delivery.teams.conn_id: c.code.lower() for c in registry.customers}
+    for key, value in connection_env(demo_connections(sim.base_url, sim.creds, channels)).items():
+        monkeypatch.setenv(key, value)
+    return Settings(registry_path=Settings.load().registry_path, store_root=str(tmp_path / "store"),
+                    archive_root=str(tmp_path / "archive"))

@@ -8,7 +8,6 @@ import requests
 
 from msp_reports.exceptions import SourceError, SourceResponseError
 from msp_reports.registry import load_registry
-from msp_reports.settings import Settings
 from msp_reports.sources import module_for
 from msp_reports.sources.http import RetryPolicy
 

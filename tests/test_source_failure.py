@@ -3,7 +3,6 @@ number for it, the other sections still come from their systems, the roll-up nam
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 
 import pytest
@@ -14,20 +13,11 @@ from conftest import WEEK_OF
 
 from msp_reports import pipeline
 from msp_reports.exceptions import SourceUnavailable
-from msp_reports.settings import Settings
 
 
 @pytest.fixture
-def settings(sim, tmp_path, monkeypatch):
-    from msp_reports.registry import load_registry
-    from msp_reports.simulators.server import connection_env, demo_connections
-
-    registry = load_registry(Settings.load().registry_path)
-    channels = {c.delivery.teams.conn_id: c.code.lower() for c in registry.customers}
-    for key, value in connection_env(demo_connections(sim.base_url, sim.creds, channels)).items():
-        monkeypatch.setenv(key, value)
-    return Settings(registry_path=Settings.load().registry_path, store_root=str(tmp_path / "store"),
-                    archive_root=str(tmp_path / "archive"))
+def settings(sim_settings):
+    return sim_settings
 
 
 def test_failed_backup_source_renders_unavailable_never_zero(sim, world, settings):

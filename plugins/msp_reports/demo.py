@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from msp_reports.settings import PROJECT_ROOT
 
 MSP_TIMEZONE = "Europe/London"
+POOLS_FILE = PROJECT_ROOT / "include" / "pools.json"
 
 
 def airflow_env(home: Path, demo_dir: Path) -> dict[str, str]:
@@ -39,6 +40,22 @@ def airflow_env(home: Path, demo_dir: Path) -> dict[str, str]:
         "MSP_REPORTS_TIMEZONE": MSP_TIMEZONE,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "plugins"), os.environ.get("PYTHONPATH")])),
     }
+
+
+def import_pools(env: dict[str, str] | None = None) -> None:
+    """Create or update the pools in ``include/pools.json`` (``airflow pools import``).
+
+    The DAG's extract, render and deliver tasks run in these pools (per-source concurrency):
+    a task whose pool does not exist is never scheduled, so every Airflow home needs them.
+    """
+    subprocess.run([sys.executable, "-m", "airflow", "pools", "import", str(POOLS_FILE)], check=True,
+                   stdout=subprocess.DEVNULL, env=env or os.environ.copy())
+
+
+def connections_import_json(conns: dict[str, dict]) -> str:
+    """``conns`` (conn_id -> connection dict) in the file format ``airflow connections import`` reads."""
+    return json.dumps({conn_id: {k: (json.dumps(v) if k == "extra" and not isinstance(v, str) else v)
+                                 for k, v in conn.items()} for conn_id, conn in conns.items()}, indent=2)
 
 
 class DemoServices:
@@ -82,6 +99,13 @@ class DemoServices:
 
         return connection_env(self.connections())
 
+    def write_connections(self, path: Path) -> Path:
+        """The same connections as a file for ``airflow connections import`` (owner-only: it holds secrets)."""
+        path = Path(path)
+        path.touch(mode=0o600)
+        path.write_text(connections_import_json(self.connections()))
+        return path
+
 
 def seed_history(week_of: dt.date, weeks: int) -> int:
     """Extract and reconcile the ``weeks`` weeks before ``week_of`` with the pipeline's own functions,
@@ -123,8 +147,6 @@ def _summary(demo_dir: Path, services: DemoServices, week_of: dt.date) -> int:
 
     store = ReportStore(str(demo_dir / "store"))
     pdfs = sorted((demo_dir / "store").glob(f"*/{week_of}/report.pdf"))
-    archived = sorted((demo_dir / "archive").rglob("*.pdf"))
-    mails = services.mail.messages()
     posts = services.sim.state.extra.get("teams_posts", {})
     statuses = [customer_status(store, c, week_of) for c in services.registry.customers]
     print()
@@ -134,13 +156,34 @@ def _summary(demo_dir: Path, services: DemoServices, week_of: dt.date) -> int:
         print(f"  {s['customer']:5} {s['state']:<12} {flags}")
     print()
     print(f"PDF reports   {len(pdfs):3}  {demo_dir / 'store'}/<CUSTOMER>/{week_of}/report.pdf")
-    print(f"Emails        {len(mails):3}  {services.mail.folder}/*.eml")
-    customer_posts = sum(len(v) for k, v in posts.items() if k != "weekly-reports")
-    print(f"Teams posts   {customer_posts:3}  (customer channels) + {len(posts.get('weekly-reports', []))} roll-up")
-    print(f"Archived PDFs {len(archived):3}  {demo_dir / 'archive'}")
+    got = _received_by_via(demo_dir, services, week_of)
+    print(f"Emails        {sum(got['email'].values()):3}  " + _by_via(got["email"]) + f"; SMTP in {services.mail.folder}")
+    print(f"Teams posts   {sum(got['teams'].values()):3}  " + _by_via(got["teams"])
+          + f" + {len(posts.get('weekly-reports', []))} roll-up")
+    print(f"Archived PDFs {sum(got['archive'].values()):3}  " + _by_via(got["archive"]) + f"; local in {demo_dir / 'archive'}")
     print(f"Roll-up            {demo_dir / 'store' / '_rollup' / str(week_of) / 'rollup.md'}")
     delivered = sum(s["state"] == "delivered" for s in statuses)
     return 0 if delivered == len(statuses) else 1
+
+
+def _received_by_via(demo_dir: Path, services: DemoServices, week_of: dt.date) -> dict[str, dict[str, int]]:
+    """Per channel and per carrier (SMTP, Gmail API, Graph, webhook, SharePoint, Drive, local): what
+    the customers received, read from the SMTP sink, the simulators and the archive folder."""
+    from msp_reports.simulators.inbox import received
+
+    counts: dict[str, dict[str, int]] = {"email": {}, "teams": {}, "archive": {}}
+    for c in services.registry.customers:
+        got = received(c, week_of, sim=services.sim, mail_folder=services.mail.folder,
+                       archive_root=demo_dir / "archive", sender=str(services.registry.msp.from_email),
+                       store_root=demo_dir / "store")
+        for channel, n in (("email", len(got.emails)), ("teams", len(got.posts)), ("archive", len(got.archived))):
+            via = getattr(c.delivery, channel).via
+            counts[channel][via] = counts[channel].get(via, 0) + n
+    return counts
+
+
+def _by_via(counts: dict[str, int]) -> str:
+    return "(" + ", ".join(f"{via} {n}" for via, n in sorted(counts.items())) + ")"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -160,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
     print("• Preparing the Airflow database (SQLite) …", flush=True)
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True,
                    stdout=subprocess.DEVNULL, env=os.environ.copy())
+    import_pools()
 
     with DemoServices(week_of, demo_dir) as services:
         os.environ.update(services.connection_env())
@@ -190,6 +234,9 @@ def serve(args: argparse.Namespace) -> int:
     home.mkdir(exist_ok=True)
     os.environ.update(airflow_env(home, demo_dir))
     week_of = args.week_of or latest_complete_week(dt.datetime.now(dt.timezone.utc), MSP_TIMEZONE)
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True,
+                   stdout=subprocess.DEVNULL, env=os.environ.copy())
+    import_pools()
     with DemoServices(week_of, demo_dir, sim_port=args.sim_port) as services:
         env = {**os.environ, **services.connection_env()}
         # standalone starts its components as `airflow ...` subprocesses: use this venv's

@@ -7,19 +7,21 @@ scheduler. ``item`` is one customer's unit of work: ``{"customer": "ACME", "week
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
+from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from msp_reports import approval
-from msp_reports.delivery.archive import LocalArchiveChannel, archive_name
-from msp_reports.delivery.email import EmailChannel, cover_note
+from msp_reports.delivery.archive import archive_name
+from msp_reports.delivery.email import cover_note
 from msp_reports.delivery.ledger import Ledger
 from msp_reports.delivery.teams import TeamsChannel
 from msp_reports.exceptions import ReportError, SourceError
 from msp_reports.reconcile import Reconciled, reconcile
-from msp_reports.registry import Customer, Registry, load_registry
+from msp_reports.registry import Customer, Msp, load_registry
 from msp_reports.settings import Settings
+from msp_reports.shared import SharedListings
 from msp_reports.snapshot import DOMAINS, SECTION_DATA, Section, SourceStatus, WeeklySnapshot, merge_sections
 from msp_reports.sources import module_for
 from msp_reports.store import ReportStore, sha256
@@ -34,23 +36,45 @@ def _now() -> dt.datetime:
 
 
 class Context:
-    """What every task needs: settings, the registry, the store, this customer and week."""
+    """What every task needs: settings, this customer's registry entry, the MSP, the store, the week.
 
-    def __init__(self, settings: Settings, item: dict[str, str]) -> None:
+    :func:`plan` validates the whole registry once per run and puts each customer's entry (and
+    the MSP block) in its item, so a task validates one customer, not all of them: a task's cost
+    does not grow with the number of customers. An item without them (the review page, a
+    resend, a test) reads the registry instead.
+    """
+
+    def __init__(self, settings: Settings, item: dict[str, Any]) -> None:
         self.settings = settings
-        self.registry: Registry = load_registry(settings.registry_path)
-        self.customer: Customer = self.registry.get(item["customer"])
+        if "entry" in item and "msp" in item:
+            self.customer: Customer = Customer.model_validate(item["entry"])
+            self.msp: Msp = Msp.model_validate(item["msp"])
+        else:
+            registry = load_registry(settings.registry_path)
+            self.customer, self.msp = registry.get(item["customer"]), registry.msp
         self.week = ReportWeek.starting(dt.date.fromisoformat(item["week_of"]), self.customer.timezone)
         self.store = ReportStore(settings.store_root)
+        self.run_scope: str | None = item.get("run")
 
     @property
     def code(self) -> str:
         return self.customer.code
 
+    def shared_listings(self) -> SharedListings | None:
+        """Listings fetched once per run and shared by its customers (see :mod:`msp_reports.shared`)."""
+        if not self.run_scope:
+            return None
+        return SharedListings(self.store, self.week.week_of, self.run_scope)
+
 
 # ---- plan -----------------------------------------------------------------------------------
-def plan(settings: Settings, run_after: dt.datetime, conf: dict[str, Any] | None) -> list[dict[str, str]]:
-    """The customers of this run and the week they report on (the 7 days before the run's Monday)."""
+def plan(settings: Settings, run_after: dt.datetime, conf: dict[str, Any] | None,
+         run_id: str | None = None) -> list[dict[str, Any]]:
+    """The customers of this run and the week they report on (the 7 days before the run's Monday).
+
+    Each item carries what the customer's tasks need, validated once here: the settings, the
+    customer's registry entry, the MSP block, and the run's scope for shared listings.
+    """
     registry = load_registry(settings.registry_path)
     conf = conf or {}
     week_of = conf.get("week_of")
@@ -59,7 +83,13 @@ def plan(settings: Settings, run_after: dt.datetime, conf: dict[str, Any] | None
     else:
         monday = report_monday(run_after, registry.msp.timezone)
     week = (monday - dt.timedelta(days=7)).isoformat()
-    return [{"customer": c.code, "week_of": week} for c in registry.select(conf.get("customers"))]
+    scope = run_id or f"adhoc-{_now():%Y%m%dT%H%M%S%f}"
+    msp = registry.msp.model_dump(mode="json")
+    env = {"registry_path": settings.registry_path, "store_root": settings.store_root,
+           "archive_root": settings.archive_root}
+    return [{"customer": c.code, "week_of": week, "run": scope, "settings": env,
+             "entry": c.model_dump(mode="json"), "msp": msp}
+            for c in registry.select(conf.get("customers"))]
 
 
 # ---- extract --------------------------------------------------------------------------------
@@ -91,6 +121,7 @@ def _extract_one(ctx: Context, domain: str, src) -> None:
     started = _now()
     try:
         hook = module.HOOK(src.conn_id)
+        hook.shared = ctx.shared_listings()
         result = module.extract(hook, dict(src.ref), ctx.week)
     except Exception as exc:  # any failure means "unavailable", never a number
         error = str(exc) if isinstance(exc, SourceError) else f"{src.system}: {type(exc).__name__}: {exc}"
@@ -155,7 +186,7 @@ def render(settings: Settings, item: dict[str, str]) -> dict:
     commentary = ctx.store.read_text(ctx.code, ctx.week.week_of, "commentary.md") or ""
     earlier = (ctx.week.week_of - dt.timedelta(weeks=back) for back in range(TREND_WEEKS - 1, 0, -1))
     history = [s for s in (load_snapshot(ctx.store, ctx.code, w) for w in earlier) if s is not None]
-    out = render_report(rec, ctx.customer, ctx.registry.msp, commentary, history=history)
+    out = render_report(rec, ctx.customer, ctx.msp, commentary, history=history)
     ctx.store.write_text(ctx.code, ctx.week.week_of, "report.md", out.markdown)
     ctx.store.write_bytes(ctx.code, ctx.week.week_of, "report.pdf", out.pdf)
     snapshot_bytes = ctx.store.read_bytes(ctx.code, ctx.week.week_of, "snapshot.json") or b""
@@ -169,53 +200,117 @@ def render(settings: Settings, item: dict[str, str]) -> dict:
 
 
 # ---- approval -------------------------------------------------------------------------------
-def check_approval(settings: Settings, item: dict[str, str], raw: str | None,
-                   now: dt.datetime | None = None) -> tuple[str, dict | None, str | None]:
-    ctx = Context(settings, item)
-    msp = ctx.registry.msp
+def _send_time(msp: Msp, week_of: dt.date) -> dt.datetime:
     hh, mm = (int(x) for x in msp.deliver_not_before.split(":"))
-    earliest = not_before(ctx.week.week_of + dt.timedelta(days=7), msp.timezone, dt.time(hh, mm))
-    return approval.poll(ctx.store, ctx.code, ctx.week.week_of, raw, now=now or _now(), not_before=earliest)
+    return not_before(week_of + dt.timedelta(days=7), msp.timezone, dt.time(hh, mm))
+
+
+def send_time(settings: Settings, item: dict[str, str]) -> dt.datetime:
+    """When the week's reports may go out (09:00 MSP time on the report's Monday), as UTC."""
+    return _send_time(Context(settings, item).msp, dt.date.fromisoformat(item["week_of"]))
+
+
+def approval_deadline(msp: Msp, week_of: dt.date, waiting_since: dt.datetime | None = None) -> dt.datetime:
+    """The cut-off: ``msp.approval_cutoff`` after the send time, or after the wait began if that was
+    later (a manual run for a past week gets the whole cut-off too)."""
+    start = _send_time(msp, week_of)
+    return max(start, waiting_since or start) + msp.approval_cutoff
+
+
+def check_approval(settings: Settings, item: dict[str, str], raw: str | None,
+                   now: dt.datetime | None = None,
+                   waiting_since: dt.datetime | None = None) -> tuple[str, dict | None, str | None]:
+    """One poke of ``wait_for_approval`` (see :func:`msp_reports.approval.poll`)."""
+    ctx = Context(settings, item)
+    week_of = ctx.week.week_of
+    return approval.poll(ctx.store, ctx.code, week_of, raw, now=now or _now(),
+                         not_before=_send_time(ctx.msp, week_of),
+                         deadline=approval_deadline(ctx.msp, week_of, waiting_since)
+                         .astimezone(ZoneInfo(ctx.msp.timezone)))
+
+
+def post_missed_approvals(settings: Settings, items: list[dict[str, str]],
+                          variable: Callable[[str], str | None]) -> dict:
+    """At the send time: list the customers whose report is not approved in ``#weekly-reports``, once."""
+    from msp_reports.review.status import missed_approvals_card, unapproved
+
+    registry = load_registry(settings.registry_path)
+    store = ReportStore(settings.store_root)
+    if not items:
+        return {"unapproved": [], "posted": "nothing to post"}
+    week_of = dt.date.fromisoformat(items[0]["week_of"])
+    rows = unapproved(store, [registry.get(i["customer"]) for i in items], week_of,
+                      lambda code: variable(approval.variable_key(code, week_of)))
+    if not rows:
+        return {"unapproved": [], "posted": "nothing to post"}
+    card = missed_approvals_card(registry.msp, week_of, rows,
+                                 approval_deadline(registry.msp, week_of))
+    channel = TeamsChannel(registry.msp.internal_teams_conn_id, card)
+    channel.name = "teams-missed-approvals"  # its own receipt: a retry never posts the list twice
+    receipt = Ledger(store, "_rollup", week_of).send_once(channel, sha256(b"missed-approvals"))
+    return {"unapproved": [r["customer"] for r in rows], "posted": receipt["state"]}
 
 
 # ---- delivery -------------------------------------------------------------------------------
 def _channel(ctx: Context, name: str, pdf: bytes):
     from msp_reports.render import executive_summary, teams_summary
 
-    c, msp = ctx.customer, ctx.registry.msp
+    from msp_reports.delivery import channels
+
+    c, msp = ctx.customer, ctx.msp
     filename = archive_name(c.code, ctx.week.week_of)
     rec = load_reconciled(ctx.store, c.code, ctx.week.week_of)
     if name == "email":
-        return EmailChannel(
-            conn_id=c.delivery.email.conn_id, from_email=str(msp.from_email), to=c.recipients,
+        return channels.email_channel(
+            c.delivery.email, default_sender=str(msp.from_email), to=c.recipients,
             subject=f"{c.name}: weekly IT report, {ctx.week.label()}",
             cover_html=cover_note(c.name, c.cto.name, ctx.week.label(), executive_summary(rec),
                                   c.account_engineer.name, msp.name),
-            pdf=pdf, filename=filename, domain=str(msp.from_email).split("@")[-1],
+            pdf=pdf, filename=filename,
         )
     if name == "teams":
-        return TeamsChannel(conn_id=c.delivery.teams.conn_id, card=teams_summary(rec, c, msp))
+        return channels.teams_channel(c.delivery.teams, teams_summary(rec, c, msp),
+                                      f"{c.name}: weekly IT report, {ctx.week.label()}")
     if name == "archive":
-        from pathlib import Path
-
-        return LocalArchiveChannel(Path(ctx.settings.archive_root), c.delivery.archive.folder, filename, pdf)
+        snapshot = ctx.store.read_bytes(c.code, ctx.week.week_of, "snapshot.json")
+        return channels.archive_channel(c.delivery.archive, archive_root=ctx.settings.archive_root,
+                                        filename=filename, pdf=pdf, snapshot=snapshot)
     raise ValueError(f"unknown channel {name!r}")
 
 
-def deliver(settings: Settings, item: dict[str, str], channel: str, *, resend: bool = False) -> dict:
-    """Send the approved PDF on one channel, exactly once (see :mod:`msp_reports.delivery.ledger`)."""
+def deliver(settings: Settings, item: dict[str, str], channel: str, *, resend: bool = False,
+            note: dict | None = None) -> dict:
+    """Send the approved PDF on one channel, exactly once (see :mod:`msp_reports.delivery.ledger`);
+    ``resend`` (the resend command) sends it again on purpose, ``note`` says who and why."""
     ctx = Context(settings, item)
     pdf, record = approval.approved_pdf(ctx.store, ctx.code, ctx.week.week_of)
     ledger = Ledger(ctx.store, ctx.code, ctx.week.week_of)
-    receipt = ledger.send_once(_channel(ctx, channel, pdf), record["pdf_sha256"], resend=resend)
+    receipt = ledger.send_once(_channel(ctx, channel, pdf), record["pdf_sha256"], resend=resend, note=note)
+    if channel in ("teams", "archive"):
+        _pin_weekly_tab(ctx, ledger)
     return {k: receipt[k] for k in ("channel", "state", "remote_id", "pdf_sha256")}
+
+
+def _pin_weekly_tab(ctx: Context, ledger: Ledger) -> None:
+    """Graph channels: the "Weekly report" tab follows this week's archived PDF (whichever of the
+    teams and archive tasks finishes second sets it; both are idempotent)."""
+    from msp_reports.delivery.channels import pin_weekly_tab
+
+    try:
+        done = pin_weekly_tab(ctx.customer.delivery.teams, ledger.receipt("archive"),
+                              f"weekly-report-{ctx.code}")
+    except Exception as exc:  # noqa: BLE001 - the tab is a convenience: the post and the file went
+        log.warning("%s: could not update the Weekly report tab: %s", ctx.code, exc)
+        done = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    if done is not None:
+        ctx.store.write_json(ctx.code, ctx.week.week_of, "teams_tab.json", {**done, "at": _now().isoformat()})
 
 
 # ---- roll-up --------------------------------------------------------------------------------
 def customer_status(store: ReportStore, customer: Customer, week_of: dt.date) -> dict:
     """Where one customer's report stands, from the store alone."""
     rec_raw = store.read_json(customer.code, week_of, "reconciled.json")
-    last = approval.latest_record(store, customer.code, week_of)
+    last = approval.in_force(store, customer.code, week_of)  # None when a change voided the decision
     receipts = Ledger(store, customer.code, week_of).receipts()
     flags = rec_raw["flags"] if rec_raw else []
     unavailable = [d for d in DOMAINS if rec_raw and not rec_raw["snapshot"][d]["status"]["ok"]]
@@ -225,16 +320,24 @@ def customer_status(store: ReportStore, customer: Customer, week_of: dt.date) ->
     elif store.read_json(customer.code, week_of, "render.json") is None:
         state = "render failed"
     elif last is None:
-        state = "awaiting review"
+        gone = approval.voided(store, customer.code, week_of)
+        state = "awaiting review" + (f" (the {gone['decision']} by {gone['by']} was voided: the report "
+                                     "changed after it)" if gone else "")
+    elif last["decision"] == "expired":
+        state = f"expired: {last['reason']}"
     elif last["decision"] == "reject":
         state = f"rejected by {last['by']}: {last['reason']}"
     elif all(receipts.get(ch, {}).get("state") == "sent" for ch in CHANNELS):
         state = "delivered"
     else:
-        failed = [ch for ch in CHANNELS if receipts.get(ch, {}).get("state") != "sent"]
+        failed = [f"{ch} ({receipts.get(ch, {}).get('state', 'not sent')})" for ch in CHANNELS
+                  if receipts.get(ch, {}).get("state") != "sent"]
         state = "approved; not delivered on " + ", ".join(failed)
-    return {"customer": customer.code, "name": customer.name, "state": state, "flags": flags,
-            "unavailable": unavailable, "errors": errors, "deliveries": {ch: receipts.get(ch, {}).get("state", "-") for ch in CHANNELS}}
+    vias = {"email": customer.delivery.email.via, "teams": customer.delivery.teams.via,
+            "archive": customer.delivery.archive.via}
+    deliveries = {ch: f"{receipts.get(ch, {}).get('state', '-')} ({vias[ch]})" for ch in CHANNELS}
+    return {"customer": customer.code, "name": customer.name, "state": state, "flags": flags, "decision": last,
+            "unavailable": unavailable, "errors": errors, "deliveries": deliveries}
 
 
 def rollup(settings: Settings, items: list[dict[str, str]]) -> dict:
@@ -252,7 +355,11 @@ def rollup(settings: Settings, items: list[dict[str, str]]) -> dict:
     previous = ledger.receipt("teams")
     # internal channel: a changed roll-up (a late approval, a fixed source) is posted as an update
     update = previous is not None and previous["state"] == "sent" and previous["pdf_sha256"] != digest
-    channel = TeamsChannel(registry.msp.internal_teams_conn_id, rollup_card(registry.msp, week_of, statuses))
+    from msp_reports.delivery.channels import teams_channel
+    from msp_reports.registry import TeamsDelivery
+
+    internal = registry.msp.internal_teams or TeamsDelivery(conn_id=registry.msp.internal_teams_conn_id)
+    channel = teams_channel(internal, rollup_card(registry.msp, week_of, statuses), f"Weekly reports: week of {week_of}")
     receipt = ledger.send_once(channel, digest, resend=update)
     attention = [f"{s['customer']} {s['state']}" for s in statuses
                  if s["state"] != "delivered" and not s["state"].startswith("rejected")]

@@ -7,10 +7,11 @@ the file, the customer code and the field, e.g.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -69,16 +70,57 @@ class Thresholds(_Strict):
     default_slo_pct: float = 99.9
 
 
+# Each channel says how it is delivered (``via``) and the connection that carries it; see README
+# "Delivery channels". The conn_id default follows ``via``.
+_DEFAULT_CONN = {"smtp": "smtp_default", "gmail_api": "gmail_default", "graph": "msgraph_default",
+                 "sharepoint": "msgraph_default", "drive": "google_drive_default"}
+
+
 class EmailDelivery(_Strict):
-    conn_id: str = "smtp_default"
+    via: Literal["smtp", "gmail_api", "graph"] = "smtp"
+    conn_id: str = ""
+    sender: EmailStr | None = None  # the mailbox that sends (Gmail API, Graph); default msp.from_email
+
+    @model_validator(mode="after")
+    def _conn(self) -> EmailDelivery:
+        if not self.conn_id:
+            object.__setattr__(self, "conn_id", _DEFAULT_CONN[self.via])
+        return self
 
 
 class TeamsDelivery(_Strict):
-    conn_id: str  # the channel's Workflows webhook lives in this connection
+    via: Literal["workflow", "graph"] = "workflow"
+    conn_id: str = ""  # workflow: the channel's webhook connection; graph: the Graph connection
+    team_id: str | None = None  # graph: the team and channel ids
+    channel_id: str | None = None
+    weekly_tab: bool = True  # graph: keep a "Weekly report" tab pointing at this week's archived PDF
+
+    @model_validator(mode="after")
+    def _target(self) -> TeamsDelivery:
+        if self.via == "workflow" and not self.conn_id:
+            raise ValueError("conn_id is missing (the channel's Workflows webhook connection)")
+        if self.via == "graph":
+            for name in ("team_id", "channel_id"):
+                if not getattr(self, name):
+                    raise ValueError(f"{name} is missing (via: graph)")
+            if not self.conn_id:
+                object.__setattr__(self, "conn_id", _DEFAULT_CONN["graph"])
+        return self
+
+    @property
+    def target(self) -> tuple[str, str]:
+        """What identifies the customer's channel, for the one-customer-per-channel check."""
+        if self.via == "graph":
+            return "delivery.teams.channel_id", f"{self.team_id}/{self.channel_id}"
+        return "delivery.teams.conn_id", self.conn_id
 
 
 class ArchiveDelivery(_Strict):
-    folder: str
+    via: Literal["local", "sharepoint", "drive"] = "local"
+    folder: str  # local and SharePoint: the folder path; Drive: a label for the folder
+    conn_id: str = ""
+    drive_id: str | None = None  # SharePoint: the document library's drive id; Drive: the shared drive
+    folder_id: str | None = None  # Drive: the customer's folder id
 
     @field_validator("folder")
     @classmethod
@@ -86,6 +128,16 @@ class ArchiveDelivery(_Strict):
         if value.startswith("/") or ".." in Path(value).parts or not value.strip():
             raise ValueError("must be a relative folder name without '..'")
         return value
+
+    @model_validator(mode="after")
+    def _target(self) -> ArchiveDelivery:
+        if self.via == "sharepoint" and not self.drive_id:
+            raise ValueError("drive_id is missing (via: sharepoint, the document library)")
+        if self.via == "drive" and not self.folder_id:
+            raise ValueError("folder_id is missing (via: drive, the customer's folder)")
+        if self.via != "local" and not self.conn_id:
+            object.__setattr__(self, "conn_id", _DEFAULT_CONN[self.via])
+        return self
 
 
 class Delivery(_Strict):
@@ -155,9 +207,33 @@ class Msp(_Strict):
     timezone: str = "Europe/London"
     from_email: EmailStr
     internal_teams_conn_id: str = "teams_weekly_reports"
+    internal_teams: TeamsDelivery | None = None  # the roll-up via Graph (or a webhook); default: the conn above
     deliver_not_before: str = "09:00"
+    # how long after the send time a report may still be approved; then the wait ends as "expired".
+    # "48h", "2d", "90m" or a number of hours; at most 6 days, so a week's run always ends before
+    # the next Monday's run (one active run at a time) and before the sensor's 7-day backstop.
+    approval_cutoff: dt.timedelta = dt.timedelta(hours=48)
 
     _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_timezone(v)))
+
+    @field_validator("approval_cutoff", mode="before")
+    @classmethod
+    def _cutoff(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("give a duration such as '48h' or '2d'")
+        if isinstance(value, (int, float)):
+            return dt.timedelta(hours=value)
+        if isinstance(value, str) and (m := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhd])\s*", value)):
+            unit = {"m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
+            return dt.timedelta(**{unit: float(m.group(1))})
+        return value  # ISO 8601 ("PT48H", as the model dumps it) is parsed by pydantic
+
+    @field_validator("approval_cutoff")
+    @classmethod
+    def _cutoff_range(cls, value: dt.timedelta) -> dt.timedelta:
+        if not dt.timedelta(minutes=1) <= value <= dt.timedelta(days=6):
+            raise ValueError("must be between 1 minute and 6 days (e.g. '48h')")
+        return value
 
 
 class Registry(_Strict):
@@ -218,20 +294,43 @@ def parse_registry(raw: Any, source: str = "registry") -> Registry:
     return Registry(msp=msp, customers=customers)
 
 
+#: ref keys that tune how a customer's data is read, not which data is the customer's
+TUNING_REF_KEYS = frozenset({"rpo_hours", "change_type", "change_board"})
+
+
+def _source_identities(c: Customer) -> tuple[tuple[str, str], ...]:
+    """What names this customer in each source: its ref without the tuning keys, per system and connection.
+
+    Two customers with the same identity would each get the other's data (one Cloudflare zone,
+    one Datto company, one Defender tenant), so the registry refuses it.
+    """
+    out = []
+    for domain, refs in c.sources.items():
+        for src in refs:
+            ident = {k: str(v).strip().casefold() for k, v in src.ref.items() if k not in TUNING_REF_KEYS}
+            if ident:
+                keys = ", ".join(sorted(ident))
+                value = ", ".join(f"{k}={ident[k]}" for k in sorted(ident))
+                out.append((f"sources.{domain}.ref ({src.system} {keys})", f"{src.conn_id}: {value}"))
+    return tuple(out)
+
+
 def _uniqueness_problems(customers: list[Customer]) -> list[str]:
-    """Two customers may never share a code, a Teams channel or an archive folder."""
+    """Two customers may never share a code, a Teams channel, an archive folder or a source identity."""
     problems = []
     seen: dict[tuple[str, str], str] = {}
     for c in customers:
         for what, value in (
             ("code", c.code),
-            ("delivery.teams.conn_id", c.delivery.teams.conn_id),
+            c.delivery.teams.target,
+            # a folder name is refused twice whatever carries it; a Drive folder also by its id
             ("delivery.archive.folder", c.delivery.archive.folder.lower()),
+            ("delivery.archive.folder_id", c.delivery.archive.folder_id or f"(none for {c.code})"),
         ) + tuple(
             # one customer's tenant or workspace must never feed another customer's report
             (f"sources.security.ref.{key}", src.ref[key])
             for src in c.sources["security"] for key in ("tenant_id", "workspace") if src.ref.get(key)
-        ):
+        ) + _source_identities(c):
             if (what, value) in seen:
                 problems.append(f"customer {c.code!r}: {what} {value!r} is already used by customer {seen[what, value]!r}")
             else:

@@ -18,9 +18,20 @@ def _state_icon(state: str) -> str:
         return "✅"
     if state.startswith("rejected"):
         return "⛔"
+    if state.startswith("expired"):
+        return "⌛"
     if state.startswith(("failed", "render failed")) or "not delivered" in state:
         return "❌"
     return "⏳"
+
+
+def _decision(record: dict | None) -> str:
+    """Who decided, when, how, on which PDF (the approval record in force), for the table."""
+    if not record:
+        return "-"
+    when = str(record.get("recorded_at", ""))[:16].replace("T", " ")
+    return escape_markdown(f"{record['decision']} by {record['by']} ({record.get('via', '?')}) {when} UTC, "
+                           f"PDF {str(record.get('pdf_sha256') or '')[:12]}")
 
 
 def _risks(statuses: list[dict]) -> list[str]:
@@ -50,12 +61,12 @@ def _actions(statuses: list[dict]) -> list[str]:
 def rollup_markdown(msp: Msp, week_of: dt.date | None, statuses: list[dict]) -> str:
     lines = [f"# Weekly reports: week of {week_of}", "",
              f"{sum(s['state'] == 'delivered' for s in statuses)} of {len(statuses)} customer reports delivered.", "",
-             "| Customer | State | Flags | Email | Teams | Archive |", "|---|---|---|---|---|---|"]
+             "| Customer | State | Flags | Email | Teams | Archive | Decision |", "|---|---|---|---|---|---|---|"]
     for s in statuses:
         d = s["deliveries"]
         flags = ", ".join(sorted({f["kind"] for f in s["flags"]})) or "none"
         lines.append(f"| {s['customer']} | {_state_icon(s['state'])} {escape_markdown(s['state'])} | {flags} | "
-                     f"{d['email']} | {d['teams']} | {d['archive']} |")
+                     f"{d['email']} | {d['teams']} | {d['archive']} | {_decision(s.get('decision'))} |")
     lines += ["", "## Key risks", ""] + [f"- {escape_markdown(r, 600)}" for r in _risks(statuses) or ["None this week."]]
     lines += ["", "## Actions this week", ""] + [f"- {escape_markdown(a, 600)}" for a in _actions(statuses) or ["None."]]
     return "\n".join(lines) + "\n"

@@ -16,6 +16,7 @@ old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -50,12 +51,16 @@ class ReportStore:
     # ---- raw access
     def write_bytes(self, customer: str, week_of: dt.date, name: str, data: bytes) -> str:
         target = self.folder(customer, week_of) / name
+        tmp = None
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
             tmp.write_bytes(data)
             tmp.replace(target)
         except OSError as exc:
+            if tmp is not None:  # a full or failing disk leaves no half-written temporary behind
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
             raise StoreError(f"report store: cannot write {customer}/{week_of}/{name}: {exc}") from exc
         return str(target)
 
@@ -91,10 +96,44 @@ class ReportStore:
             return []
 
     def append_record(self, customer: str, week_of: dt.date, folder: str, doc: dict) -> str:
-        """Add a numbered record to ``folder``; existing records are never rewritten."""
-        existing = self.list(customer, week_of, folder)
-        number = 1 + max((int(n.split(".")[0]) for n in existing if n.split(".")[0].isdigit()), default=0)
-        return self.write_json(customer, week_of, f"{folder}/{number:04d}.json", doc)
+        """Add a numbered record to ``folder``; existing records are never rewritten.
+
+        Two writers at the same instant (the review page and a sensor) both take the next number;
+        on a local store the record is linked into place, which fails if the name exists, and the
+        loser takes the number after. Other object stores have no exclusive create through
+        fsspec: there the last writer of the same number wins (documented in the README).
+        """
+        data = json.dumps(doc, indent=2, sort_keys=True, default=str).encode()
+        for _ in range(100):
+            existing = self.list(customer, week_of, folder)
+            number = 1 + max((int(n.split(".")[0]) for n in existing if n.split(".")[0].isdigit()), default=0)
+            name = f"{folder}/{number:04d}.json"
+            if self.root.protocol not in ("file", "local"):
+                return self.write_bytes(customer, week_of, name, data)
+            if self._create_exclusive(customer, week_of, name, data):
+                return str(self.folder(customer, week_of) / name)
+        raise StoreError(f"report store: cannot append to {customer}/{week_of}/{folder}: too many concurrent writers")
+
+    def _create_exclusive(self, customer: str, week_of: dt.date, name: str, data: bytes) -> bool:
+        target = self.folder(customer, week_of) / name
+        local = target.path
+        tmp = f"{os.path.dirname(local)}/.{os.path.basename(local)}.{uuid.uuid4().hex}.tmp"
+        try:
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, local)  # atomic, and refuses an existing name
+            except FileExistsError:
+                return False
+            return True
+        except OSError as exc:
+            raise StoreError(f"report store: cannot write {customer}/{week_of}/{name}: {exc}") from exc
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
     def records(self, customer: str, week_of: dt.date, folder: str) -> list[dict]:
         return [self.read_json(customer, week_of, f"{folder}/{n}") for n in self.list(customer, week_of, folder)]

@@ -1,7 +1,9 @@
 """The archive: the approved PDF in the customer's folder under a date-stamped name.
 
 The embedded default is a local folder (``<root>/<folder>/<CUSTOMER>_weekly-report_<week_of>.pdf``,
-written atomically); SharePoint and Google Drive take the same interface.
+written atomically, with the week's snapshot JSON beside it); SharePoint
+(:mod:`.graph`) and Google Drive (:mod:`.gdrive`) take the same interface and the same names.
+A local archive settles an interrupted write by comparing bytes.
 """
 
 from __future__ import annotations
@@ -18,12 +20,25 @@ def archive_name(customer: str, week_of: dt.date) -> str:
     return f"{customer}_weekly-report_{week_of.isoformat()}.pdf"
 
 
+def snapshot_name(pdf_name: str) -> str:
+    """The snapshot JSON archived beside the PDF: ``<CUSTOMER>_weekly-report_<week_of>.snapshot.json``."""
+    return pdf_name.removesuffix(".pdf") + ".snapshot.json"
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+
+
 @dataclass
 class LocalArchiveChannel:
     root: Path
     folder: str
     filename: str
     pdf: bytes
+    snapshot: bytes | None = None
     name: str = "archive"
 
     @property
@@ -31,12 +46,10 @@ class LocalArchiveChannel:
         return self.root / self.folder / self.filename
 
     def send(self, idempotency_key: str) -> dict:
-        target = self.target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_bytes(self.pdf)
-        os.replace(tmp, target)
-        return {"remote_id": str(target), "bytes": len(self.pdf)}
+        if self.snapshot is not None:  # first: when the PDF is there, so is its snapshot
+            _write_atomically(self.target.with_name(snapshot_name(self.filename)), self.snapshot)
+        _write_atomically(self.target, self.pdf)
+        return {"remote_id": str(self.target), "bytes": len(self.pdf), "via": "local"}
 
     def lookup(self, idempotency_key: str) -> dict | None:
         """An interrupted archive is settled by looking: same bytes there means done."""
@@ -45,5 +58,5 @@ class LocalArchiveChannel:
         except FileNotFoundError:
             return None
         if hashlib.sha256(existing).digest() == hashlib.sha256(self.pdf).digest():
-            return {"remote_id": str(self.target), "bytes": len(existing)}
+            return {"remote_id": str(self.target), "bytes": len(existing), "via": "local"}
         return None

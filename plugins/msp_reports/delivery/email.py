@@ -7,22 +7,38 @@ people) can recognise a resend of the same report.
 Set ``retry_limit`` to 0 in the SMTP connection's extras: the hook otherwise repeats
 ``sendmail`` after any error, including one raised after the server accepted the message,
 which would send it twice. Retries belong to the ledger, which knows what was sent.
+
+Gmail (or Google Workspace) over SMTP is this same channel with the documented submission
+settings: host ``smtp.gmail.com``, port 587, STARTTLS (extras ``"disable_tls": false,
+"disable_ssl": true``: SSL-on-connect is port 465), login = the mailbox, password = an app
+password (or the Workspace SMTP relay), ``"retry_limit": 0``. SMTP cannot be asked afterwards
+whether a message went, so an interrupted send stops with ``DeliveryStateUnknown``; the Gmail
+API channel (:mod:`.google`) can look it up instead.
 """
 
 from __future__ import annotations
 
+import email.utils
 import html
 import tempfile
 from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
+
+SMTP_SUBMISSION_EXTRAS = {"disable_ssl": True, "disable_tls": False, "retry_limit": 0, "timeout": 30}
 
 
 @dataclass
-class EmailChannel:
-    """:param conn_id: the Airflow SMTP connection."""
+class ReportEmail:
+    """The customer email, whatever carries it (SMTP, the Gmail API, Microsoft Graph).
+
+    :param conn_id: the Airflow connection of the carrier.
+    :param sender: the mailbox the reports come from.
+    :param domain: the right-hand side of the deterministic ``Message-ID``.
+    """
 
     conn_id: str
-    from_email: str
+    sender: str
     to: list[str]
     subject: str
     cover_html: str
@@ -31,23 +47,46 @@ class EmailChannel:
     domain: str = "weekly-report.invalid"
     name: str = "email"
 
+    def message_id(self, idempotency_key: str) -> str:
+        return f"<{idempotency_key}@{self.domain}>"
+
+
+@dataclass
+class EmailChannel(ReportEmail):
+    """Over SMTP: ``conn_id`` is the Airflow SMTP connection."""
+
     def send(self, idempotency_key: str) -> dict:
         from airflow.providers.smtp.hooks.smtp import SmtpHook
 
-        message_id = f"<{idempotency_key}@{self.domain}>"
+        message_id = self.message_id(idempotency_key)
         with tempfile.TemporaryDirectory() as tmp:
             attachment = Path(tmp) / self.filename
             attachment.write_bytes(self.pdf)
             with SmtpHook(smtp_conn_id=self.conn_id) as hook:
                 hook.send_email_smtp(
                     to=self.to, subject=self.subject, html_content=self.cover_html,
-                    from_email=self.from_email, files=[str(attachment)],
+                    from_email=self.sender, files=[str(attachment)],
                     custom_headers={"Message-ID": message_id, "X-Idempotency-Key": idempotency_key},
                 )
-        return {"remote_id": message_id, "to": self.to, "attachment": self.filename}
+        return {"remote_id": message_id, "to": self.to, "attachment": self.filename, "via": "smtp"}
 
     def lookup(self, idempotency_key: str) -> dict | None:
         return None  # SMTP cannot tell us what a server already accepted
+
+
+def report_message(sender: str, to: list[str], subject: str, cover_html: str, pdf: bytes, filename: str,
+                   message_id: str, idempotency_key: str) -> EmailMessage:
+    """The RFC 822 message for APIs that take one whole (Gmail ``raw``): HTML cover, PDF attached."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = ", ".join(to)
+    msg["Subject"] = subject
+    msg["Date"] = email.utils.formatdate(localtime=False, usegmt=True)
+    msg["Message-ID"] = message_id
+    msg["X-Idempotency-Key"] = idempotency_key
+    msg.set_content(cover_html, subtype="html")
+    msg.add_attachment(pdf, maintype="application", subtype="pdf", filename=filename)
+    return msg
 
 
 def cover_note(customer_name: str, contact_name: str, week_label: str, summary: list[str],

@@ -6,6 +6,9 @@ Each channel's receipt lives in the report store as ``ledger/<channel>.json`` an
 - ``sent`` with the same PDF hash: skip (a retry or re-run sends nothing);
 - ``sent`` with another hash: refuse; only the resend command may send a different PDF;
 - ``failed``: the send raised before the channel accepted it, so sending again is safe;
+- an *ambiguous* error (a timeout, a dropped connection, a 5xx: the other side may have acted
+  on the request) leaves ``attempted``, with the error noted, and is raised: the retry then
+  settles it like a crash (below) instead of sending a second copy;
 - ``attempted`` only: the process died mid-send. A channel that can look its message up by
   the idempotency key (``lookup``) settles it; otherwise delivery stops with a message telling
   the operator to check the channel and use the resend command. A duplicate to a customer is
@@ -43,6 +46,32 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat()
 
 
+# errors raised after the request may have reached the other side, by class name so that no
+# client library is imported here (requests, httpx, urllib3, http.client, smtplib, azure-core)
+_AMBIGUOUS = {"ReadTimeout", "ReadTimeoutError", "Timeout", "TimeoutException", "WriteTimeout",
+              "ServiceResponseTimeoutError", "ServiceResponseError", "RemoteDisconnected", "ConnectionResetError",
+              "ConnectionAbortedError", "BrokenPipeError", "ChunkedEncodingError", "ProtocolError",
+              "IncompleteRead", "RemoteProtocolError", "ReadError", "SMTPServerDisconnected"}
+
+
+def ambiguous(exc: BaseException) -> bool:
+    """True when a send that raised ``exc`` may still have been accepted (so a resend could
+    duplicate): timeouts, connections dropped mid-request, 5xx answers. A refused connection, a
+    4xx, a missing connection or a bad argument is unambiguous: nothing was accepted."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ConnectionRefusedError):
+            return False
+        if isinstance(exc, TimeoutError) or type(exc).__name__ in _AMBIGUOUS:
+            return True
+        status = getattr(exc, "status", None) or getattr(getattr(exc, "resp", None), "status", None)
+        if isinstance(status, int) and status >= 500:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 class Ledger:
     def __init__(self, store: ReportStore, customer: str, week_of: dt.date) -> None:
         self.store = store
@@ -59,7 +88,10 @@ class Ledger:
     def _write(self, channel: str, doc: dict) -> None:
         self.store.write_json(self.customer, self.week_of, f"ledger/{channel}.json", doc)
 
-    def send_once(self, channel: Channel, pdf_sha256: str, *, resend: bool = False) -> dict:
+    def send_once(self, channel: Channel, pdf_sha256: str, *, resend: bool = False,
+                  note: dict | None = None) -> dict:
+        """Send unless already sent; ``resend`` sends again on purpose (``note``: who and why, kept
+        in the receipt's history)."""
         name = channel.name
         current = self.receipt(name)
         attempt = 0
@@ -83,6 +115,12 @@ class Ledger:
                         f"channel cannot confirm it; check {name} and then run the resend command"
                     )
                 return self._sent(name, current, found, history)
+            if current["state"] == "failed" and not resend:
+                # a failure we took for "not accepted" may have been accepted after all (a 5xx
+                # after processing): a channel that can look costs one lookup before resending
+                found = channel.lookup(current["idempotency_key"])
+                if found is not None:
+                    return self._sent(name, current, found, history)
             if resend:
                 attempt += 1
         else:
@@ -91,11 +129,22 @@ class Ledger:
         record = {"channel": name, "customer": self.customer, "week_of": self.week_of.isoformat(),
                   "state": "attempted", "pdf_sha256": pdf_sha256, "idempotency_key": key,
                   "attempted_at": _now(), "resends": attempt, "history": history}
+        if resend and note:
+            record["resend_note"] = note
+            history = history + [{"state": "resend requested", "at": record["attempted_at"], **note}]
+            record["history"] = history
         self._write(name, record)
         try:
             found = channel.send(key)
         except Exception as exc:
-            record.update(state="failed", error=f"{type(exc).__name__}: {exc}"[:500], failed_at=_now())
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            if ambiguous(exc):  # may have arrived: the retry looks it up, or a person decides
+                record.update(error=error, ambiguous_at=_now())
+                record["history"] = history + [{"state": "attempted (outcome unknown)", "error": error,
+                                                "at": record["ambiguous_at"]}]
+                self._write(name, record)
+                raise
+            record.update(state="failed", error=error, failed_at=_now())
             record["history"] = history + [{k: record[k] for k in ("state", "error", "failed_at")}]
             self._write(name, record)
             raise

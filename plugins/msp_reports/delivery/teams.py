@@ -1,4 +1,5 @@
-"""Teams: post an Adaptive Card to a channel through a Workflows webhook.
+"""Teams: post an Adaptive Card to a channel through a Workflows webhook (Graph channel
+messages are in :mod:`.graph`).
 
 Office 365 connectors and incoming webhooks are retired; a Workflows ("When a Teams webhook
 request is received") flow gives each channel a URL whose ``sig`` query parameter is a secret.
@@ -48,7 +49,7 @@ class TeamsWorkflowHook(SourceHook):
         response = self.client.request("POST", self.webhook_url(), json=body,
                                        headers={"x-ms-client-request-id": idempotency_key})
         return {"remote_id": response.headers.get("x-ms-workflow-run-id") or idempotency_key,
-                "status": response.status_code}
+                "status": response.status_code, "via": "workflow"}
 
 
 @dataclass

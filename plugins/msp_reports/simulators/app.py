@@ -24,7 +24,7 @@ from msp_reports.simulators.world import World
 
 # system name -> module under msp_reports.simulators exposing ``router(world, state) -> APIRouter``
 SIMULATED_SYSTEMS = ("zabbix", "connectwise", "datto", "defender", "cloudflare", "teams", "librenms", "uptimerobot", "veeam",
-                     "halopsa", "sentinel")
+                     "halopsa", "sentinel", "graph", "gmail", "drive")
 
 
 @dataclass
@@ -34,7 +34,9 @@ class Fault:
     ``mode``: ``500`` / ``503`` (server error), ``429`` (with ``Retry-After: retry_after``),
     ``slow`` (sleep ``delay`` seconds first), ``malformed`` (200 with a body that is not JSON),
     ``empty`` (the API answers normally, but the customer has no records at all),
-    ``down`` (every request answers 503 until cleared).
+    ``down`` (every request answers 503 until cleared), ``truncated`` (paging breaks: a page
+    after the first comes back empty or its next link is refused while the totals still claim
+    the whole collection; see :func:`cut_short`).
     """
 
     mode: str
@@ -44,6 +46,18 @@ class Fault:
 
 
 _EMPTY: ContextVar[bool] = ContextVar("sim_empty", default=False)
+_TRUNCATED: ContextVar[bool] = ContextVar("sim_truncated", default=False)
+
+
+def paging_truncated() -> bool:
+    """True while serving a request under a ``truncated`` fault."""
+    return _TRUNCATED.get()
+
+
+def cut_short(chunk: list, continuation: bool) -> list:
+    """A page's items, or none for a continuation page under a ``truncated`` fault: the listing
+    ends early while the envelope's totals still describe the whole collection."""
+    return [] if continuation and _TRUNCATED.get() else chunk
 
 
 @dataclass
@@ -111,12 +125,13 @@ def create_app(world: World, creds: SimCredentials) -> FastAPI:
                     return JSONResponse({"error": "simulated outage"}, status_code=code)
                 elif fault.mode == "malformed":
                     return Response('{"truncated": [', media_type="application/json")
-                elif fault.mode == "empty":
-                    token = _EMPTY.set(True)
+                elif fault.mode in ("empty", "truncated"):
+                    flag = _EMPTY if fault.mode == "empty" else _TRUNCATED
+                    token = flag.set(True)
                     try:
                         return await call_next(request)
                     finally:
-                        _EMPTY.reset(token)
+                        flag.reset(token)
         return await call_next(request)
 
     @app.post("/_sim/faults/{system}")
@@ -143,4 +158,7 @@ def create_app(world: World, creds: SimCredentials) -> FastAPI:
     for system in SIMULATED_SYSTEMS:
         module = importlib.import_module(f"msp_reports.simulators.{system}")
         app.include_router(module.router(state), prefix=f"/{system}")
+        # a system whose real URLs do not share one prefix (Drive's /upload/drive/v3/...) adds more
+        for prefix, extra in getattr(module, "extra_routers", lambda _state: {})(state).items():
+            app.include_router(extra, prefix=prefix)
     return app

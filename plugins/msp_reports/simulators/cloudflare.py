@@ -27,6 +27,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from msp_reports.simulators.world import CustomerWorld, HealthCheck, Outage
+from msp_reports.simulators.app import cut_short
 
 if TYPE_CHECKING:
     from msp_reports.simulators.app import SimState
@@ -230,7 +231,7 @@ def router(state: SimState) -> APIRouter:
             return _failure(400, 1001, "page must be >= 1 and per_page between 1 and 1000")
         now = _now()
         checks = [_check_record(c, now) for c in cw.checks]
-        chunk = checks[(page - 1) * per_page: page * per_page]
+        chunk = cut_short(checks[(page - 1) * per_page: page * per_page], page > 1)
         info = {"page": page, "per_page": per_page, "count": len(chunk), "total_count": len(checks),
                 "total_pages": math.ceil(len(checks) / per_page)}
         return _envelope(chunk, info=info)

@@ -28,6 +28,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from msp_reports.simulators.world import CHANGE_BOARD, PRIORITIES, SERVICE_BOARD, CustomerWorld, Ticket, World
+from msp_reports.simulators.app import cut_short
 
 if TYPE_CHECKING:
     from msp_reports.simulators.app import SimState
@@ -399,7 +400,7 @@ def router(state: SimState) -> APIRouter:
         if isinstance(rows, JSONResponse):
             return rows
         last = max(1, -(-len(rows) // size))
-        chunk = rows[(page - 1) * size: page * size]
+        chunk = cut_short(rows[(page - 1) * size: page * size], page > 1)
         links = []
         if page > 1:
             links += [_link(request, 1, "first"), _link(request, page - 1, "prev")]

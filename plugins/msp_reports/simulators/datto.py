@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from msp_reports.simulators.world import BackupAgent, CustomerWorld
+from msp_reports.simulators.app import cut_short
 
 if TYPE_CHECKING:
     from msp_reports.simulators.app import SimState
@@ -59,7 +60,7 @@ def _page(request: Request, items: list[dict[str, Any]]) -> JSONResponse:
     except ValueError:
         return JSONResponse({"code": 400, "message": "_page and _perPage must be integers"}, status_code=400)
     total_pages = math.ceil(len(items) / per_page)
-    chunk = items[(page - 1) * per_page : page * per_page]
+    chunk = cut_short(items[(page - 1) * per_page : page * per_page], page > 1)
     return JSONResponse({
         "pagination": {"page": page, "perPage": per_page, "totalPages": total_pages, "count": len(items)},
         "items": chunk,

@@ -25,6 +25,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from msp_reports.simulators.world import CustomerWorld, SecureScore, SecurityIncident
+from msp_reports.simulators.app import paging_truncated
 
 if TYPE_CHECKING:
     from msp_reports.simulators.app import SimState
@@ -307,6 +308,8 @@ def router(state: SimState) -> APIRouter:
             return _odata_error(400, "BadRequest", "Invalid value for $top or $skiptoken.")
         if top < 1:
             return _odata_error(400, "BadRequest", "Invalid value for $top.")
+        if offset and paging_truncated():
+            return _odata_error(400, "BadRequest", "The $skiptoken is invalid or has expired.")
         top = min(top, MAX_TOP)
         body: dict[str, Any] = {"@odata.context": f"https://graph.microsoft.com/v1.0/$metadata#{context}",
                                 "value": [r[0] for r in rows[offset:offset + top]]}

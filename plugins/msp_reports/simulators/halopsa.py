@@ -30,6 +30,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from msp_reports.simulators.world import CHANGE_BOARD, PRIORITIES, CustomerWorld, Ticket
+from msp_reports.simulators.app import cut_short
 
 if TYPE_CHECKING:
     from msp_reports.simulators.app import SimState
@@ -192,7 +193,7 @@ def router(state: SimState) -> APIRouter:
         records = [r[0] for r in rows]
         if not _flag(params, "pageinate"):
             return JSONResponse({"record_count": len(records), "tickets": records})
-        chunk = records[(page_no - 1) * page_size: page_no * page_size]
+        chunk = cut_short(records[(page_no - 1) * page_size: page_no * page_size], page_no > 1)
         return JSONResponse({"page_no": page_no, "page_size": page_size, "record_count": len(records),
                              "tickets": chunk})
 

@@ -30,6 +30,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from msp_reports.simulators.world import WEEKS, Outage, World
+from msp_reports.simulators.app import paging_truncated
 
 if TYPE_CHECKING:
     from msp_reports.simulators.app import SimState
@@ -125,7 +126,7 @@ def _json(payload: Any, status: int = 200) -> Response:
 
 
 def _success(result: list[Any], name: str, message: str | None = None) -> Response:
-    body: dict[str, Any] = {"status": "ok", name: result}
+    body: dict[str, Any] = {"status": "ok", name: result[: len(result) // 2] if paging_truncated() else result}
     if message:
         body["message"] = message
     body["count"] = len(result)

@@ -40,6 +40,7 @@ from msp_reports.simulators.defender import (
     ODataError, _aad_error, _Field, aad_client_credentials_error, graph_time, parse_filter,
 )
 from msp_reports.simulators.world import CustomerWorld, SecurityIncident, World
+from msp_reports.simulators.app import paging_truncated
 
 if TYPE_CHECKING:
     from msp_reports.simulators.app import SimState
@@ -258,6 +259,8 @@ def router(state: SimState) -> APIRouter:
             return _arm_error(400, "BadRequest", "Invalid value for $top or $skipToken.")
         if top < 1:
             return _arm_error(400, "BadRequest", "$top must be a positive number.")
+        if offset and paging_truncated():
+            return _arm_error(400, "BadRequest", "The $skipToken is invalid or has expired.")
         order = (params.get("$orderby") or "").split()
         if order:
             if order[0] not in ORDERABLE or len(order) > 2 or (len(order) == 2 and order[1] not in ("asc", "desc")):

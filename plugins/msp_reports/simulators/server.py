@@ -36,27 +36,51 @@ class SimServer:
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True, name="simulators")
+        # the same app over TLS, for the clients that insist on https (see simulators/tls.py)
+        from msp_reports.simulators.tls import SimCertificate
+
+        self.certificate = SimCertificate.create()
+        self.tls_port = free_port()
+        tls_config = uvicorn.Config(self.app, host="127.0.0.1", port=self.tls_port, log_level="warning",
+                                    access_log=False, ssl_certfile=self.certificate.certfile,
+                                    ssl_keyfile=self.certificate.keyfile)
+        self._tls_server = uvicorn.Server(tls_config)
+        self._tls_thread = threading.Thread(target=self._tls_server.run, daemon=True, name="simulators-tls")
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def tls_base_url(self) -> str:
+        return f"https://127.0.0.1:{self.tls_port}"
+
+    @property
     def state(self):
         return self.app.state.sim
 
     def __enter__(self) -> SimServer:
+        from msp_reports.simulators import tls
+
         self._thread.start()
+        self._tls_thread.start()
         deadline = time.monotonic() + 15
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
+        while not (self._server.started and self._tls_server.started):
+            if time.monotonic() > deadline or not (self._thread.is_alive() and self._tls_thread.is_alive()):
                 raise RuntimeError("simulators did not start")
             time.sleep(0.02)
+        tls.register(self.base_url, tls.TlsEndpoint(self.tls_base_url, self.certificate.ca_bundle))
         return self
 
     def __exit__(self, *exc) -> None:
+        from msp_reports.simulators import tls
+
+        tls.unregister(self.base_url)
         self._server.should_exit = True
+        self._tls_server.should_exit = True
         self._thread.join(timeout=10)
+        self._tls_thread.join(timeout=10)
+        self.certificate.remove()
 
 
 def demo_connections(base_url: str, creds: SimCredentials, teams_channels: dict[str, str]) -> dict[str, dict]:

@@ -28,6 +28,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from msp_reports.simulators.world import WEEKS, HealthCheck, World
+from msp_reports.simulators.app import cut_short
 
 if TYPE_CHECKING:
     from msp_reports.simulators.app import SimState
@@ -147,7 +148,7 @@ def get_monitors(world: World, creds: SimCredentials, form: dict[str, str], now:
                 if search in f"{code}: {check.name}".casefold() or search in check.address.casefold()]
     since = created(world)
     monitors = []
-    for code, check in matching[offset: offset + limit]:
+    for code, check in cut_short(matching[offset: offset + limit], offset > 0):
         spans = down_spans(check, now)
         down_now = bool(spans) and spans[-1][1] >= now
         monitor: dict[str, Any] = {

@@ -36,6 +36,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from msp_reports.simulators.world import BackupAgent, BackupRun, CustomerWorld
+from msp_reports.simulators.app import cut_short
 
 if TYPE_CHECKING:
     from msp_reports.simulators.app import SimState
@@ -270,7 +271,7 @@ def _vspc_page(request: Request, items: list[dict[str, Any]]) -> JSONResponse:
             if items and expression.get("property") not in properties:
                 return _vspc_error(400, f"Unknown property '{expression.get('property')}'.", "logical", "filter")
             items = [i for i in items if _matches(i, expression)]
-    chunk = items[offset : offset + limit]
+    chunk = cut_short(items[offset : offset + limit], offset > 0)
     return JSONResponse({"meta": {"pagingInfo": {"total": len(items), "count": len(chunk), "offset": offset}},
                          "data": chunk})
 
@@ -376,7 +377,7 @@ def router(state: SimState) -> APIRouter:
         lo = bisect.bisect_left(times, after) if after else 0
         hi = bisect.bisect_right(times, min(before, now) if before else now)
         window = all_sessions[lo:hi]
-        newest_first = window[::-1][skip : skip + limit]
+        newest_first = cut_short(window[::-1][skip : skip + limit], skip > 0)
         return JSONResponse({"data": [_session_record(s, now) for s in newest_first],
                              "pagination": {"total": len(window), "count": len(newest_first), "skip": skip,
                                             "limit": limit}})

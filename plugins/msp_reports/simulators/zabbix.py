@@ -30,6 +30,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from msp_reports.simulators.world import WEEKS, CustomerWorld, Outage, Service, World
+from msp_reports.simulators.app import paging_truncated
 
 if TYPE_CHECKING:
     from msp_reports.simulators.app import SimState
@@ -406,6 +407,8 @@ class ZabbixSim:
         periods = [p for p in periods if p[1] > sla.effective_date and p[0] <= now]
         if hi is not None and lo is not None:
             periods = periods[: int(n or MAX_PERIODS)]
+        if paging_truncated():  # the answer stops days before the range asked for
+            periods = periods[: max(1, len(periods) - 3)]
         services = self.sla_services(sla)
         wanted = _id_set(params.get("serviceids"), "serviceids")
         if wanted is not None:

@@ -8,7 +8,7 @@ that system's module, retries and rate limits in :mod:`msp_reports.sources.http`
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,8 @@ from msp_reports.sources.http import ApiClient, RetryPolicy
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
+
+    from msp_reports.shared import SharedListings
 
 
 class SourceHook(BaseHook):
@@ -34,6 +36,8 @@ class SourceHook(BaseHook):
     conn_type = ""
     hook_name = ""
     system = ""
+    #: run-level listings shared by the run's customers; the pipeline sets it for a DAG run
+    shared: SharedListings | None = None
 
     def __init__(
         self,
@@ -73,3 +77,15 @@ class SourceHook(BaseHook):
             scheme = conn.schema or "https"
             host = f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
         return host + default_path
+
+    def select_listing(self, name: str, fetch: Callable[[], list[dict[str, Any]]],
+                       key_of: Callable[[dict[str, Any]], str], wanted: Iterable[str]) -> list[dict[str, Any]]:
+        """The items of a listing the API cannot filter by customer, whose key is in ``wanted``.
+
+        In a DAG run the listing is fetched once for all customers (:mod:`msp_reports.shared`);
+        without one it is fetched here and filtered.
+        """
+        if self.shared is None:
+            keys = set(wanted)
+            return [item for item in fetch() if key_of(item) in keys]
+        return self.shared.select(f"{self.system}.{self.conn_id}.{name}", fetch, key_of, wanted)

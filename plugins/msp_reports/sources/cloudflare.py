@@ -29,7 +29,7 @@ from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseE
 from msp_reports.snapshot import SiteCheck, SiteData
 from msp_reports.sources import Extracted
 from msp_reports.sources.base import SourceHook
-from msp_reports.sources.http import ApiClient, RetryPolicy
+from msp_reports.sources.http import ApiClient
 from msp_reports.sources.paging import numbered_pages
 from msp_reports.sources.timestamps import iso_z
 
@@ -84,6 +84,7 @@ class CloudflareHook(SourceHook):
             self.system,
             base,
             headers={"Authorization": f"Bearer {conn.password}", "Accept": "application/json"},
+            timeout=float(extra.get("timeout") or 30.0),
             policy=self.policy,
         )
 
@@ -240,5 +241,8 @@ def extract(hook: CloudflareHook, ref: dict[str, str], week: ReportWeek) -> Extr
     if not zone_id:
         raise SourceError(SYSTEM, "ref.zone_id is empty")
     checks = hook.health_checks(zone_id)
-    groups = hook.event_groups(zone_id, week) if checks else []
+    if not checks:  # a customer on this source has sites to watch: none means a setup or source fault
+        raise SourceResponseError(SYSTEM, f"zone {zone_id} has no health checks; add the customer's site "
+                                          "checks in Cloudflare or fix ref.zone_id in the registry")
+    groups = hook.event_groups(zone_id, week)
     return Extracted(parse_site_checks(checks, groups), as_of=None)

@@ -112,6 +112,9 @@ class ConnectWiseHook(SourceHook):
             items = _json(response)
             if not isinstance(items, list):
                 raise SourceResponseError(SYSTEM, f"GET {path} did not return a JSON array")
+            if page > 1 and not items:  # only a Link rel="next" leads here: that page had to hold records
+                raise SourceResponseError(SYSTEM, f"GET {path} page {page}, announced by the previous page, "
+                                                  "came back empty; the listing was cut short")
             return items, page + 1 if items and "next" in response.links else page
 
         return numbered_pages(SYSTEM, fetch_page)

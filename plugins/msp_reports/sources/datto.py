@@ -39,7 +39,7 @@ from msp_reports.sources.backup_rules import (
     rpo_hours as rpo_hours_of,
 )
 from msp_reports.sources.base import SourceHook
-from msp_reports.sources.http import ApiClient, RetryPolicy
+from msp_reports.sources.http import ApiClient
 from msp_reports.sources.paging import numbered_pages
 from msp_reports.sources.timestamps import parse_instant
 
@@ -86,6 +86,7 @@ class DattoHook(SourceHook):
             base,
             headers={"Accept": "application/json"},
             auth=HTTPBasicAuth(conn.login, conn.password),
+            timeout=float(extra.get("timeout") or 30.0),
             policy=self.policy,
         )
 
@@ -186,15 +187,16 @@ def extract(hook: DattoHook, ref: dict[str, str], week: ReportWeek) -> Extracted
     """The customer's agents on all its appliances, evaluated at ``week.end``.
 
     ``ref["client_company"]`` is the customer's name as written in Datto. The API has no
-    server-side filter on ``clientCompanyName``, so every appliance of the MSP is listed and
-    filtered here. Archived agents are left out: they no longer back up by design.
+    server-side filter on ``clientCompanyName``, so every appliance of the MSP is listed (once
+    per DAG run, shared by its customers: :meth:`SourceHook.select_listing`) and filtered. Archived agents are left out: they no longer back up by design.
     """
     company = ref.get("client_company", "").strip()
     if not company:
         raise SourceError(SYSTEM, "ref.client_company is empty")
     rpo_hours = rpo_hours_of(ref, SYSTEM)
 
-    devices = [d for d in hook.devices() if same_company(d, company)]
+    devices = hook.select_listing("devices", hook.devices,
+                                  lambda d: _norm(d.get("clientCompanyName") or ""), [_norm(company)])
     if not devices:
         raise SourceError(
             SYSTEM,

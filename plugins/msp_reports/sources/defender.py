@@ -69,7 +69,8 @@ class DefenderHook(SourceHook):
     def build_client(self, conn: Connection, extra: dict[str, Any]) -> ApiClient:
         msidentity.app_credentials(self.system, self.conn_id, conn)
         base = self.base_url(conn) if conn.host else DEFAULT_GRAPH_URL
-        return ApiClient(self.system, base, headers={"Accept": "application/json"}, policy=self.policy)
+        return ApiClient(self.system, base, headers={"Accept": "application/json"},
+                         timeout=float(extra.get("timeout") or 30.0), policy=self.policy)
 
     @cached_property
     def tokens(self) -> ClientCredentialsTokens:

@@ -106,7 +106,7 @@ class ApiClient:
             self.requests_sent += 1
             try:
                 response = self.session.request(method, url, timeout=self.timeout, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 last = f"{type(exc).__name__} calling {method} {_redact(url)}"
                 wait = policy.backoff(attempt)
             else:

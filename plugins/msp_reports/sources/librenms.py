@@ -182,6 +182,9 @@ def read_envelope(body: Any, result_name: str) -> list[Any]:
     result = body.get(result_name)
     if not isinstance(result, list):
         raise SourceResponseError(SYSTEM, f"expected a list in '{result_name}'")
+    if isinstance(body.get("count"), int) and body["count"] != len(result):
+        raise SourceResponseError(SYSTEM, f"'{result_name}' holds {len(result)} rows but count says "
+                                          f"{body['count']}; the answer was cut short")
     return result
 
 

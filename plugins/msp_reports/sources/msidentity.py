@@ -62,7 +62,8 @@ def tenant_tokens(
     """
     client_id, client_secret = app_credentials(system, conn_id, conn)
     login_url = conn.extra_dejson.get("login_url") or DEFAULT_LOGIN_URL
-    login = ApiClient(system, login_url, headers={"Accept": "application/json"}, policy=policy)
+    login = ApiClient(system, login_url, headers={"Accept": "application/json"},
+                      timeout=float(conn.extra_dejson.get("timeout") or 30.0), policy=policy)
 
     def token_request(tenant_id: str) -> tuple[str, dict[str, str]]:
         form = {"client_id": client_id, "client_secret": client_secret,

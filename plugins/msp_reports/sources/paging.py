@@ -29,11 +29,17 @@ def numbered_pages(
     :param fetch_page: fetches one 1-based page; returns its items and the total page count
         (``0`` when there is no data at all).
     :param max_pages: a guard against an API that never reports the last page.
+
+    A page after the first that comes back empty while the API still counts it is a listing cut
+    short (an expired cursor, a failover mid-listing): it is refused rather than read as the end.
     """
     items: list[Any] = []
     page = 1
     while True:
         page_items, total_pages = fetch_page(page)
+        if page > 1 and not page_items and page <= total_pages:
+            raise SourceResponseError(system, f"page {page} of {total_pages} came back empty; the listing was "
+                                              "cut short")
         items.extend(page_items)
         if page >= total_pages:
             return items

@@ -108,6 +108,9 @@ def offset_pages(
     for _ in range(max_pages):
         page, total = fetch(len(items))
         items.extend(page)
+        if not page and total is not None and len(items) < total:
+            raise SourceResponseError(SYSTEM, f"an empty page at offset {len(items)} of {total}; the listing "
+                                              "was cut short")
         if not page or (total is not None and len(items) >= total) or (total is None and len(page) < page_size):
             return items
     raise SourceResponseError(SYSTEM, f"still more items after {max_pages} pages; refusing to continue")
@@ -174,7 +177,7 @@ class VeeamVbrHook(SourceHook):
         version = str(extra.get("api_version") or DEFAULT_VBR_API_VERSION)
         root = re.sub(r"/api(/v1)?$", "", _root(conn, VBR_PORT, self.conn_id))
         return ApiClient(SYSTEM, root, headers={"Accept": "application/json", "x-api-version": version},
-                         policy=self.policy)
+                         timeout=float(extra.get("timeout") or 30.0), policy=self.policy)
 
     def token(self) -> tuple[str, bool]:
         """An access token and whether it was just issued (not from the cache)."""
@@ -279,7 +282,7 @@ class VeeamHook(SourceHook):
         if not root.endswith("/api/v3"):
             root += "/api/v3"
         headers = {"Accept": "application/json", "Authorization": f"Bearer {conn.password}"}
-        return ApiClient(SYSTEM, root, headers=headers, policy=self.policy)
+        return ApiClient(SYSTEM, root, headers=headers, timeout=float(extra.get("timeout") or 30.0), policy=self.policy)
 
     # --- VSPC
     def vspc_list(self, path: str, filters: list[dict[str, str]] | None = None) -> list[dict[str, Any]]:
@@ -393,6 +396,20 @@ def _instant(value: Any, what: str) -> dt.datetime | None:
     return parsed if parsed >= _MIN_REAL_TIME else None
 
 
+def shared_window(week: ReportWeek) -> tuple[dt.datetime, dt.datetime]:
+    """UTC days covering ``[week.start - HISTORY, week.end)`` in any timezone (UTC-12 to UTC+14)."""
+    monday = dt.datetime.combine(week.week_of, dt.time(), dt.timezone.utc)
+    return monday - HISTORY - dt.timedelta(days=1), monday + dt.timedelta(days=8)
+
+
+def created_at(session: dict[str, Any]) -> dt.datetime:
+    """``creationTime``, the field the server's created-after/before filters apply to."""
+    created = _instant(session.get("creationTime"), f"session {session.get('id')!r} creationTime")
+    if created is None:
+        raise SourceResponseError(SYSTEM, f"session {session.get('id')!r} has no creationTime")
+    return created
+
+
 def session_job_id(session: dict[str, Any]) -> str:
     return _lower(session.get("jobId") or session.get("resourceId"))
 
@@ -487,7 +504,19 @@ def extract(hook: VeeamHook, ref: dict[str, str], week: ReportWeek) -> Extracted
     names = hook.server_names()
     uids = {_lower(job.get("backupServerUid")) for job in jobs}
     conn_ids = sorted({hook.vbr_conn_id(uid, names.get(uid, "")) for uid in uids})
+    job_ids = [_lower(job.get("instanceUid")) for job in jobs]
+    start, end = week.start - HISTORY, week.end
     sessions: list[dict[str, Any]] = []
     for conn_id in conn_ids:
-        sessions.extend(hook.vbr(conn_id).sessions(week.start - HISTORY, week.end))
+        server = hook.vbr(conn_id)
+        if hook.shared is None:
+            sessions.extend(server.sessions(start, end))
+            continue
+        # A shared VB&R server lists every tenant's sessions: list them once per run, over a
+        # window that covers every timezone's week, and keep this customer's jobs and window.
+        server.shared = hook.shared
+        wide_start, wide_end = shared_window(week)
+        rows = server.select_listing(f"sessions.{iso_z(wide_start)}.{iso_z(wide_end)}",
+                                     lambda s=server: s.sessions(wide_start, wide_end), session_job_id, job_ids)
+        sessions.extend(r for r in rows if start <= created_at(r) < end)
     return parse_backups(jobs, sessions, names, week, rpo)

@@ -288,6 +288,21 @@ def check_periods(periods: Iterable[tuple[int, int]], week: ReportWeek, sla_name
                         f"{week.label()} ({week.timezone}); set the SLA's timezone to {week.timezone}")
 
 
+def check_complete(periods: list[tuple[int, int]], week: ReportWeek, sla_name: str,
+                   now: dt.datetime | None = None) -> None:
+    """Refuse slices that stop before the end of a finished week: the answer was cut short.
+
+    Missing slices at the start are normal (an SLA made during the week has none before it);
+    missing ones at the end, once the week is over, would report a shorter week as the whole."""
+    if not periods or week.end > (now or dt.datetime.now(UTC)):
+        return
+    last = max(end for _, end in periods)
+    if last < week.end.timestamp() - 1:
+        raise SourceResponseError(
+            SYSTEM, f"SLA {sla_name!r}: sla.getsli slices stop at {_iso(last)}, before the end of the week "
+                    f"{week.label()}; the answer was cut short")
+
+
 def _iso(ts: int) -> str:
     return parse_instant(ts).isoformat()
 
@@ -324,6 +339,7 @@ def extract(hook: ZabbixHook, ref: dict[str, str], week: ReportWeek) -> Extracte
             })
             per_service, periods = parse_sli(result)
             check_periods(periods, week, str(sla.get("name", sla["slaid"])))
+            check_complete(periods, week, str(sla.get("name", sla["slaid"])))
             for sid, sli in per_service.items():
                 if sid in services and sid not in slo:
                     totals[sid], slo[sid] = sli, float(sla["slo"])

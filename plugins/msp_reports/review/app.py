@@ -1,0 +1,319 @@
+"""The review page: a FastAPI app mounted by Airflow's API server (see ``plugins/review_plugin.py``).
+
+Monday morning the account engineer opens "Weekly report review" in the Airflow UI: the week's
+customers with their state (rendering, awaiting review, approved, rejected, delivered, failed,
+expired) and flags; for one customer the PDF (served from the report store, previewed page by
+page), the commentary editor — saving re-renders the report with :func:`pipeline.render` and
+shows the new PDF — and approve, or reject with a reason. A decision is bound to the three
+hashes the page showed; if the report changed meanwhile it is refused with 409
+(:mod:`msp_reports.approval`). Every route needs an Airflow user (:mod:`.auth`).
+
+Everything on the page is served from here (CSS included; no script, no remote asset), and
+everything shown is escaped by Jinja's autoescaping.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import Depends, FastAPI, Form, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+from msp_reports import approval
+from msp_reports.review import auth
+from msp_reports.store import sha256
+
+HERE = Path(__file__).parent
+WEEKS_SHOWN = 8
+PREVIEW_DPI = 60
+SECURITY_HEADERS = {
+    # the page's own files only; framed only by the Airflow UI (same origin)
+    "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'none'; "
+                               "object-src 'none'; frame-src 'self'; frame-ancestors 'self'; "
+                               "form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescapes .html
+
+
+def _settings():
+    from airflow.models import Variable
+    from msp_reports.settings import Settings
+
+    return Settings.load(lambda key, default: Variable.get(key, default_var=default))
+
+
+def _registry(settings):
+    from msp_reports.registry import load_registry
+
+    return load_registry(settings.registry_path)
+
+
+def _store(settings):
+    from msp_reports.store import ReportStore
+
+    return ReportStore(settings.store_root)
+
+
+def _latest_week(timezone: str) -> dt.date:
+    from msp_reports.week import report_monday
+
+    return report_monday(dt.datetime.now(dt.timezone.utc), timezone) - dt.timedelta(days=7)
+
+
+def _week(value: str | None, timezone: str) -> dt.date:
+    if not value:
+        return _latest_week(timezone)
+    try:
+        week_of = dt.date.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"week {value!r} is not a date (YYYY-MM-DD)") from None
+    if week_of.weekday() != 0:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"week {value!r} is not a Monday")
+    return week_of
+
+
+def _stored_weeks(store, codes: list[str]) -> set[dt.date]:
+    """Every report week found in the store for these customers (a Monday-named folder)."""
+    weeks = set()
+    for code in codes:
+        try:
+            names = [p.name for p in (store.root / code).iterdir()]
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for name in names:
+            try:
+                day = dt.date.fromisoformat(name)
+            except ValueError:
+                continue
+            if day.weekday() == 0:
+                weeks.add(day)
+    return weeks
+
+
+def review_state(store, code: str, week_of: dt.date) -> dict:
+    from msp_reports.review.status import review_state as state  # the registry models load on first use
+
+    return state(store, code, week_of)
+
+
+def _customer(registry, code: str):
+    try:
+        return registry.get(code)
+    except KeyError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer {code!r} in the registry") from None
+
+
+def _back(request: Request, week_of: dt.date, code: str, message: str) -> RedirectResponse:
+    query = urlencode({"week": week_of.isoformat(), "customer": code, "msg": message})
+    return RedirectResponse(f"{request.url_for('page')}?{query}", status_code=status.HTTP_303_SEE_OTHER)
+
+
+def _record_in_variable(record: dict) -> None:
+    """Mirror the decision into the Variable, as the sensor does, so both paths show the same."""
+    from airflow.models import Variable
+
+    key = approval.variable_key(record["customer"], dt.date.fromisoformat(record["week_of"]))
+    Variable.set(key, approval.variable_value(record), description="Recorded by the review page")
+
+
+class _PagePreviews:
+    """PNG previews of PDF pages (poppler's ``pdftoppm``), cached by PDF hash and page."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self.cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("pdftoppm") is not None
+
+    def page(self, pdf: bytes, number: int) -> bytes:
+        key = (sha256(pdf), number)
+        with self.lock:
+            if key in self.cache:
+                self.cache.move_to_end(key)
+                return self.cache[key]
+        with tempfile.TemporaryDirectory() as tmp:
+            source = Path(tmp) / "report.pdf"
+            source.write_bytes(pdf)
+            subprocess.run(["pdftoppm", "-r", str(PREVIEW_DPI), "-png", "-singlefile", "-f", str(number),
+                            "-l", str(number), str(source), f"{tmp}/page"], check=True, timeout=60)
+            png = (Path(tmp) / "page.png").read_bytes()
+        with self.lock:
+            self.cache[key] = png
+            while len(self.cache) > self.size:
+                self.cache.popitem(last=False)
+        return png
+
+
+def _page_count(pdf: bytes) -> int:
+    from pypdf import PdfReader
+
+    return len(PdfReader(io.BytesIO(pdf)).pages)
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="Weekly report review", docs_url=None, redoc_url=None, openapi_url=None)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    previews = _PagePreviews()
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next):
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    @app.exception_handler(HTTPException)
+    async def _errors(request: Request, exc: HTTPException):
+        wants_html = "text/html" in request.headers.get("accept", "")
+        if exc.status_code == status.HTTP_401_UNAUTHORIZED and wants_html and request.method == "GET":
+            from airflow.api_fastapi.app import get_auth_manager
+
+            return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)),
+                                    status_code=status.HTTP_303_SEE_OTHER)
+        if wants_html:
+            return templates.TemplateResponse(request, "error.html", {"status": exc.status_code, "detail": exc.detail},
+                                              status_code=exc.status_code)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    @app.get("/", response_class=HTMLResponse, name="page")
+    def page(request: Request, user: Annotated[BaseUser, Depends(auth.reader)],
+             week: str | None = None, customer: str | None = None, msg: str | None = None):
+        settings = _settings()
+        registry = _registry(settings)
+        store = _store(settings)
+        week_of = _week(week, registry.msp.timezone)
+        latest = _latest_week(registry.msp.timezone)
+        recent = {latest - dt.timedelta(days=7 * n) for n in range(WEEKS_SHOWN)}
+        weeks = sorted(recent | {week_of} | _stored_weeks(store, [c.code for c in registry.customers]), reverse=True)
+        rows = [{"code": c.code, "name": c.name, "engineer": c.account_engineer.name,
+                 **review_state(store, c.code, week_of)} for c in registry.customers]
+        selected = next((r for r in rows if r["code"] == customer), None)
+        if customer and selected is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer {customer!r} in the registry")
+        detail = None
+        if selected is not None:
+            pdf = store.read_bytes(selected["code"], week_of, "report.pdf")
+            commentary = store.read_text(selected["code"], week_of, "commentary.md") or ""
+            detail = {
+                **selected,
+                "commentary": commentary,
+                "commentary_sha256": sha256(commentary.encode()),
+                "pages": _page_count(pdf) if pdf else 0,
+                "previews": previews.available(),
+                "can_edit": selected["state"] not in ("delivered", "expired", "rendering"),
+                "can_decide": selected["state"] in ("awaiting review", "approved", "rejected"),
+            }
+        session, new = auth.session_value(request)
+        response = templates.TemplateResponse(request, "review.html", {
+            "user": user.get_name(), "week_of": week_of, "weeks": weeks, "rows": rows, "detail": detail,
+            "message": msg, "csrf_field": auth.CSRF_FIELD, "csrf_token": auth.csrf_token(session, user),
+            "dag_id": auth.DAG_ID, "approval_cutoff": registry.msp.approval_cutoff,
+        })
+        if new:
+            response.set_cookie(auth.CSRF_COOKIE, session, httponly=True, samesite="strict",
+                                secure=request.url.scheme == "https", path=request.url_for("page").path)
+        return response
+
+    @app.get("/pdf/{code}/{week_of}/report.pdf", name="pdf")
+    def pdf(code: str, week_of: str, user: Annotated[BaseUser, Depends(auth.reader)]):
+        settings = _settings()
+        customer = _customer(_registry(settings), code)
+        week = _week(week_of, "UTC")
+        data = _store(settings).read_bytes(customer.code, week, "report.pdf")
+        if data is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"{code} {week}: no report rendered yet")
+        return Response(data, media_type="application/pdf", headers={
+            "Content-Disposition": f'inline; filename="{customer.code}_weekly-report_{week}.pdf"',
+            "X-Report-SHA256": sha256(data)})
+
+    @app.get("/pdf/{code}/{week_of}/page-{number}.png", name="page_png")
+    def page_png(code: str, week_of: str, number: int, user: Annotated[BaseUser, Depends(auth.reader)]):
+        settings = _settings()
+        customer = _customer(_registry(settings), code)
+        week = _week(week_of, "UTC")
+        data = _store(settings).read_bytes(customer.code, week, "report.pdf")
+        if data is None or not 1 <= number <= _page_count(data):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"{code} {week}: no page {number}")
+        return Response(previews.page(data, number), media_type="image/png")
+
+    @app.post("/commentary/{code}/{week_of}", name="save_commentary")
+    def save_commentary(request: Request, code: str, week_of: str,
+                        user: Annotated[BaseUser, Depends(auth.checked_editor)],
+                        commentary: Annotated[str, Form()] = "",
+                        shown_commentary_sha256: Annotated[str, Form()] = ""):
+        from msp_reports import pipeline
+        from msp_reports.render import COMMENTARY_LIMIT
+
+        settings = _settings()
+        customer = _customer(_registry(settings), code)
+        week = _week(week_of, "UTC")
+        store = _store(settings)
+        state = review_state(store, customer.code, week)["state"]
+        if state in ("delivered", "expired", "rendering"):
+            raise HTTPException(status.HTTP_409_CONFLICT, f"{code} {week} is {state}; the commentary can no longer change")
+        current = store.read_text(customer.code, week, "commentary.md") or ""
+        if shown_commentary_sha256 != sha256(current.encode()):
+            raise HTTPException(status.HTTP_409_CONFLICT,
+                                f"{code} {week}: someone else changed the commentary since you opened it; reload")
+        text = commentary.replace("\r\n", "\n").strip()
+        if len(text) > COMMENTARY_LIMIT:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"commentary is longer than {COMMENTARY_LIMIT} characters")
+        if text == current.strip():
+            return _back(request, week, customer.code, "Commentary unchanged.")
+        store.write_text(customer.code, week, "commentary.md", text + "\n" if text else "")
+        result = pipeline.render(settings, {"customer": customer.code, "week_of": week.isoformat()})
+        note = f"Commentary saved by {user.get_name()}; report re-rendered ({result['pdf_sha256'][:12]})."
+        if state in ("approved", "rejected"):
+            note += " The earlier decision no longer applies: review and decide again."
+        return _back(request, week, customer.code, note)
+
+    @app.post("/decision/{code}/{week_of}", name="decide")
+    def decide(request: Request, code: str, week_of: str,
+               user: Annotated[BaseUser, Depends(auth.checked_editor)],
+               decision: Annotated[str, Form()],
+               snapshot_sha256: Annotated[str, Form()] = "",
+               commentary_sha256: Annotated[str, Form()] = "",
+               pdf_sha256: Annotated[str, Form()] = "",
+               reason: Annotated[str, Form()] = ""):
+        settings = _settings()
+        customer = _customer(_registry(settings), code)
+        week = _week(week_of, "UTC")
+        if decision not in ("approve", "reject"):
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "decision must be 'approve' or 'reject'")
+        if decision == "reject" and not reason.strip():
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "a rejection needs a reason")
+        shown = {"snapshot_sha256": snapshot_sha256, "commentary_sha256": commentary_sha256, "pdf_sha256": pdf_sha256}
+        try:
+            record = approval.record_decision(
+                _store(settings), customer.code, week, decision, by=user.get_name(), via="review-page",
+                reason=reason[:1000], reviewed=shown, now=dt.datetime.now(dt.timezone.utc))
+        except approval.ApprovalError as exc:  # stale version, expired week, nothing rendered
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+        _record_in_variable(record)
+        verb = "Approved" if decision == "approve" else "Rejected"
+        return _back(request, week, customer.code,
+                     f"{verb} by {user.get_name()} (PDF {record['pdf_sha256'][:12]}).")
+
+    return app
+
+
+app = create_app()

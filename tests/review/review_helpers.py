@@ -1,0 +1,63 @@
+"""Shared by the review tests: a real rendered week in a store, and the environment to build it."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT
+
+TEST_USERS = "reviewer:user,viewer:viewer,admin:admin"
+# Teams channels of their own in the session's shared simulator, so other tests' counts are untouched
+CHANNEL_TAG = "review-tests"
+INTERNAL_CHANNEL = f"weekly-reports-{CHANNEL_TAG}"
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]):
+    """Set environment variables for a block and put back exactly what was there."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def sim_env(sim, home: Path) -> dict[str, str]:
+    """Connections pointing at the simulators (Teams channels named after customers) and the store."""
+    from msp_reports.registry import load_registry
+    from msp_reports.settings import Settings
+    from msp_reports.simulators.server import connection_env, demo_connections
+
+    registry = load_registry(Settings.load().registry_path)
+    channels = {c.delivery.teams.conn_id: f"{c.code.lower()}-{CHANNEL_TAG}" for c in registry.customers}
+    channels[registry.msp.internal_teams_conn_id] = INTERNAL_CHANNEL
+    return {**connection_env(demo_connections(sim.base_url, sim.creds, channels)), "MSP_REPORTS_HOME": str(home)}
+
+
+def render_week(week_of: dt.date, codes: list[str]) -> None:
+    """Extract, reconcile and render ``codes`` for ``week_of`` with the pipeline's own functions."""
+    from msp_reports import pipeline
+    from msp_reports.settings import Settings
+
+    settings = Settings.load()
+    for code in codes:
+        item = {"customer": code, "week_of": week_of.isoformat()}
+        for domain in pipeline.DOMAINS:
+            pipeline.extract(settings, item, domain)
+        pipeline.build_snapshot(settings, item)
+        pipeline.render(settings, item)
+
+
+def migrate_db(env: dict[str, str] | None = None) -> None:
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, env=env or os.environ.copy(), cwd=ROOT)

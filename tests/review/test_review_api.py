@@ -1,0 +1,168 @@
+"""The review page through Airflow's own FastAPI app: authentication, authorization, CSRF, 409s.
+
+The app is ``airflow.api_fastapi.app.create_app`` with the project's plugins folder, so the
+review app is mounted exactly as the API server mounts it, behind Airflow's middlewares, and
+users are the simple auth manager's (JWTs issued by the auth manager itself).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pytest
+from pypdf import PdfReader
+
+from conftest import WEEK_OF
+from review_helpers import TEST_USERS, environment, migrate_db, render_week, sim_env
+
+PREFIX = "/weekly-reports-review"
+WEEK = WEEK_OF.isoformat()
+
+
+@pytest.fixture(scope="module")
+def api(sim, tmp_path_factory):
+    home = tmp_path_factory.mktemp("review-api")
+    with environment({**sim_env(sim, home), "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": TEST_USERS}):
+        migrate_db()
+        render_week(WEEK_OF, ["ACME", "BRVO"])
+        from airflow.api_fastapi.app import create_app, get_auth_manager
+        from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+        from fastapi.testclient import TestClient
+
+        app = create_app("core")
+        manager = get_auth_manager()
+
+        def client(username: str | None = None, role: str | None = None) -> TestClient:
+            c = TestClient(app, base_url="http://127.0.0.1:8080")
+            if username:
+                c.cookies.set("_token", manager.generate_jwt(SimpleAuthManagerUser(username=username, role=role)))
+            return c
+
+        yield {"client": client, "home": home}
+        from airflow.models import Variable
+
+        for code in ("ACME", "BRVO"):  # leave the session's Airflow DB as it was
+            Variable.delete(f"weekly_report_approval__{code}__{WEEK}")
+
+
+def _page(client, customer="ACME") -> tuple[str, dict]:
+    r = client.get(f"{PREFIX}/", params={"week": WEEK, "customer": customer})
+    assert r.status_code == 200, r.text
+    fields = dict(re.findall(r'name="(csrf_token|snapshot_sha256|commentary_sha256|pdf_sha256|shown_commentary_sha256)" '
+                             r'value="([^"]*)"', r.text))
+    return r.text, fields
+
+
+def _records(home, code="ACME"):
+    folder = home / "store" / code / WEEK / "approvals"
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+def _decide(client, fields, decision="approve", code="ACME", **extra):
+    body = {k: fields[k] for k in ("csrf_token", "snapshot_sha256", "commentary_sha256", "pdf_sha256") if k in fields}
+    body.update(decision=decision, **extra)
+    return client.post(f"{PREFIX}/decision/{code}/{WEEK}", data=body, follow_redirects=False)
+
+
+def test_without_login_every_route_is_401_and_the_page_redirects_to_airflow_login(api):
+    anonymous = api["client"]()
+    assert anonymous.get(f"{PREFIX}/").status_code == 401
+    assert anonymous.get(f"{PREFIX}/pdf/ACME/{WEEK}/report.pdf").status_code == 401
+    assert anonymous.get(f"{PREFIX}/pdf/ACME/{WEEK}/page-1.png").status_code == 401
+    assert anonymous.post(f"{PREFIX}/decision/ACME/{WEEK}", data={"decision": "approve"}).status_code == 401
+    assert anonymous.post(f"{PREFIX}/commentary/ACME/{WEEK}", data={"commentary": "x"}).status_code == 401
+    r = anonymous.get(f"{PREFIX}/", headers={"accept": "text/html"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/auth/login?next=")
+    forged = api["client"]()
+    forged.cookies.set("_token", "eyJhbGciOiJIUzUxMiJ9.eyJzdWIiOiJyZXZpZXdlciIsInJvbGUiOiJBRE1JTiJ9.forged")
+    assert forged.get(f"{PREFIX}/").status_code in (401, 403)
+    assert _records(api["home"]) == []
+
+
+def test_a_viewer_reads_but_may_not_decide_or_edit(api):
+    viewer = api["client"]("viewer", "viewer")
+    html, fields = _page(viewer)
+    assert "ACME" in html and "awaiting review" in html and fields["csrf_token"]
+    pdf = viewer.get(f"{PREFIX}/pdf/ACME/{WEEK}/report.pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content == (api["home"] / "store" / "ACME" / WEEK / "report.pdf").read_bytes()
+    png = viewer.get(f"{PREFIX}/pdf/ACME/{WEEK}/page-1.png")
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    assert _decide(viewer, fields).status_code == 403
+    r = viewer.post(f"{PREFIX}/commentary/ACME/{WEEK}", data={"commentary": "x", "csrf_token": fields["csrf_token"],
+                                                               "shown_commentary_sha256": fields["shown_commentary_sha256"]})
+    assert r.status_code == 403
+    assert _records(api["home"]) == []
+
+
+def test_state_changes_need_this_sessions_csrf_token_and_a_same_origin_request(api):
+    reviewer = api["client"]("reviewer", "user")
+    _, fields = _page(reviewer)
+    assert _decide(reviewer, {**fields, "csrf_token": ""}).status_code == 403  # missing
+    assert _decide(reviewer, {**fields, "csrf_token": "0" * 64}).status_code == 403  # forged
+    # a valid token of another user's session does not work for this one
+    other = api["client"]("admin", "admin")
+    _, other_fields = _page(other)
+    assert _decide(reviewer, {**fields, "csrf_token": other_fields["csrf_token"]}).status_code == 403
+    # the right token, but the request comes from another site
+    r = reviewer.post(f"{PREFIX}/decision/ACME/{WEEK}", headers={"Sec-Fetch-Site": "cross-site"},
+                      data={**fields, "decision": "approve"}, follow_redirects=False)
+    assert r.status_code == 403
+    r = reviewer.post(f"{PREFIX}/decision/ACME/{WEEK}", headers={"Origin": "https://evil.example"},
+                      data={**fields, "decision": "approve"}, follow_redirects=False)
+    assert r.status_code == 403
+    # the token is bound to the session cookie: without it the token is refused
+    stolen = api["client"]("reviewer", "user")
+    assert _decide(stolen, fields).status_code == 403
+    assert _records(api["home"]) == []
+
+
+def test_commentary_rerenders_the_pdf_voids_the_approval_and_a_stale_approval_is_409(api):
+    from airflow.models import Variable
+
+    reviewer = api["client"]("reviewer", "user")
+    _, first = _page(reviewer, "BRVO")
+    r = _decide(reviewer, first, code="BRVO")
+    assert r.status_code == 303, r.text
+    [record] = _records(api["home"], "BRVO")
+    assert record["decision"] == "approve" and record["by"] == "reviewer" and record["via"] == "review-page"
+    assert record["pdf_sha256"] == first["pdf_sha256"] and record["commentary_sha256"] == first["commentary_sha256"]
+    assert json.loads(Variable.get(f"weekly_report_approval__BRVO__{WEEK}"))["recorded_at"] == record["recorded_at"]
+
+    text = "The file server backup is fixed as of Friday. <script>alert(1)</script>"
+    r = reviewer.post(f"{PREFIX}/commentary/BRVO/{WEEK}", follow_redirects=False,
+                      headers={"Origin": "http://127.0.0.1:8080", "Sec-Fetch-Site": "same-origin"},
+                      data={"commentary": text, "csrf_token": first["csrf_token"],
+                            "shown_commentary_sha256": first["shown_commentary_sha256"]})
+    assert r.status_code == 303, r.text
+    html, second = _page(reviewer, "BRVO")
+    assert second["pdf_sha256"] != first["pdf_sha256"] and second["commentary_sha256"] != first["commentary_sha256"]
+    assert "awaiting review" in html and "voided" in html  # the approval no longer applies
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    pdf = reviewer.get(f"{PREFIX}/pdf/BRVO/{WEEK}/report.pdf").content
+    words = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
+    assert "The file server backup is fixed as of Friday." in " ".join(words.split())
+
+    # approving what was shown before the change is refused, and nothing is recorded
+    r = _decide(reviewer, first, code="BRVO")
+    assert r.status_code == 409 and "changed since it was shown" in r.json()["detail"]
+    # saving over someone else's newer commentary is refused too
+    r = reviewer.post(f"{PREFIX}/commentary/BRVO/{WEEK}", data={
+        "commentary": "older text", "csrf_token": first["csrf_token"],
+        "shown_commentary_sha256": first["shown_commentary_sha256"]})
+    assert r.status_code == 409
+    assert len(_records(api["home"], "BRVO")) == 1
+    # the current version can be rejected, with a reason
+    assert _decide(reviewer, second, "reject", code="BRVO").status_code == 400
+    assert _decide(reviewer, second, "reject", code="BRVO", reason="numbers need a second look").status_code == 303
+    html, _ = _page(reviewer, "BRVO")
+    assert "numbers need a second look" in html and 'data-state="BRVO">rejected' in html
+
+
+def test_unknown_customer_or_week_is_refused(api):
+    reviewer = api["client"]("reviewer", "user")
+    assert reviewer.get(f"{PREFIX}/pdf/NOPE/{WEEK}/report.pdf").status_code == 404
+    assert reviewer.get(f"{PREFIX}/pdf/ACME/2026-11-17/report.pdf").status_code == 400
+    assert reviewer.get(f"{PREFIX}/pdf/ACME/..%2F..%2Fetc/report.pdf").status_code in (400, 404)
