@@ -75,3 +75,37 @@ def test_select_unknown_customer_in_conf(raw):
     assert [c.code for c in reg.select(["BRVO", "ACME"])] == ["ACME", "BRVO"]
     with pytest.raises(RegistryError, match="unknown customer code"):
         reg.select(["NOPE"])
+
+
+def test_a_customer_channel_may_not_be_the_internal_rollup_channel(raw):
+    """The roll-up names every customer: a customer posting there would see all the others."""
+    raw["customers"][0]["delivery"]["teams"] = {"via": "workflow", "conn_id": raw["msp"]["internal_teams_conn_id"]}
+    with pytest.raises(RegistryError) as err:
+        parse_registry(raw)
+    assert ("customer 'ACME': delivery.teams.conn_id 'teams_weekly_reports' is already used by "
+            "the MSP's internal #weekly-reports channel") in str(err.value)
+
+
+def test_a_customer_graph_channel_may_not_be_the_internal_graph_channel(raw):
+    raw["msp"]["internal_teams"] = {"via": "graph", "team_id": "t-internal", "channel_id": "19:weekly@thread.tacv2"}
+    raw["customers"][1]["delivery"]["teams"] = {"via": "graph", "team_id": "t-internal",
+                                                "channel_id": "19:weekly@thread.tacv2"}
+    with pytest.raises(RegistryError, match="customer 'BRVO': delivery.teams.channel_id .* internal #weekly-reports"):
+        parse_registry(raw)
+
+
+def test_one_folder_spelled_two_ways_is_one_folder(raw):
+    folder = raw["customers"][0]["delivery"]["archive"]["folder"]
+    raw["customers"][5]["delivery"]["archive"] = {"via": "local", "folder": f"./{folder}/"}
+    with pytest.raises(RegistryError, match="(?i)customer 'FXTR': delivery.archive.folder 'acme manufacturing ltd/reports/weekly' is already used by customer 'ACME'"):
+        parse_registry(raw)
+
+
+def test_an_archive_folder_inside_another_customers_is_refused(raw):
+    raw["customers"][5]["delivery"]["archive"] = {"via": "local", "folder": "Acme Manufacturing Ltd/Reports/Weekly/FXTR"}
+    with pytest.raises(RegistryError, match="customer 'FXTR': delivery.archive.folder .* lies inside customer 'ACME'"):
+        parse_registry(raw)
+    # the same path in another SharePoint library is another folder
+    raw["customers"][5]["delivery"]["archive"] = {"via": "sharepoint", "drive_id": "b!other-library",
+                                                  "folder": "Acme Manufacturing Ltd/Reports/Weekly/FXTR"}
+    parse_registry(raw)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -125,9 +125,19 @@ class ArchiveDelivery(_Strict):
     @field_validator("folder")
     @classmethod
     def _relative(cls, value: str) -> str:
-        if value.startswith("/") or ".." in Path(value).parts or not value.strip():
+        if value.strip().startswith(("/", "\\")) or ".." in Path(value).parts or not value.strip():
             raise ValueError("must be a relative folder name without '..'")
-        return value
+        # one spelling per folder ("./Acme/Reports/" is "Acme/Reports"), so the one-customer-per-folder
+        # check compares like with like
+        normal = PurePosixPath(value.strip().replace("\\", "/")).as_posix()
+        if normal in ("", "."):
+            raise ValueError("must be a relative folder name without '..'")
+        return normal
+
+    @property
+    def space(self) -> str:
+        """Where ``folder`` lives: the local archive root, one SharePoint library, or a Drive folder id."""
+        return {"local": "local", "sharepoint": f"sharepoint:{self.drive_id}"}.get(self.via, f"drive:{self.folder_id}")
 
     @model_validator(mode="after")
     def _target(self) -> ArchiveDelivery:
@@ -288,7 +298,7 @@ def parse_registry(raw: Any, source: str = "registry") -> Registry:
                 field = _loc(err["loc"])
                 # model-level checks already name their field in the message
                 problems.append(f"{who}: {msg}" if field == "(top level)" else f"{who}: {field}: {msg}")
-    problems.extend(_uniqueness_problems(customers))
+    problems.extend(_uniqueness_problems(customers, msp))
     if problems:
         raise RegistryError(f"{source}: " + f"\n{source}: ".join(problems))
     return Registry(msp=msp, customers=customers)
@@ -315,10 +325,28 @@ def _source_identities(c: Customer) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _uniqueness_problems(customers: list[Customer]) -> list[str]:
-    """Two customers may never share a code, a Teams channel, an archive folder or a source identity."""
+INTERNAL_CHANNEL = "the MSP's internal #weekly-reports channel"
+
+
+def _uniqueness_problems(customers: list[Customer], msp: Msp | None = None) -> list[str]:
+    """Two customers may never share a code, a Teams channel, an archive folder or a source identity;
+    no customer's channel may be the internal one (the roll-up names every customer); no customer's
+    archive folder may lie inside another's."""
     problems = []
     seen: dict[tuple[str, str], str] = {}
+    if msp is not None:
+        internal = msp.internal_teams.target if msp.internal_teams else ("delivery.teams.conn_id",
+                                                                         msp.internal_teams_conn_id)
+        seen[internal] = INTERNAL_CHANNEL
+    folders = {(c.delivery.archive.space, c.delivery.archive.folder.casefold()): c.code for c in customers}
+    for c in customers:
+        archive = c.delivery.archive
+        parts = archive.folder.casefold().split("/")
+        for depth in range(1, len(parts)):
+            outer = folders.get((archive.space, "/".join(parts[:depth])))
+            if outer is not None and outer != c.code:
+                problems.append(f"customer {c.code!r}: delivery.archive.folder {archive.folder!r} lies inside "
+                                f"customer {outer!r}'s archive folder")
     for c in customers:
         for what, value in (
             ("code", c.code),
@@ -332,7 +360,9 @@ def _uniqueness_problems(customers: list[Customer]) -> list[str]:
             for src in c.sources["security"] for key in ("tenant_id", "workspace") if src.ref.get(key)
         ) + _source_identities(c):
             if (what, value) in seen:
-                problems.append(f"customer {c.code!r}: {what} {value!r} is already used by customer {seen[what, value]!r}")
+                owner = seen[what, value]
+                owner = owner if owner == INTERNAL_CHANNEL else f"customer {owner!r}"
+                problems.append(f"customer {c.code!r}: {what} {value!r} is already used by {owner}")
             else:
                 seen[what, value] = c.code
     return problems

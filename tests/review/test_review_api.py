@@ -166,3 +166,31 @@ def test_unknown_customer_or_week_is_refused(api):
     assert reviewer.get(f"{PREFIX}/pdf/NOPE/{WEEK}/report.pdf").status_code == 404
     assert reviewer.get(f"{PREFIX}/pdf/ACME/2026-11-17/report.pdf").status_code == 400
     assert reviewer.get(f"{PREFIX}/pdf/ACME/..%2F..%2Fetc/report.pdf").status_code in (400, 404)
+
+
+def test_once_delivery_has_started_neither_commentary_nor_decision_can_change(api):
+    """An email already sent fixes the version: an edit now would give Teams and the archive another."""
+    from msp_reports.delivery.ledger import Ledger
+    from msp_reports.store import ReportStore
+
+    reviewer = api["client"]("reviewer", "user")
+    html, fields = _page(reviewer, "ACME")
+    assert 'id="locked"' not in html
+    ledger = Ledger(ReportStore(str(api["home"] / "store")), "ACME", WEEK_OF)
+    ledger._write("email", {"channel": "email", "state": "sent", "pdf_sha256": fields["pdf_sha256"]})
+    try:
+        html, fields = _page(reviewer, "ACME")
+        assert re.search(r'<textarea id="commentary"[^>]*disabled', html) and 'id="approve"' not in html
+        assert 'id="locked"' in html and "Delivery has started (email sent)" in html
+        before = _records(api["home"], "ACME")
+        r = reviewer.post(f"{PREFIX}/commentary/ACME/{WEEK}", follow_redirects=False, data={
+            "commentary": "a late change", "csrf_token": fields["csrf_token"],
+            "shown_commentary_sha256": fields.get("shown_commentary_sha256", "")})
+        assert r.status_code == 409 and "delivery has started (email sent)" in r.json()["detail"]
+        r = _decide(reviewer, fields, "reject", reason="too late")
+        assert r.status_code == 409 and "delivery has started" in r.json()["detail"]
+        assert _records(api["home"], "ACME") == before
+        store = ReportStore(str(api["home"] / "store"))
+        assert "a late change" not in (store.read_text("ACME", WEEK_OF, "commentary.md") or "")
+    finally:
+        (api["home"] / "store" / "ACME" / WEEK / "ledger" / "email.json").unlink()

@@ -168,7 +168,8 @@ def test_engineer_logs_in_edits_commentary_approves_and_the_dag_delivers_it(stac
         expect(frame.locator("h1")).to_have_text("Weekly report review", timeout=30_000)
         frame.locator("#week").select_option(WEEK_OF.isoformat())
         frame.get_by_role("button", name="Show").click()
-        frame.locator("a[data-customer=ACME]").click()
+        # wait for the chosen week's list: the link of the page before the submit names another week
+        frame.locator(f"a[data-customer=ACME][href*='week={WEEK_OF.isoformat()}']").click()
         expect(frame.locator("#state")).to_have_text("awaiting review")
         expect(frame.locator("img[alt='Page 1 of the report']")).to_be_visible()
 

@@ -40,6 +40,7 @@ class LocalArchiveChannel:
     pdf: bytes
     snapshot: bytes | None = None
     name: str = "archive"
+    rewrite_is_safe: bool = True  # a write replaces the file by name: writing again never duplicates
 
     @property
     def target(self) -> Path:

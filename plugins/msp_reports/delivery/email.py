@@ -4,9 +4,11 @@ Sent through Airflow's SMTP provider (``SmtpHook`` on an Airflow connection). Th
 carries a deterministic ``Message-ID`` built from the idempotency key, so mail systems (and
 people) can recognise a resend of the same report.
 
-Set ``retry_limit`` to 0 in the SMTP connection's extras: the hook otherwise repeats
-``sendmail`` after any error, including one raised after the server accepted the message,
-which would send it twice. Retries belong to the ledger, which knows what was sent.
+``SmtpHook`` repeats ``sendmail`` up to the connection's ``retry_limit`` (default 5) after any
+error, including one raised after the server accepted the message, which would send it twice.
+So the channel sends through :class:`SendOnceSmtpHook`, which ignores ``retry_limit``: one
+``sendmail`` per attempt, whatever the connection says. Retries belong to the ledger and the
+task's retries, which know what was sent.
 
 Gmail (or Google Workspace) over SMTP is this same channel with the documented submission
 settings: host ``smtp.gmail.com``, port 587, STARTTLS (extras ``"disable_tls": false,
@@ -51,18 +53,29 @@ class ReportEmail:
         return f"<{idempotency_key}@{self.domain}>"
 
 
+def _send_once_hook(conn_id: str):
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    class SendOnceSmtpHook(SmtpHook):
+        """``SmtpHook`` with ``retry_limit`` 0: a refused or dropped ``sendmail`` is not repeated."""
+
+        @property
+        def smtp_retry_limit(self) -> int:
+            return 0
+
+    return SendOnceSmtpHook(smtp_conn_id=conn_id)
+
+
 @dataclass
 class EmailChannel(ReportEmail):
     """Over SMTP: ``conn_id`` is the Airflow SMTP connection."""
 
     def send(self, idempotency_key: str) -> dict:
-        from airflow.providers.smtp.hooks.smtp import SmtpHook
-
         message_id = self.message_id(idempotency_key)
         with tempfile.TemporaryDirectory() as tmp:
             attachment = Path(tmp) / self.filename
             attachment.write_bytes(self.pdf)
-            with SmtpHook(smtp_conn_id=self.conn_id) as hook:
+            with _send_once_hook(self.conn_id) as hook:
                 hook.send_email_smtp(
                     to=self.to, subject=self.subject, html_content=self.cover_html,
                     from_email=self.sender, files=[str(attachment)],

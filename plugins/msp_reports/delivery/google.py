@@ -137,6 +137,7 @@ class DriveArchiveChannel:
     pdf: bytes
     snapshot: bytes | None = None
     name: str = "archive"
+    rewrite_is_safe: bool = True  # a write replaces the file by name: writing again never duplicates
     fields: str = "id, name, md5Checksum, size, webViewLink"
 
     def _find(self, hook: ArchiveDriveHook, name: str) -> dict | None:

@@ -49,7 +49,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
-from airflow.providers.microsoft.azure.hooks.msgraph import KiotaRequestAdapterHook
+from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.microsoft.azure.hooks.msgraph import DefaultResponseHandler, KiotaRequestAdapterHook
+from kiota_http.middleware.options import ResponseHandlerOption, RetryHandlerOption
 
 from msp_reports.delivery.archive import snapshot_name
 from msp_reports.delivery.email import ReportEmail
@@ -66,6 +68,31 @@ WEBSITE_TAB_APP = "com.microsoft.teamspace.tab.web"
 TAB_NAME = "Weekly report"
 
 
+class GraphServerError(AirflowException):
+    """Graph answered 429 or 5xx. ``status`` tells the ledger whether the request may have been
+    acted on (5xx: perhaps, so the retry looks before sending again; 429: no)."""
+
+    def __init__(self, status: int, message: Any) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
+class _StatusResponseHandler(DefaultResponseHandler):
+    """The provider's handler, but a 429 or 5xx raises :class:`GraphServerError` with its status
+    (the provider's plain ``AirflowException`` does not say which status it was)."""
+
+    async def handle_response_async(self, response: Any, error_map: Any) -> Any:
+        if response.status_code == 429 or response.status_code >= 500:
+            raise GraphServerError(response.status_code, self.get_value(response) or response.reason_phrase)
+        return await super().handle_response_async(response, error_map)
+
+
+#: only these are repeated by Kiota's retry middleware; a POST, PUT or PATCH is sent once and the
+#: ledger decides what a failure means (Kiota would otherwise repeat a sendMail after a 503 or 504,
+#: which Exchange may already have acted on)
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 class GraphDeliveryHook(KiotaRequestAdapterHook):
     """The provider's Graph hook, plus absolute-URL calls and the pre-authorised upload PUTs.
 
@@ -75,6 +102,19 @@ class GraphDeliveryHook(KiotaRequestAdapterHook):
 
     def __init__(self, conn_id: str = KiotaRequestAdapterHook.default_conn_name, timeout: float = 60) -> None:
         super().__init__(conn_id=conn_id, timeout=timeout)
+
+    def request_information(self, url: str, response_type: str | None = None, path_parameters: Any = None,
+                            method: str = "GET", query_parameters: Any = None, headers: Any = None,
+                            data: Any = None) -> Any:
+        info = super().request_information(url=url, response_type=response_type, path_parameters=path_parameters,
+                                           method=method, query_parameters=query_parameters, headers=headers,
+                                           data=data)
+        if not response_type:
+            info.request_options[ResponseHandlerOption.get_key()] = ResponseHandlerOption(
+                response_handler=_StatusResponseHandler())
+        if method.strip().upper() not in IDEMPOTENT_METHODS:
+            info.request_options[RetryHandlerOption.get_key()] = RetryHandlerOption(max_retries=0, should_retry=False)
+        return info
 
     def run_sync(self, work: Callable[[GraphDeliveryHook], Awaitable[T]]) -> T:
         async def run_and_close() -> T:
@@ -269,6 +309,7 @@ class SharePointArchiveChannel:
     pdf: bytes
     snapshot: bytes | None = None
     name: str = "archive"
+    rewrite_is_safe: bool = True  # a write replaces the file by name: writing again never duplicates
     conflict_behavior: str = "replace"
 
     def _item_path(self, filename: str) -> str:

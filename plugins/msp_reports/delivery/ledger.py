@@ -12,7 +12,9 @@ Each channel's receipt lives in the report store as ``ledger/<channel>.json`` an
 - ``attempted`` only: the process died mid-send. A channel that can look its message up by
   the idempotency key (``lookup``) settles it; otherwise delivery stops with a message telling
   the operator to check the channel and use the resend command. A duplicate to a customer is
-  worse than a late report, so we never guess.
+  worse than a late report, so we never guess. The exception is a channel whose write replaces
+  a file by name (the archives: ``rewrite_is_safe``): when the lookup does not find the approved
+  bytes there, writing again cannot make a second copy, so it does.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def ambiguous(exc: BaseException) -> bool:
         status = getattr(exc, "status", None) or getattr(getattr(exc, "resp", None), "status", None)
         if isinstance(status, int) and status >= 500:
             return True
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__ or exc.__context__ or getattr(exc, "network_cause", None)
     return False
 
 
@@ -109,12 +111,16 @@ class Ledger:
                 return current
             if current["state"] == "attempted" and not resend:
                 found = channel.lookup(current["idempotency_key"])
-                if found is None:
+                if found is None and getattr(channel, "rewrite_is_safe", False):
+                    log.info("%s %s %s: an interrupted write is not there; writing it again (it replaces "
+                             "by name, so it cannot duplicate)", self.customer, self.week_of, name)
+                elif found is None:
                     raise DeliveryStateUnknown(
                         f"{self.customer} {self.week_of} {name}: an earlier send was interrupted and the "
                         f"channel cannot confirm it; check {name} and then run the resend command"
                     )
-                return self._sent(name, current, found, history)
+                else:
+                    return self._sent(name, current, found, history)
             if current["state"] == "failed" and not resend:
                 # a failure we took for "not accepted" may have been accepted after all (a 5xx
                 # after processing): a channel that can look costs one lookup before resending

@@ -219,8 +219,10 @@ def create_app() -> FastAPI:
                 "commentary_sha256": sha256(commentary.encode()),
                 "pages": _page_count(pdf) if pdf else 0,
                 "previews": previews.available(),
-                "can_edit": selected["state"] not in ("delivered", "expired", "rendering"),
-                "can_decide": selected["state"] in ("awaiting review", "approved", "rejected"),
+                "can_edit": selected["state"] not in ("delivered", "expired", "rendering")
+                and not selected["delivery_started"],
+                "can_decide": selected["state"] in ("awaiting review", "approved", "rejected")
+                and not selected["delivery_started"],
             }
         session, new = auth.session_value(request)
         response = templates.TemplateResponse(request, "review.html", {
@@ -255,6 +257,13 @@ def create_app() -> FastAPI:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"{code} {week}: no page {number}")
         return Response(previews.page(data, number), media_type="image/png")
 
+    def _refuse_once_delivery_started(current: dict, code: str, week: dt.date) -> None:
+        if current["delivery_started"]:
+            sent = ", ".join(f"{ch} {st}" for ch, st in current["deliveries"].items() if st != "-")
+            raise HTTPException(status.HTTP_409_CONFLICT,
+                                f"{code} {week}: delivery has started ({sent}); the approved version can no "
+                                "longer change (use the resend command for a corrected report)")
+
     @app.post("/commentary/{code}/{week_of}", name="save_commentary")
     def save_commentary(request: Request, code: str, week_of: str,
                         user: Annotated[BaseUser, Depends(auth.checked_editor)],
@@ -267,9 +276,11 @@ def create_app() -> FastAPI:
         customer = _customer(_registry(settings), code)
         week = _week(week_of, "UTC")
         store = _store(settings)
-        state = review_state(store, customer.code, week)["state"]
+        current_state = review_state(store, customer.code, week)
+        state = current_state["state"]
         if state in ("delivered", "expired", "rendering"):
             raise HTTPException(status.HTTP_409_CONFLICT, f"{code} {week} is {state}; the commentary can no longer change")
+        _refuse_once_delivery_started(current_state, code, week)
         current = store.read_text(customer.code, week, "commentary.md") or ""
         if shown_commentary_sha256 != sha256(current.encode()):
             raise HTTPException(status.HTTP_409_CONFLICT,
@@ -280,7 +291,13 @@ def create_app() -> FastAPI:
         if text == current.strip():
             return _back(request, week, customer.code, "Commentary unchanged.")
         store.write_text(customer.code, week, "commentary.md", text + "\n" if text else "")
-        result = pipeline.render(settings, {"customer": customer.code, "week_of": week.isoformat()})
+        try:
+            result = pipeline.render(settings, {"customer": customer.code, "week_of": week.isoformat()})
+        except Exception as exc:  # the stored commentary must stay the one the PDF holds
+            store.write_text(customer.code, week, "commentary.md", current)
+            raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR,
+                                f"{code} {week}: the report could not be re-rendered ({type(exc).__name__}: "
+                                f"{str(exc)[:300]}); the commentary was not changed") from None
         note = f"Commentary saved by {user.get_name()}; report re-rendered ({result['pdf_sha256'][:12]})."
         if state in ("approved", "rejected"):
             note += " The earlier decision no longer applies: review and decide again."
@@ -302,6 +319,7 @@ def create_app() -> FastAPI:
         if decision == "reject" and not reason.strip():
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "a rejection needs a reason")
         shown = {"snapshot_sha256": snapshot_sha256, "commentary_sha256": commentary_sha256, "pdf_sha256": pdf_sha256}
+        _refuse_once_delivery_started(review_state(_store(settings), customer.code, week), code, week)
         try:
             record = approval.record_decision(
                 _store(settings), customer.code, week, decision, by=user.get_name(), via="review-page",

@@ -53,6 +53,9 @@ def review_state(store: ReportStore, code: str, week_of: dt.date) -> dict:
         "history": store.records(code, week_of, "approvals"),
         "flags": flags, "unavailable": unavailable,
         "deliveries": {ch: receipts.get(ch, {}).get("state", "-") for ch in CHANNELS},
+        # once any channel has been tried, what the customer gets is fixed: no edit, no new decision
+        # (else one channel would carry one version and the next another)
+        "delivery_started": any(receipts.get(ch) for ch in CHANNELS),
     }
 
 

@@ -36,13 +36,15 @@ class Fault:
     ``empty`` (the API answers normally, but the customer has no records at all),
     ``down`` (every request answers 503 until cleared), ``truncated`` (paging breaks: a page
     after the first comes back empty or its next link is refused while the totals still claim
-    the whole collection; see :func:`cut_short`).
+    the whole collection; see :func:`cut_short`). ``path``: only requests whose path ends with
+    it (e.g. ``/sendMail``) meet the fault; the others pass.
     """
 
     mode: str
     times: int = 1
     retry_after: int = 1
     delay: float = 0.0
+    path: str = ""
 
 
 _EMPTY: ContextVar[bool] = ContextVar("sim_empty", default=False)
@@ -91,10 +93,10 @@ class SimState:
 
         return _View()  # type: ignore[return-value]
 
-    def take_fault(self, system: str) -> Fault | None:
+    def take_fault(self, system: str, path: str = "") -> Fault | None:
         with self.lock:
             fault = self.faults.get(system)
-            if fault is None:
+            if fault is None or not path.endswith(fault.path):
                 return None
             if fault.mode != "down":
                 fault.times -= 1
@@ -113,7 +115,7 @@ def create_app(world: World, creds: SimCredentials) -> FastAPI:
         system = request.url.path.strip("/").split("/", 1)[0]
         if system in SIMULATED_SYSTEMS:
             state.requests[system] += 1
-            fault = state.take_fault(system)
+            fault = state.take_fault(system, request.url.path)
             if fault is not None:
                 if fault.mode == "slow":
                     await asyncio.sleep(fault.delay)

@@ -102,17 +102,21 @@ class ApiClient:
         url = self.url(path)
         policy = self.policy
         last: str = ""
+        last_status: int | None = None
+        last_exc: BaseException | None = None
         for attempt in range(1, policy.attempts + 1):
             self.requests_sent += 1
             try:
                 response = self.session.request(method, url, timeout=self.timeout, **kwargs)
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 last = f"{type(exc).__name__} calling {method} {_redact(url)}"
+                last_status, last_exc = None, exc
                 wait = policy.backoff(attempt)
             else:
                 status = response.status_code
                 if status < 400:
                     return response
+                last_status, last_exc = status, None
                 if status in (401, 403):
                     raise SourceAuthError(
                         self.system, f"HTTP {status}: {_error_text(response)}", status=status
@@ -139,7 +143,13 @@ class ApiClient:
                 policy.sleep(wait)
         if last.startswith("HTTP 429"):
             raise SourceRateLimited(self.system, f"{last}, {policy.attempts} attempts", status=429)
-        raise SourceUnavailable(self.system, f"{last}, {policy.attempts} attempts")
+        # The last status and network error travel with the error, so that a delivery's ledger can
+        # tell whether the other side may have acted on the request (a timeout, a 5xx). The network
+        # error is an attribute, not the exception's cause: its text can hold the full URL (a
+        # webhook's signature) and a chained cause would be printed with every traceback.
+        error = SourceUnavailable(self.system, f"{last}, {policy.attempts} attempts", status=last_status)
+        error.network_cause = last_exc
+        raise error
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.request(method, path, **kwargs)
