@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import json
 
 import pytest
 
@@ -51,6 +52,22 @@ def test_gmail_lookup_searches_rfc822msgid(sim, make_case):
                               "northwind-msp.example")
     assert channel.lookup(key)["gmail_id"] == case.receipt("email")["receipt"]["gmail_id"]
     assert channel.lookup(key + ".resend1") is None
+
+
+def test_gmail_search_under_the_metadata_scope_alone_is_refused_as_gmail_does(sim, delivery_conns, use_connection):
+    """The lookup needs ``gmail.readonly``: Gmail refuses ``q`` to a ``gmail.metadata`` token."""
+    from googleapiclient.errors import HttpError
+
+    from msp_reports.delivery.google import GmailHook
+
+    conn = json.loads(json.dumps(delivery_conns["gmail_default"]))
+    conn["extra"]["scope"] = "https://www.googleapis.com/auth/gmail.send,https://www.googleapis.com/auth/gmail.metadata"
+    use_connection("gmail_metadata_only", conn)
+    service = GmailHook("gmail_metadata_only", mailbox=MSP_SENDER).get_conn()
+    with pytest.raises(HttpError) as err:
+        service.users().messages().list(userId="me", q="rfc822msgid:x").execute(num_retries=0)
+    assert err.value.resp.status == 403 and "Metadata scope does not support 'q' parameter" in str(err.value)
+    assert "resultSizeEstimate" in service.users().messages().list(userId="me").execute(num_retries=0)
 
 
 def test_gmail_without_domain_wide_delegation_is_refused_as_gmail_does(sim, delivery_conns):

@@ -9,7 +9,8 @@ certificate). The API clients are built with googleapiclient's static discovery 
 
 - **Gmail API** (``GmailApiChannel``): the service account acts as the reports mailbox through
   domain-wide delegation (``credentials.with_subject(sender)``; scopes ``gmail.send`` and
-  ``gmail.metadata`` granted in the Workspace admin console). ``users.messages.send`` with
+  ``gmail.readonly`` granted in the Workspace admin console; the lookup below searches with
+  ``q``, which Gmail refuses under ``gmail.metadata`` alone). ``users.messages.send`` with
   ``raw`` = base64url of the RFC 822 message (cover note as HTML, the PDF attached) whose
   ``Message-ID`` derives from the idempotency key. It is sent once (``num_retries=0``: a send is
   not idempotent); after a crash, ``users.messages.list`` with ``q=rfc822msgid:<Message-ID>``

@@ -32,7 +32,9 @@ SEND_SCOPES = ("https://www.googleapis.com/auth/gmail.send", "https://www.google
                "https://www.googleapis.com/auth/gmail.modify", "https://mail.google.com/")
 READ_SCOPES = ("https://www.googleapis.com/auth/gmail.readonly", "https://www.googleapis.com/auth/gmail.metadata",
                "https://www.googleapis.com/auth/gmail.modify", "https://mail.google.com/")
-DEMO_SCOPES = ["https://www.googleapis.com/auth/gmail.send", "https://www.googleapis.com/auth/gmail.metadata"]
+#: the lookup searches (``q=rfc822msgid:``), which Gmail refuses under ``gmail.metadata`` alone
+SEARCH_SCOPES = tuple(s for s in READ_SCOPES if not s.endswith("gmail.metadata"))
+DEMO_SCOPES = ["https://www.googleapis.com/auth/gmail.send", "https://www.googleapis.com/auth/gmail.readonly"]
 STATE_KEY = "gmail"
 
 
@@ -85,6 +87,10 @@ def router(state: SimState) -> APIRouter:
         user = mailbox(request, user_id, READ_SCOPES)
         if isinstance(user, JSONResponse):
             return user
+        token = granted(state, request, READ_SCOPES)
+        if request.query_params.get("q") and not token.scopes.intersection(SEARCH_SCOPES):
+            return google_error(403, "Metadata scope does not support 'q' parameter", "PERMISSION_DENIED",
+                                "insufficientPermissions")
         with state.lock:
             rows = list(reversed(mailboxes.get(user, [])))
         for term in request.query_params.get("q", "").split():
