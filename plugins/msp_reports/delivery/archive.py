@@ -28,8 +28,12 @@ def snapshot_name(pdf_name: str) -> str:
 def _write_atomically(target: Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    except BaseException:  # a full disk leaves no half-written temporary behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 @dataclass
