@@ -22,8 +22,8 @@ class SourceError(ReportError):
         super().__init__(f"{system}: {message}")
         self.system = system
         self.status = status
-        #: the network error behind a failure, if any (kept apart from ``__cause__``: see sources.http)
-        self.network_cause: BaseException | None = None
+        #: the class names of the network error behind a failure, if any (see sources.http)
+        self.network_errors: frozenset[str] = frozenset()
 
 
 class SourceAuthError(SourceError):

@@ -21,9 +21,11 @@ archive / drive           ``files.list`` by name in the folder: ``md5Checksum`` 
 
 Caveats of the lookups: Exchange files a ``sendMail`` message in Sent Items, and Gmail indexes a
 sent message for search, a few seconds after accepting it, so a lookup is meant for the retry
-(the deliver task waits 5 minutes between tries), not for the same second. An Outlook send that
-died between the draft and ``/send`` leaves an unsent draft in the reports mailbox (never a
-duplicate to the customer); the retry sends a fresh one.
+(the deliver task waits 2 minutes before its first retry, doubling after), not for the same
+second. An Outlook send that died between the draft and ``/send`` leaves an unsent draft in the
+reports mailbox, never a duplicate to the customer; the retry finds nothing in Sent Items and
+stops with ``DeliveryStateUnknown`` for a person to check and resend. The archives replace by
+name (``rewrite_is_safe``): when the lookup does not find the approved bytes, they write again.
 """
 
 from __future__ import annotations

@@ -61,6 +61,11 @@ def ambiguous(exc: BaseException) -> bool:
     duplicate): timeouts, connections dropped mid-request, 5xx answers. A refused connection, a
     4xx, a missing connection or a bad argument is unambiguous: nothing was accepted."""
     seen: set[int] = set()
+    names = getattr(exc, "network_errors", frozenset())  # a source client's summary of its network error
+    if "ConnectionRefusedError" in names:
+        return False
+    if names & (_AMBIGUOUS | {"TimeoutError"}):
+        return True
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, ConnectionRefusedError):
@@ -70,7 +75,7 @@ def ambiguous(exc: BaseException) -> bool:
         status = getattr(exc, "status", None) or getattr(getattr(exc, "resp", None), "status", None)
         if isinstance(status, int) and status >= 500:
             return True
-        exc = exc.__cause__ or exc.__context__ or getattr(exc, "network_cause", None)
+        exc = exc.__cause__ or exc.__context__
     return False
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -143,12 +144,12 @@ class ApiClient:
                 policy.sleep(wait)
         if last.startswith("HTTP 429"):
             raise SourceRateLimited(self.system, f"{last}, {policy.attempts} attempts", status=429)
-        # The last status and network error travel with the error, so that a delivery's ledger can
-        # tell whether the other side may have acted on the request (a timeout, a 5xx). The network
-        # error is an attribute, not the exception's cause: its text can hold the full URL (a
-        # webhook's signature) and a chained cause would be printed with every traceback.
+        # The last status and the kinds of network error travel with the error, so that a delivery's
+        # ledger can tell whether the other side may have acted on the request (a timeout, a 5xx).
+        # Only the class names: the network error's text holds the full URL (a webhook's signature),
+        # so it is neither chained (tracebacks print causes) nor kept.
         error = SourceUnavailable(self.system, f"{last}, {policy.attempts} attempts", status=last_status)
-        error.network_cause = last_exc
+        error.network_errors = _chain_names(last_exc)
         raise error
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -159,6 +160,36 @@ class ApiClient:
             raise SourceResponseError(
                 self.system, f"{method} {_redact(response.url)} returned a body that is not JSON"
             ) from exc
+
+
+def _chain_names(exc: BaseException | None) -> frozenset[str]:
+    """The class names (with their bases) of an exception and everything it was raised from."""
+    names: set[str] = set()
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        names.update(cls.__name__ for cls in type(exc).__mro__)
+        exc = exc.__cause__ or exc.__context__
+    return frozenset(names)
+
+
+_SECRET_QUERY = re.compile(r"(?i)\b(sig|api_key|apikey|key|token|access_token|client_secret|password)=[^&\s\"']+")
+
+
+class RedactQuerySecrets(logging.Filter):
+    """urllib3 logs every request line with its query string at DEBUG; some APIs carry the secret
+    there (a Workflows webhook's ``sig``, UptimeRobot's ``api_key``). Replace those values."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(_SECRET_QUERY.sub(r"\1=***", a) if isinstance(a, str) else a for a in args)
+        if isinstance(record.msg, str) and "=" in record.msg:
+            record.msg = _SECRET_QUERY.sub(r"\1=***", record.msg)
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(RedactQuerySecrets())
 
 
 def _error_text(response: requests.Response, limit: int = 300) -> str:
