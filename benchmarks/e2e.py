@@ -122,6 +122,64 @@ def floor_child(home: Path) -> dict:
         services.__exit__(None, None, None)
 
 
+# Airflow's own cost for this DAG's shape: the same task groups, mapped over as many customers,
+# with tasks that do nothing. What dag.test adds per task instance whatever the task does.
+NOOP_DAG = '''
+import datetime as dt
+from airflow.sdk.definitions.dag import dag
+from airflow.sdk.definitions.decorators import task, task_group
+
+@task
+def plan_customers():
+    return [{{"customer": f"C{{i:03d}}"}} for i in range({customers})]
+
+@task(map_index_template="{{{{ task.task_id }}}}")
+def noop(item, what=None):
+    return {{"ok": True}}
+
+@task_group
+def customer_report(item):
+    extracts = [noop.override(task_id=f"extract_{{d}}")(item, d) for d in {domains!r}]
+    snapshot = noop.override(task_id="reconcile")(item)
+    extracts >> snapshot
+    approved = noop.override(task_id="wait_for_approval")(item)
+    snapshot >> noop.override(task_id="render")(item) >> approved
+    approved >> [noop.override(task_id=f"deliver_{{c}}")(item, c) for c in {channels!r}]
+
+@dag(schedule=None, start_date=dt.datetime(2026, 1, 5), catchup=False)
+def noop_weekly_report():
+    items = plan_customers()
+    customer_report.expand(item=items) >> noop.override(task_id="rollup")(items)
+    noop.override(task_id="wait_for_send_time")(items) >> noop.override(task_id="post_missed_approvals")(items)
+
+noop_weekly_report()
+'''
+
+
+def noop_child(home: Path, customers: int) -> dict:
+    """The same DAG shape with no-op tasks, through dag.test: the orchestrator's share alone."""
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    from airflow.settings import configure_orm
+
+    from msp_reports import pipeline
+
+    configure_orm()
+    folder = home / "noop-dags"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "noop_weekly_report.py").write_text(NOOP_DAG.format(
+        customers=customers, domains=tuple(pipeline.DOMAINS), channels=tuple(pipeline.CHANNELS)))
+    bag = DagBag(str(folder))
+    if "noop_weekly_report" not in bag.dags:
+        raise SystemExit(f"the no-op DAG did not parse: {bag.import_errors}")
+    sync_bag_to_db(bag, "dags-folder", None)  # the bundle every migrated database has
+    dag = bag.dags["noop_weekly_report"]
+    started, cpu = time.perf_counter(), time.process_time()
+    run = dag.test()
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {"seconds": seconds, "cpu_s": cpu, "state": str(run.state),
+            "task_instances": len(run.get_task_instances())}
+
+
 def _diff(after, before) -> dict[str, int]:
     return {k: after[k] - before.get(k, 0) for k in sorted(after) if after[k] - before.get(k, 0)}
 
@@ -130,7 +188,10 @@ def main(argv: list[str]) -> None:
     from benchmarks.common import write_result
 
     command, home = argv[0], Path(argv[1])
-    write_result(dag_child(home) if command == "dag" else floor_child(home))
+    if command == "noop":
+        write_result(noop_child(home, int(argv[2])))
+    else:
+        write_result(dag_child(home) if command == "dag" else floor_child(home))
 
 
 # ---- driver -----------------------------------------------------------------------------------
@@ -161,6 +222,9 @@ def measure(workdir: Path, history_store: Path) -> dict:
     dag = run_child("benchmarks.e2e", ["dag", str(workdir / "dag" / "msp")], env=dag_env, workdir=workdir,
                     name="e2e-dag", timeout=1200)
     after = floor("floor-after")
+    noop = run_child("benchmarks.e2e", ["noop", str(workdir / "dag" / "msp"), str(dag.result["customers"])],
+                     env=dag_env, workdir=workdir, name="e2e-noop", timeout=1200)
+    out["noop"] = {**noop.result, "wall_s": noop.wall_s}
     out["floors"] = [before, after]
     out["floor"] = {
         "seconds": (before["seconds"] + after["seconds"]) / 2,

@@ -22,6 +22,7 @@ ledger write is settled (``lookup``):
   app-only needs the resource-specific consent permission ``ChannelMessage.Send.Group``
   granted by installing the app in each customer's team (UNCONFIRMED for shared channels), or
   else use the Workflows webhook for that customer. The post then shows as sent by the app.
+  The lookup reads channel messages: ``ChannelMessage.Read.Group`` (RSC) or ``ChannelMessage.Read.All``.
 - **"Pinned for the week"**: Graph has no pinning of channel messages. Instead a *Website* tab
   named ``Weekly report`` (app ``com.microsoft.teamspace.tab.web``) is added once to the channel
   (``POST /tabs``) and then updated (``PATCH /tabs/{id}``) every week to point at that week's
