@@ -280,8 +280,11 @@ class Campaign:
             new = len(after[channel]) - len(before[channel])
             receipt = receipts.get(channel) or {}
             state = receipt.get("state")
-            if channel == "archive" and via[channel] != "drive":  # addressed by path: one file, or none
-                new = int(approved in after[channel])
+            if channel == "archive":
+                # an archive is addressed by name: a re-delivery replaces the file (Drive updates its
+                # content), so "new" is whether the approved bytes are there; two files of that name
+                # (possible on Drive only) would be the duplicate
+                new = int(approved in after[channel]) + max(len(after[channel]) - 1, 0)
             if new > 1:
                 s.duplicates += new - 1
                 s.problems.append(f"run {n} {customer.code}: {new} deliveries on {channel}/{via[channel]}")
