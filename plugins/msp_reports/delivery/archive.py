@@ -14,6 +14,7 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 
 def archive_name(customer: str, week_of: dt.date) -> str:
@@ -36,24 +37,41 @@ def _write_atomically(target: Path, data: bytes) -> None:
         raise
 
 
+class ArchiveFiles:
+    """What every archive channel (local, SharePoint, Drive) shares: the channel name, that a
+    write replaces by name (so the ledger may write again after an interrupted write: it cannot
+    duplicate), and the files to write, in order."""
+
+    name: ClassVar[str] = "archive"
+    rewrite_is_safe: ClassVar[bool] = True
+    filename: str
+    pdf: bytes
+    snapshot: bytes | None
+
+    def files(self) -> dict[str, bytes]:
+        """The snapshot first: when the PDF is there, so is its snapshot."""
+        files = {}
+        if self.snapshot is not None:
+            files[snapshot_name(self.filename)] = self.snapshot
+        files[self.filename] = self.pdf
+        return files
+
+
 @dataclass
-class LocalArchiveChannel:
+class LocalArchiveChannel(ArchiveFiles):
     root: Path
     folder: str
     filename: str
     pdf: bytes
     snapshot: bytes | None = None
-    name: str = "archive"
-    rewrite_is_safe: bool = True  # a write replaces the file by name: writing again never duplicates
 
     @property
     def target(self) -> Path:
         return self.root / self.folder / self.filename
 
     def send(self, idempotency_key: str) -> dict:
-        if self.snapshot is not None:  # first: when the PDF is there, so is its snapshot
-            _write_atomically(self.target.with_name(snapshot_name(self.filename)), self.snapshot)
-        _write_atomically(self.target, self.pdf)
+        for name, data in self.files().items():
+            _write_atomically(self.target.with_name(name), data)
         return {"remote_id": str(self.target), "bytes": len(self.pdf), "via": "local"}
 
     def lookup(self, idempotency_key: str) -> dict | None:

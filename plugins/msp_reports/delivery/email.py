@@ -21,6 +21,7 @@ API channel (:mod:`.google`) can look it up instead.
 from __future__ import annotations
 
 import email.utils
+import functools
 import html
 import tempfile
 from dataclasses import dataclass
@@ -53,17 +54,18 @@ class ReportEmail:
         return f"<{idempotency_key}@{self.domain}>"
 
 
-def _send_once_hook(conn_id: str):
+@functools.cache
+def _send_once_hook_class() -> type:
+    """``SmtpHook`` with ``retry_limit`` 0: a refused or dropped ``sendmail`` is not repeated.
+    Built on first use, so importing this module does not import the SMTP provider."""
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
     class SendOnceSmtpHook(SmtpHook):
-        """``SmtpHook`` with ``retry_limit`` 0: a refused or dropped ``sendmail`` is not repeated."""
-
         @property
         def smtp_retry_limit(self) -> int:
             return 0
 
-    return SendOnceSmtpHook(smtp_conn_id=conn_id)
+    return SendOnceSmtpHook
 
 
 @dataclass
@@ -75,7 +77,7 @@ class EmailChannel(ReportEmail):
         with tempfile.TemporaryDirectory() as tmp:
             attachment = Path(tmp) / self.filename
             attachment.write_bytes(self.pdf)
-            with _send_once_hook(self.conn_id) as hook:
+            with _send_once_hook_class()(smtp_conn_id=self.conn_id) as hook:
                 hook.send_email_smtp(
                     to=self.to, subject=self.subject, html_content=self.cover_html,
                     from_email=self.sender, files=[str(attachment)],

@@ -34,7 +34,7 @@ from typing import Any
 from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
 from airflow.providers.google.suite.hooks.drive import GoogleDriveHook, _escape_drive_query_value
 
-from msp_reports.delivery.archive import snapshot_name
+from msp_reports.delivery.archive import ArchiveFiles
 from msp_reports.delivery.email import ReportEmail, report_message
 from msp_reports.delivery.hashes import md5_hex
 
@@ -128,7 +128,7 @@ class GmailApiChannel(ReportEmail):
 
 
 @dataclass
-class DriveArchiveChannel:
+class DriveArchiveChannel(ArchiveFiles):
     """:param folder_id: the customer's folder; ``drive_id`` the shared drive it is in (or None)."""
 
     conn_id: str
@@ -137,8 +137,6 @@ class DriveArchiveChannel:
     filename: str
     pdf: bytes
     snapshot: bytes | None = None
-    name: str = "archive"
-    rewrite_is_safe: bool = True  # a write replaces the file by name: writing again never duplicates
     fields: str = "id, name, md5Checksum, size, webViewLink"
 
     def _find(self, hook: ArchiveDriveHook, name: str) -> dict | None:
@@ -174,11 +172,9 @@ class DriveArchiveChannel:
 
     def send(self, idempotency_key: str) -> dict:
         hook = ArchiveDriveHook(gcp_conn_id=self.conn_id)
-        files = {}
-        if self.snapshot is not None:  # first: when the PDF is there, so is its snapshot
-            files[snapshot_name(self.filename)] = self._put(hook, snapshot_name(self.filename), self.snapshot,
-                                                            "application/json")
-        pdf = files[self.filename] = self._put(hook, self.filename, self.pdf, "application/pdf")
+        files = {name: self._put(hook, name, data, "application/pdf" if name == self.filename else "application/json")
+                 for name, data in self.files().items()}
+        pdf = files[self.filename]
         return {"remote_id": pdf["id"], "web_url": pdf.get("webViewLink"), "via": "drive", "size": len(self.pdf),
                 "files": {n: f["id"] for n, f in files.items()}, "action": pdf["action"],
                 "path": "resumable" if len(self.pdf) > RESUMABLE_OVER else "multipart"}

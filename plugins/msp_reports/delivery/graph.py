@@ -54,7 +54,7 @@ from airflow.providers.common.compat.sdk import AirflowException
 from airflow.providers.microsoft.azure.hooks.msgraph import DefaultResponseHandler, KiotaRequestAdapterHook
 from kiota_http.middleware.options import ResponseHandlerOption, RetryHandlerOption
 
-from msp_reports.delivery.archive import snapshot_name
+from msp_reports.delivery.archive import ArchiveFiles
 from msp_reports.delivery.email import ReportEmail
 from msp_reports.delivery.hashes import quick_xor_hash
 from msp_reports.exceptions import DeliveryError
@@ -300,7 +300,7 @@ def pin_weekly_tab(conn_id: str, team_id: str, channel_id: str, url: str, entity
 
 # ---- SharePoint ----------------------------------------------------------------------------
 @dataclass
-class SharePointArchiveChannel:
+class SharePointArchiveChannel(ArchiveFiles):
     """:param drive_id: the document library (drive) of the reports site; ``folder`` the customer's folder."""
 
     conn_id: str
@@ -309,21 +309,11 @@ class SharePointArchiveChannel:
     filename: str
     pdf: bytes
     snapshot: bytes | None = None
-    name: str = "archive"
-    rewrite_is_safe: bool = True  # a write replaces the file by name: writing again never duplicates
     conflict_behavior: str = "replace"
 
     def _item_path(self, filename: str) -> str:
         path = "/".join(_segment(p) for p in f"{self.folder}/{filename}".split("/") if p)
         return f"drives/{_segment(self.drive_id)}/root:/{path}:"
-
-    def _files(self) -> dict[str, bytes]:
-        """The snapshot first: when the PDF is there, so is its snapshot."""
-        files = {}
-        if self.snapshot is not None:
-            files[snapshot_name(self.filename)] = self.snapshot
-        files[self.filename] = self.pdf
-        return files
 
     def send(self, idempotency_key: str) -> dict:
         query = {"@microsoft.graph.conflictBehavior": self.conflict_behavior}
@@ -339,7 +329,7 @@ class SharePointArchiveChannel:
             return await asyncio.to_thread(hook.upload_chunks, session["uploadUrl"], data, DRIVE_CHUNK)
 
         async def work(hook: GraphDeliveryHook) -> dict:
-            return {name: await upload(hook, name, data) for name, data in self._files().items()}
+            return {name: await upload(hook, name, data) for name, data in self.files().items()}
 
         items = _run(self.conn_id, work)
         pdf_item = items[self.filename]
