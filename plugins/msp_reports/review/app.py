@@ -319,10 +319,11 @@ def create_app() -> FastAPI:
         if decision == "reject" and not reason.strip():
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "a rejection needs a reason")
         shown = {"snapshot_sha256": snapshot_sha256, "commentary_sha256": commentary_sha256, "pdf_sha256": pdf_sha256}
-        _refuse_once_delivery_started(review_state(_store(settings), customer.code, week), code, week)
+        store = _store(settings)
+        _refuse_once_delivery_started(review_state(store, customer.code, week), code, week)
         try:
             record = approval.record_decision(
-                _store(settings), customer.code, week, decision, by=user.get_name(), via="review-page",
+                store, customer.code, week, decision, by=user.get_name(), via="review-page",
                 reason=reason[:1000], reviewed=shown, now=dt.datetime.now(dt.timezone.utc))
         except approval.ApprovalError as exc:  # stale version, expired week, nothing rendered
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
