@@ -14,15 +14,36 @@ from airflow.plugins_manager import AirflowPlugin
 URL_PREFIX = "/weekly-reports-review"
 
 
-def _app():
-    from msp_reports.review.app import app
+class ReviewApp:
+    """The review app as an ASGI app that imports :mod:`msp_reports.review.app` on its first request.
 
-    return app
+    Airflow loads every plugin in every process that uses plugins, including each task process
+    (``get_template_context`` integrates macro plugins). Importing the review app (FastAPI routes
+    and Airflow's auth manager) costs about 1.8 s on 2 CPUs; only the API server ever serves it,
+    so nobody else pays that now. The API server mounts this object like any ASGI app.
+    """
+
+    def __init__(self) -> None:
+        self._app = None
+
+    def load(self):
+        if self._app is None:
+            from msp_reports.review.app import app
+
+            self._app = app
+        return self._app
+
+    @property
+    def routes(self):  # Starlette's Mount resolves url_for() names through these
+        return self.load().routes
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.load()(scope, receive, send)
 
 
 class WeeklyReportReviewPlugin(AirflowPlugin):
     name = "weekly_report_review"
-    fastapi_apps = [{"app": _app(), "url_prefix": URL_PREFIX, "name": "Weekly report review"}]
+    fastapi_apps = [{"app": ReviewApp(), "url_prefix": URL_PREFIX, "name": "Weekly report review"}]
     external_views = [{
         "name": "Weekly report review",
         "href": f"{URL_PREFIX}/",

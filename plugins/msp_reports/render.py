@@ -21,9 +21,11 @@ files in ``TEMPLATES_DIR``, loaded through the same fetcher.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
+import gc
 import hashlib
 import math
 import mimetypes
@@ -947,8 +949,31 @@ def templates_fetcher():
     return _fetcher_class()(TEMPLATES_DIR.resolve())
 
 
+@contextlib.contextmanager
+def _collector_skips_older_objects():
+    """Let the cycle collector look only at objects made inside the block.
+
+    WeasyPrint allocates millions of small objects, so full collections run during a render; in
+    an Airflow process each one also walks the 0.8 million objects that Airflow, SQLAlchemy and
+    FastAPI hold (0.4 s apiece here), which made a render 30 % slower in a task than in a plain
+    process. ``gc.freeze`` moves the objects that exist now out of the collector's sight until
+    ``gc.unfreeze`` puts them back; nothing is freed or kept alive by it. It is process-wide: two
+    renders at once (the review page) only change what the collector skips, never what it frees.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def html_to_pdf(html: str) -> bytes:
     """Render with WeasyPrint; nothing outside the templates is read, nothing is attached."""
+    with _collector_skips_older_objects():
+        return _weasyprint_pdf(html)
+
+
+def _weasyprint_pdf(html: str) -> bytes:
     from weasyprint import HTML
     from weasyprint.urls import FatalURLFetchingError
 

@@ -194,3 +194,38 @@ def test_once_delivery_has_started_neither_commentary_nor_decision_can_change(ap
         assert "a late change" not in (store.read_text("ACME", WEEK_OF, "commentary.md") or "")
     finally:
         (api["home"] / "store" / "ACME" / WEEK / "ledger" / "email.json").unlink()
+
+
+def test_task_processes_load_the_plugin_without_the_review_app():
+    """Every task process loads the plugins (``get_template_context``); the review app (1.8 s of
+    imports) is imported only when the API server first serves the page."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    probe = (
+        "import sys\n"
+        "from airflow.sdk.plugins_manager import integrate_macros_plugins\n"
+        "from airflow.sdk import plugins_manager as pm\n"
+        "integrate_macros_plugins()\n"
+        "names = [p.name for p in (pm._get_plugins()[0])]\n"
+        "print(names, 'msp_reports.review.app' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120,
+                         check=True).stdout.strip().splitlines()[-1]
+    assert out == "['weekly_report_review'] False"
+
+
+def test_the_mounted_plugin_app_is_the_review_app(api):
+    """What the API server mounts hands each request (and url_for) to the review app itself."""
+    from review_plugin import WeeklyReportReviewPlugin
+
+    from msp_reports.review.app import app as review_app
+
+    mounted = WeeklyReportReviewPlugin.fastapi_apps[0]["app"]
+    page, _ = _page(api["client"]("admin", "ADMIN"))  # served through Airflow's app and the mount
+    assert "ACME" in page
+    assert mounted.load() is review_app and mounted.routes is review_app.routes
