@@ -81,7 +81,11 @@ def run_child(module: str, args: list[str], *, env: dict[str, str], workdir: Pat
         [str(PLUGINS), str(BENCH_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
     started = time.perf_counter()
     with open(log_file, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", module, *args], env=full_env, cwd=PROJECT_ROOT,
+        # MSP_BENCH_PROFILE=<folder>: each child runs under cProfile, its stats in <folder>/<name>.prof
+        # (slower: profile to find a cause, never to quote a figure)
+        profile = os.environ.get("MSP_BENCH_PROFILE")
+        prof = ["-m", "cProfile", "-o", str(Path(profile) / f"{name}.prof")] if profile else []
+        proc = subprocess.Popen([sys.executable, *prof, "-m", module, *args], env=full_env, cwd=PROJECT_ROOT,
                                 stdout=log, stderr=subprocess.STDOUT)
         deadline = started + timeout
         while True:

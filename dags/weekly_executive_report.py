@@ -36,9 +36,22 @@ CUSTOMER_LABEL = "{{ customer }}"  # each mapped task puts its customer code in 
 DOMAINS = ("uptime", "tickets", "backups", "security", "sites")
 
 
-def _label(item: dict[str, str]) -> None:
-    """Name this mapped task instance after its customer in the grid (map_index_template)."""
-    get_current_context()["customer"] = item["customer"]  # type: ignore[typeddict-unknown-key]
+def _item(code: str) -> dict:
+    """This customer's item, pulled alone, and the grid label (map_index_template) set to its code.
+
+    The customer groups are mapped over the customer codes, not over the items: every mapped
+    task instance pulls the whole mapped list, so with the items in it each task would pull every
+    customer's registry entry (1 MB per task at 500 customers, quadratic over a run).
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+    from msp_reports import pipeline
+
+    ctx = get_current_context()
+    ctx["customer"] = code  # type: ignore[typeddict-unknown-key]
+    item = ctx["ti"].xcom_pull(task_ids="plan_customers", key=pipeline.item_key(code), map_indexes=-1)
+    if not item:
+        raise AirflowFailException(f"{code}: plan_customers holds no item for this customer in this run")
+    return item
 
 
 def _settings(item: dict | None = None):
@@ -52,20 +65,26 @@ def _settings(item: dict | None = None):
     return Settings.load(lambda key, default: Variable.get(key, default=default))
 
 
-@task
-def plan_customers() -> list[dict[str, str]]:
+@task(multiple_outputs=False)
+def plan_customers() -> list[str]:
+    """The run's customer codes (what the groups map over); each customer's item under its own
+    XCom key, and all items under "items" for the run-level tasks."""
     from msp_reports import pipeline
 
     ctx = get_current_context()
-    run = ctx["dag_run"]
-    return pipeline.plan(_settings(), run.logical_date or run.run_after, run.conf, run_id=run.run_id)
+    run, ti = ctx["dag_run"], ctx["ti"]
+    items = pipeline.plan(_settings(), run.logical_date or run.run_after, run.conf, run_id=run.run_id)
+    for item in items:
+        ti.xcom_push(pipeline.item_key(item["customer"]), item)
+    ti.xcom_push("items", items)
+    return [item["customer"] for item in items]
 
 
 @task(map_index_template=CUSTOMER_LABEL, multiple_outputs=False,
       retries=3, retry_delay=dt.timedelta(minutes=1), retry_exponential_backoff=2.0,
       max_retry_delay=dt.timedelta(minutes=15), execution_timeout=dt.timedelta(minutes=15))
-def extract(item: dict[str, str], domain: str) -> dict:
-    _label(item)
+def extract(code: str, domain: str) -> dict:
+    item = _item(code)
     from msp_reports import pipeline
 
     return pipeline.extract(_settings(item), item, domain)
@@ -73,8 +92,8 @@ def extract(item: dict[str, str], domain: str) -> dict:
 
 @task(map_index_template=CUSTOMER_LABEL, multiple_outputs=False, trigger_rule="all_done",
       execution_timeout=dt.timedelta(minutes=5))
-def reconcile(item: dict[str, str]) -> dict:
-    _label(item)
+def reconcile(code: str) -> dict:
+    item = _item(code)
     from msp_reports import pipeline
 
     return pipeline.build_snapshot(_settings(item), item)
@@ -82,8 +101,8 @@ def reconcile(item: dict[str, str]) -> dict:
 
 @task(map_index_template=CUSTOMER_LABEL, multiple_outputs=False, pool="msp_render",
       retries=1, retry_delay=dt.timedelta(minutes=1), execution_timeout=dt.timedelta(minutes=10))
-def render(item: dict[str, str]) -> dict:
-    _label(item)
+def render(code: str) -> dict:
+    item = _item(code)
     from msp_reports import pipeline
 
     return pipeline.render(_settings(item), item)
@@ -96,8 +115,8 @@ APPROVAL_BACKSTOP = dt.timedelta(days=7)
 
 @task.sensor(map_index_template=CUSTOMER_LABEL, mode="reschedule", poke_interval=60,
              timeout=APPROVAL_BACKSTOP.total_seconds())
-def wait_for_approval(item: dict[str, str]):
-    _label(item)
+def wait_for_approval(code: str):
+    item = _item(code)
     from airflow.sdk import PokeReturnValue, Variable
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
     from msp_reports import approval, pipeline
@@ -140,8 +159,8 @@ def post_missed_approvals(items: list[dict[str, str]]) -> dict:
 @task(map_index_template=CUSTOMER_LABEL, multiple_outputs=False, pool="msp_delivery",
       retries=3, retry_delay=dt.timedelta(minutes=2), retry_exponential_backoff=2.0,
       max_retry_delay=dt.timedelta(minutes=30), execution_timeout=dt.timedelta(minutes=10))
-def deliver(item: dict[str, str], channel: str) -> dict:
-    _label(item)
+def deliver(code: str, channel: str) -> dict:
+    item = _item(code)
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
     from msp_reports import pipeline
     from msp_reports.exceptions import AlreadyDelivered, ApprovalError, DeliveryStateUnknown
@@ -167,16 +186,16 @@ def rollup(items: list[dict[str, str]]) -> dict:
 
 
 @task_group
-def customer_report(item: dict[str, str]) -> None:
-    extracts = [extract.override(task_id=f"extract_{d}", pool=f"msp_source_{d}")(item, d) for d in DOMAINS]
-    snapshot = reconcile(item)
+def customer_report(code: str) -> None:
+    extracts = [extract.override(task_id=f"extract_{d}", pool=f"msp_source_{d}")(code, d) for d in DOMAINS]
+    snapshot = reconcile(code)
     extracts >> snapshot
-    approved = wait_for_approval(item)
-    snapshot >> render(item) >> approved
+    approved = wait_for_approval(code)
+    snapshot >> render(code) >> approved
     approved >> [
-        deliver.override(task_id="deliver_email")(item, "email"),
-        deliver.override(task_id="post_to_teams")(item, "teams"),
-        deliver.override(task_id="archive")(item, "archive"),
+        deliver.override(task_id="deliver_email")(code, "email"),
+        deliver.override(task_id="post_to_teams")(code, "teams"),
+        deliver.override(task_id="archive")(code, "archive"),
     ]
 
 
@@ -191,9 +210,10 @@ def customer_report(item: dict[str, str]) -> None:
 )
 def weekly_executive_report():
     customers = plan_customers()
-    reports = customer_report.expand(item=customers)
-    reports >> rollup(customers)
-    wait_for_send_time(customers) >> post_missed_approvals(customers)
+    reports = customer_report.expand(code=customers)
+    items = customers["items"]
+    reports >> rollup(items)
+    wait_for_send_time(items) >> post_missed_approvals(items)
 
 
 weekly_executive_report()

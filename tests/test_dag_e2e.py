@@ -101,6 +101,29 @@ def test_twelve_reports_rendered_approved_and_delivered(demo, first_run):
         assert {r["pdf_sha256"] for r in ledger.values()} == {approvals["pdf_sha256"]}
 
 
+
+def test_groups_map_over_codes_and_each_task_pulls_only_its_own_item(demo, first_run):
+    """Every mapped task instance pulls the whole mapped list: it must hold codes, not the items
+    (with the items, each task would pull every customer's registry entry)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    codes = sorted(c.code for c in demo["registry"].customers)
+    with create_session() as session:
+        rows = {r.key: XComModel.deserialize_value(r) for r in session.query(XComModel).filter(
+            XComModel.dag_id == first_run.dag_id, XComModel.run_id == first_run.run_id,
+            XComModel.task_id == "plan_customers")}
+        labels = {ti.rendered_map_index for ti in first_run.get_task_instances()
+                  if ti.task_id == "customer_report.render"}
+    assert sorted(rows["return_value"]) == codes  # what the groups expand over: codes only
+    for code in codes:  # each customer's item under its own key, with its own registry entry
+        assert rows[f"customer:{code}"]["customer"] == code
+        assert rows[f"customer:{code}"]["entry"]["code"] == code
+    assert [i["customer"] for i in rows["items"]] == rows["return_value"]
+    assert labels == set(codes)  # the grid still names each mapped task by its customer
+    mapped_bytes = len(json.dumps(rows["return_value"]))
+    item_bytes = max(len(json.dumps(rows[f"customer:{c}"])) for c in codes)
+    assert mapped_bytes < item_bytes  # a task pulls its item plus a list smaller than one item
 def test_emails_go_to_cto_and_account_owner_with_the_approved_pdf(demo, first_run):
     from msp_reports.store import sha256
 

@@ -92,6 +92,11 @@ def plan(settings: Settings, run_after: dt.datetime, conf: dict[str, Any] | None
             for c in registry.select(conf.get("customers"))]
 
 
+def item_key(code: str) -> str:
+    """The XCom key plan_customers keeps one customer's item under (the groups map over codes)."""
+    return f"customer:{code}"
+
+
 # ---- extract --------------------------------------------------------------------------------
 def extract(settings: Settings, item: dict[str, str], domain: str) -> dict:
     """Pull one domain from each system that serves it; store each system's part, success or failure.
