@@ -184,6 +184,7 @@ def details(results: dict) -> list[str]:
         phase_rows = [(f"pipeline CPU: {ph}", *(secs(raw[n]["phase_cpu_s"][ph]) for n in sizes))
                       for ph in ("extract", "reconcile", "render")]
         phase_rows += [
+            ("of which garbage collection", *(secs(raw[n].get("gc_cpu_s", 0)) for n in sizes)),
             ("registry load (CPU, once)", *(secs(raw[n]["registry_load_cpu_s"]) for n in sizes)),
             ("wall", *(secs(sc["compared"][n]["wall_per_customer_s"]) for n in sizes)),
             ("of which simulators answering", *(secs(sc["compared"][n]["sim_per_customer_s"]) for n in sizes)),
@@ -243,7 +244,8 @@ NOTES = [
     "reconcile, render, approval, deliver x 3 per customer, then the roll-up; its two runs bracket the DAG run.",
     "Scale: synthetic customers C001.. shaped like the 12 demo customers; at each size one customer per shape is "
     "run (every other shape at 500, to keep the run short), spread over the registry, and compared with the same "
-    "shapes at 12. Per-customer cost is the CPU of the pipeline's thread (`thread_time`): the in-process "
+    "shapes at 12 (run before and after the larger sizes, averaged, so drift during the run hits the reference "
+    "too). Per-customer cost is the CPU of the pipeline's thread (`thread_time`): the in-process "
     "simulators scan their whole world per request, which a real source does not, so their time is shown apart.",
     "Bytecode: `scripts/bench.sh` caches bytecode under `var/bench/pycache` (PYTHONPYCACHEPREFIX), as a deployed "
     "image ships it; one untimed round warms it.",
