@@ -147,6 +147,14 @@ def scale_section(workdir: Path) -> tuple[list[Row], dict]:
         rows.append(Row(f"Requests per customer, {n} customers (all sources)", f"{at:.1f}",
                         f"{alone:.1f} same customer alone", times(at / alone), "pages needed + constant (1.00x)",
                         yes(at <= alone + 0.01)))
+    for n in (100, 500):
+        x, x12 = raw[n].get("xcom"), raw[12].get("xcom")
+        if x and x12:
+            pulled, pulled12 = x["mapped_list_bytes"] + x["item_bytes"], x12["mapped_list_bytes"] + x12["item_bytes"]
+            rows.append(Row(f"XCom a customer task pulls, {n} customers (the codes the groups map over + its own "
+                            f"item; all items would be {x['all_items_bytes'] / 1024:.0f} KB)",
+                            f"{pulled / 1024:.1f} KB", f"{pulled12 / 1024:.1f} KB with 12", times(pulled / pulled12),
+                            "report only", "n/a"))
     return rows, {"raw": raw, "compared": compared}
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-
+import json
 import os
 import sys
 import threading
@@ -171,8 +171,14 @@ def child(n: int, home: Path, shapes: tuple[int, ...]) -> dict:
             alone[shape] = _run_customer(solo_settings, item, server.state, Counter(), full=False)["requests"]
         finally:
             server.__exit__(None, None, None)
+    # What each customer task pulls from XCom under the DAG: the mapped list (every mapped task
+    # instance pulls all of it; the groups map over codes) and its own item (dags/, _item).
+    xcom = {"mapped_list_bytes": len(json.dumps(list(items))),
+            "item_bytes": _mean(len(json.dumps(i)) for i in items.values()),
+            "all_items_bytes": len(json.dumps(list(items.values())))}
     return {"n": n, "world_and_registry_s": setup_s, "registry_load_cpu_s": registry_load_cpu_s,
-            "customers": customers, "alone": alone, "shared_listing_requests": dict(shared_requests)}
+            "customers": customers, "alone": alone, "shared_listing_requests": dict(shared_requests),
+            "xcom": xcom}
 
 
 def _backup_system(item: dict) -> str:
@@ -209,6 +215,7 @@ def summarize(raw: dict) -> dict:
         "registry_load_cpu_s": raw["registry_load_cpu_s"],
         "world_and_registry_s": raw["world_and_registry_s"],
         "shared_listing_requests": raw.get("shared_listing_requests", {}),
+        "xcom": raw.get("xcom", {}),
     }
 
 
