@@ -220,6 +220,15 @@ def details(results: dict) -> list[str]:
                 f"{secs(e2e_raw['db_migrate_s'])} (not counted). The Execution API, started before the clock "
                 f"in each DAG child: {secs(d.get('api_start_s', 0))} (DAG), "
                 f"{secs(e2e_raw.get('noop', {}).get('api_start_s', 0))} (no-op DAG).", ""]
+        if "phases_s" in d:
+            noop = e2e_raw.get("noop", {}).get("phases_s", {})
+            header = ("phase", "floor (plain loop)", "DAG: task instances, start to end", "no-op DAG: the same")
+            rows = [(k, secs(f["phases_s"].get(k, 0)), secs(d["phases_s"].get(k, 0)), secs(noop.get(k, 0)))
+                    for k in (*f["phases_s"], "other") if k in f["phases_s"] or k in d["phases_s"]]
+            rows.append(("between tasks (dag.test's loop)", "", secs(d["seconds"] - sum(d["phases_s"].values())),
+                         secs(e2e_raw["noop"]["seconds"] - sum(noop.values())) if noop else ""))
+            out += ["End to end by phase (task durations as the grid shows them; \"other\": plan, the 09:00 "
+                    "sensor, the missed-approvals post):", "", markdown_table(header, rows), ""]
     r = results.get("render")
     if r:
         out += [f"Render: CPU median typical {secs(r['typical']['cpu_median_s'])}, largest "
