@@ -31,6 +31,7 @@ import math
 import mimetypes
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -949,33 +950,43 @@ def templates_fetcher():
     return _fetcher_class()(TEMPLATES_DIR.resolve())
 
 
+_NO_FULL_COLLECTIONS = threading.Lock()
+_renders_running = 0
+_saved_thresholds: tuple[int, int, int] | None = None
+
+
 @contextlib.contextmanager
-def _collector_skips_older_objects():
-    """Let the cycle collector look only at objects made inside the block.
+def _no_full_collections():
+    """No full (oldest-generation) collections while the block runs; the young ones still run.
 
     WeasyPrint allocates millions of small objects, so full collections run during a render; in
     an Airflow process each one also walks the 0.8 million objects that Airflow, SQLAlchemy and
     FastAPI hold (0.4 s apiece here), which made a render 30 % slower in a task than in a plain
-    process. ``gc.freeze`` moves the objects that exist now out of the collector's sight until
-    ``gc.unfreeze`` puts them back; nothing is freed or kept alive by it. It is process-wide: two
-    renders at once (the review page) only change what the collector skips, never what it frees.
+    process. The render's own short-lived cycles die in the young generations, which still run.
+    The third threshold is raised for the block and put back after, so the freeze state is not
+    touched: a process whose start-up heap is frozen (Airflow's executors ``gc.freeze()`` before
+    they fork task processes) keeps it frozen. Process-wide; overlapping renders (the review
+    page) count in and out, and the last one out restores the thresholds.
     """
-    gc.freeze()
+    global _renders_running, _saved_thresholds
+    with _NO_FULL_COLLECTIONS:
+        if _renders_running == 0:
+            _saved_thresholds = gc.get_threshold()
+            gc.set_threshold(_saved_thresholds[0], _saved_thresholds[1], 1_000_000)
+        _renders_running += 1
     try:
         yield
     finally:
-        gc.unfreeze()
+        with _NO_FULL_COLLECTIONS:
+            _renders_running -= 1
+            if _renders_running == 0 and _saved_thresholds is not None:
+                gc.set_threshold(*_saved_thresholds)
 
 
 def html_to_pdf(html: str) -> bytes:
     """Render with WeasyPrint; nothing outside the templates is read, nothing is attached."""
-    with _collector_skips_older_objects():
-        pdf = _weasyprint_pdf(html)
-        # The render's own cycles are garbage now; collect them while the older objects are still
-        # frozen (cheap: only the render's objects are walked). Left alone, the next render's
-        # freeze would freeze them too, and 16 renders in one process grew to 357 MB.
-        gc.collect()
-    return pdf
+    with _no_full_collections():
+        return _weasyprint_pdf(html)
 
 
 def _weasyprint_pdf(html: str) -> bytes:
