@@ -55,18 +55,17 @@ def _delivered(home: Path, services, week: dt.date) -> int:
     return sum(customer_status(store, c, week)["state"] == "delivered" for c in services.registry.customers)
 
 
-def freeze_startup_heap() -> int:
+def freeze_startup_heap() -> None:
     """What Airflow's executors do before they fork task processes (LocalExecutor workers, Celery's
     pool, the dag-processor: ``gc.freeze()``): the start-up heap moves out of the collector's
     reach, so a full collection in a task walks the task's objects, not every imported module.
-    dag.test runs the tasks in its own process and does not; without this the collector walked
-    ~785k objects 21 times per run here (2.8 s, against 0.6 s in the floor). Done in every child
-    (floor, DAG, no-op DAG) just before its clock starts. Returns the objects frozen."""
+    dag.test runs the tasks in its own process and does not. Done in every child (floor, DAG,
+    no-op DAG) just before its clock starts; the full collections that free the renders' garbage
+    remain in each (docs/benchmarks.md)."""
     import gc
 
     gc.collect()
     gc.freeze()
-    return gc.get_freeze_count()
 
 
 def start_execution_api() -> float:
@@ -112,13 +111,13 @@ def dag_child(home: Path) -> dict:
         run_at = dt.datetime.combine(week + dt.timedelta(days=7), dt.time(6, 0), tzinfo=ZoneInfo(MSP_TIMEZONE))
         api_start = start_execution_api()
         requests_before = dict(services.sim.state.requests)
-        frozen = freeze_startup_heap()
+        freeze_startup_heap()
         started, cpu = time.perf_counter(), time.process_time()
         run = dag.test(logical_date=run_at, run_after=run_at)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         tis = run.get_task_instances()
         return {"seconds": seconds, "cpu_s": cpu, "api_start_s": api_start, "state": str(run.state),
-                "task_instances": len(tis), "phases_s": task_phases(tis), "frozen_objects": frozen,
+                "task_instances": len(tis), "phases_s": task_phases(tis),
                 "delivered": _delivered(home, services, week), "customers": len(services.registry.customers),
                 "requests": _diff(services.sim.state.requests, requests_before)}
     finally:
@@ -134,7 +133,7 @@ def floor_child(home: Path) -> dict:
         settings = Settings.load()
         phases = {"extract": 0.0, "reconcile": 0.0, "render": 0.0, "approve": 0.0, "deliver": 0.0, "rollup": 0.0}
         requests_before = dict(services.sim.state.requests)
-        frozen = freeze_startup_heap()
+        freeze_startup_heap()
         started, cpu = time.perf_counter(), time.process_time()
         items = pipeline.plan(settings, dt.datetime.combine(week + dt.timedelta(days=7), dt.time(6, 0),
                                                             tzinfo=dt.timezone.utc), {})
@@ -161,7 +160,7 @@ def floor_child(home: Path) -> dict:
         pipeline.rollup(settings, items)
         phases["rollup"] = time.perf_counter() - t6
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-        return {"seconds": seconds, "cpu_s": cpu, "phases_s": phases, "customers": len(items), "frozen_objects": frozen,
+        return {"seconds": seconds, "cpu_s": cpu, "phases_s": phases, "customers": len(items),
                 "delivered": _delivered(home, services, week),
                 "requests": _diff(services.sim.state.requests, requests_before)}
     finally:
@@ -220,13 +219,13 @@ def noop_child(home: Path, customers: int) -> dict:
     sync_bag_to_db(bag, "dags-folder", None)  # the bundle every migrated database has
     dag = bag.dags["noop_weekly_report"]
     api_start = start_execution_api()
-    frozen = freeze_startup_heap()
+    freeze_startup_heap()
     started, cpu = time.perf_counter(), time.process_time()
     run = dag.test()
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     tis = run.get_task_instances()
     return {"seconds": seconds, "cpu_s": cpu, "api_start_s": api_start, "state": str(run.state),
-            "task_instances": len(tis), "phases_s": task_phases(tis), "frozen_objects": frozen}
+            "task_instances": len(tis), "phases_s": task_phases(tis)}
 
 
 def _diff(after, before) -> dict[str, int]:

@@ -64,11 +64,11 @@ def _serve(world, creds, sim_seconds: Counter):
 
 
 class _GcClock:
-    """Seconds the collector ran on the calling thread (gc.callbacks run where the collection does)."""
+    """Seconds the collector ran on the calling thread while in the block (gc.callbacks run on
+    the thread whose allocation triggered the collection)."""
 
     def __init__(self) -> None:
         self.seconds, self._started, self._thread = 0.0, 0.0, threading.get_ident()
-        gc.callbacks.append(self._callback)
 
     def _callback(self, phase: str, info: dict) -> None:
         if threading.get_ident() != self._thread:
@@ -77,6 +77,13 @@ class _GcClock:
             self._started = time.thread_time()
         elif self._started:
             self.seconds += time.thread_time() - self._started
+
+    def __enter__(self) -> _GcClock:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        gc.callbacks.remove(self._callback)
 
 
 def _run_customer(settings, item: dict[str, str], state, sim_seconds: Counter, *, full: bool) -> dict:
@@ -88,8 +95,7 @@ def _run_customer(settings, item: dict[str, str], state, sim_seconds: Counter, *
                   ("render", lambda: pipeline.render(settings, item))]
     requests_before = dict(state.requests)
     out: dict = {"wall_s": {}, "cpu_s": {}, "sim_s": {}, "gc_s": {}}
-    gc_clock = _GcClock()
-    try:
+    with _GcClock() as gc_clock:
         for phase, step in steps:
             sim_before, gc_before = sum(sim_seconds.values()), gc_clock.seconds
             w0, c0 = time.perf_counter(), time.thread_time()
@@ -98,8 +104,6 @@ def _run_customer(settings, item: dict[str, str], state, sim_seconds: Counter, *
             out["cpu_s"][phase] = time.thread_time() - c0
             out["sim_s"][phase] = sum(sim_seconds.values()) - sim_before
             out["gc_s"][phase] = gc_clock.seconds - gc_before
-    finally:
-        gc.callbacks.remove(gc_clock._callback)
     out["requests"] = {s: n - requests_before.get(s, 0) for s, n in state.requests.items()
                        if s != "teams" and n - requests_before.get(s, 0)}
     return out
