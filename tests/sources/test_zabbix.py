@@ -79,7 +79,7 @@ def dst_sim(dst_world, creds):
 
 
 # ---- extract against the simulator ----------------------------------------------------------
-@pytest.mark.parametrize("code", ["ACME", "DLTA", "CNDR"])  # London, Los Angeles, Singapore
+@pytest.mark.parametrize("code", ["ACME", "BRVO", "DLTA", "CNDR"])  # London (distractor SLAs), its disabled SLA, LA, Singapore
 def test_extract_equals_world_outages(sim, world, creds, use_connection, code):
     week = world.week(code)
     result = zabbix.extract(make_hook(use_connection, sim, creds), {"service_tag": code}, week)
@@ -122,7 +122,7 @@ def test_dst_week_is_169_hours_of_daily_slices(dst_sim, dst_world, creds, use_co
     result = zabbix.extract(hook, {"service_tag": "ACME"}, week)
     assert as_tuples(result.data) == expected_rows(dst_world, "ACME", week)
 
-    slaid = hook.rpc("sla.get", {"output": ["slaid", "name"], "search": {"name": "ACME"}})[0]["slaid"]
+    slaid = hook.rpc("sla.get", {"output": ["slaid", "name"], "search": {"name": "ACME daily"}})[0]["slaid"]
     sli = hook.rpc("sla.getsli", {"slaid": slaid, "period_from": int(week.start.timestamp()),
                                   "period_to": int(week.end.timestamp()) - 1})
     lengths = [p["period_to"] - p["period_from"] for p in sli["periods"]]
@@ -139,12 +139,12 @@ def test_week_before_services_existed_has_no_data_not_zero(sim, world, creds, us
 
 def test_sla_in_another_timezone_is_refused(sim, world, creds, use_connection):
     week = ReportWeek.starting(world.latest_week_of, "Asia/Singapore")  # ACME's SLA is London's
-    with pytest.raises(SourceResponseError, match="timezone to Asia/Singapore"):
+    with pytest.raises(SourceResponseError, match="customer ACME: .*ACME daily uptime.* set it to Asia/Singapore"):
         zabbix.extract(make_hook(use_connection, sim, creds), {"service_tag": "ACME"}, week)
 
 
 def test_unknown_service_tag_says_what_to_fix(sim, world, creds, use_connection):
-    with pytest.raises(SourceResponseError, match="no business service is tagged customer=NOPE"):
+    with pytest.raises(SourceResponseError, match="customer NOPE: no Zabbix service is tagged customer=NOPE"):
         zabbix.extract(make_hook(use_connection, sim, creds), {"service_tag": "NOPE"}, world.week("ACME"))
 
 
@@ -200,14 +200,18 @@ def test_simulator_wire_format(sim, world, creds):
 
     services = rpc(sim, "service.get", {"tags": [{"tag": "customer", "value": "ACME", "operator": 1}],
                                         "selectTags": "extend"}, token=token)["result"]
-    assert len(services) == len(world.customers["ACME"].services)
+    assert len(services) == len(world.customers["ACME"].services) + 1  # the rows and "ACME (all sites)"
     assert all(isinstance(s["serviceid"], str) for s in services)
 
     week = world.week("ACME")
     ids = [int(s["serviceid"]) for s in services]
-    slas = rpc(sim, "sla.get", {"serviceids": ids, "output": "extend"}, token=token)["result"]
-    assert {s["period"] for s in slas} == {"0"} and {s["timezone"] for s in slas} == {"Europe/London"}
-    sla = next(s for s in slas if float(s["slo"]) == 99.9)
+    slas = rpc(sim, "sla.get", {"serviceids": ids, "output": "extend", "selectServiceTags": "extend"},
+               token=token)["result"]
+    # OR semantics: the MSP-wide class=Servers SLA and the retired customer+class one hold ACME's servers too
+    assert {s["name"] for s in slas} >= {"MSP all servers (internal)", "ACME retired (by customer and class)",
+                                         "ACME daily uptime 99.9%", "ACME daily uptime 99.5%"}
+    sla = next(s for s in slas if s["name"] == "ACME daily uptime 99.9%")
+    assert sla["service_tags"] == [{"tag": "sla", "operator": "0", "value": "ACME:99.9"}]
     inclusive = rpc(sim, "sla.getsli", {"slaid": sla["slaid"], "period_from": int(week.start.timestamp()),
                                         "period_to": int(week.end.timestamp())}, token=token)["result"]
     assert len(inclusive["periods"]) == 8  # period_to is inclusive: Monday after is a slice too
@@ -238,7 +242,7 @@ def test_parse_sli_matches_services_by_position_and_skips_no_data():
     assert totals[15] == zabbix.Sli(172200, 600)
     assert totals[12] == zabbix.Sli(86000, 400)  # the -1 slice adds nothing
 
-    service = zabbix.ServiceInfo(12, "ACME Leeds Servers", "Leeds", "Servers")
+    service = zabbix.ServiceInfo(12, "ACME Leeds Servers", "Leeds", "Servers", ("ACME:99.9",))
     row = zabbix.uptime_row(service, totals[12], 99.9, 4)
     assert row.uptime_pct == round(86000 / 86400 * 100, 3) and row.downtime_minutes == 6.67
     assert zabbix.uptime_row(service, zabbix.Sli(), 99.9, None).uptime_pct is None
@@ -250,25 +254,93 @@ def test_parse_sli_rejects_a_grid_that_does_not_fit():
                           "sli": [[{"uptime": 1, "downtime": 0, "sli": 100}]]})
 
 
-def test_parse_services_tags_and_devices():
+def _svc(serviceid, name, **tags):
+    return {"serviceid": str(serviceid), "name": name, "tags": [{"tag": k, "value": v} for k, v in tags.items()]}
+
+
+def test_parse_services_keeps_rows_and_leaves_out_aggregates():
     services = zabbix.parse_services([
-        {"serviceid": "101", "name": "ACME Leeds Servers",
-         "tags": [{"tag": "customer", "value": "ACME"}, {"tag": "site", "value": "Leeds"},
-                  {"tag": "class", "value": "Servers"}]},
-        {"serviceid": "102", "name": "ACME stray", "tags": [{"tag": "customer", "value": "ACME"}]},
-    ])
-    assert services[101] == zabbix.ServiceInfo(101, "ACME Leeds Servers", "Leeds", "Servers")
-    assert services[102] == zabbix.ServiceInfo(102, "ACME stray", "ACME stray", zabbix.UNCLASSIFIED)
+        _svc(101, "ACME Leeds Servers", customer="ACME", site="Leeds", **{"class": "Servers"}, sla="ACME:99.9"),
+        _svc(102, "ACME (all sites)", customer="ACME"),  # a parent: no site, class or sla tag
+        _svc(103, "ACME Leeds Printers", customer="ACME", site="Leeds", **{"class": "Printers"}, sla="BRVO:99"),
+    ], "ACME")
+    assert services[101] == zabbix.ServiceInfo(101, "ACME Leeds Servers", "Leeds", "Servers", ("ACME:99.9",))
+    assert 102 not in services
+    assert services[103].sla_keys == ()  # another customer's sla value is not this customer's SLA
+    with pytest.raises(SourceResponseError, match=r"customer ACME: Zabbix service 'ACME Leeds' \(serviceid 104\) "
+                                                  r"has no class tag"):
+        zabbix.parse_services([_svc(104, "ACME Leeds", customer="ACME", site="Leeds", sla="ACME:99.9")], "ACME")
     hosts = [{"hostid": "1", "tags": [{"tag": "site", "value": "Leeds"}, {"tag": "class", "value": "Servers"}]},
              {"hostid": "2", "tags": [{"tag": "site", "value": "Leeds"}, {"tag": "class", "value": "Servers"}]},
              {"hostid": "3", "tags": [{"tag": "site", "value": "Leeds"}]}]
     assert zabbix.count_devices(hosts) == {("Leeds", "Servers"): 2}
 
 
-def test_daily_slas_keep_enabled_daily_ones():
-    slas = zabbix.daily_slas([{"slaid": "3", "period": "0", "status": "1"}, {"slaid": "2", "period": "1", "status": "1"},
-                              {"slaid": "1", "period": "0", "status": "0"}, {"slaid": "4", "period": "0", "status": "1"}])
-    assert [s["slaid"] for s in slas] == ["3", "4"]
+def _sla(slaid, name, *tags, slo="99.9", tz="Europe/London", period="0", status="1"):
+    return {"slaid": str(slaid), "name": name, "slo": slo, "timezone": tz, "period": period, "status": status,
+            "service_tags": [{"tag": t, "operator": op, "value": v} for t, v, op in tags]}
+
+
+LONDON_WEEK = ReportWeek.starting(dt.date(2026, 11, 16), "Europe/London")
+
+
+def test_customer_slas_ignore_other_customers_msp_wide_and_disabled_ones():
+    slas = zabbix.customer_slas([
+        _sla(1, "MSP all servers", ("class", "Servers", "0"), slo="99.0", tz="UTC"),
+        _sla(2, "BRVO core", ("sla", "BRVO:99.9", "0"), tz="America/New_York"),
+        _sla(3, "ACME old", ("sla", "ACME:99.9", "0"), slo="50", status="0"),
+        _sla(4, "ACME legacy", ("customer", "ACME", "0"), ("class", "Servers", "0"), tz="Asia/Singapore"),
+        _sla(7, "ACME firewalls", ("sla", "ACME:99.5", "0"), slo="99.5"),
+        _sla(5, "ACME core", ("sla", "ACME:99.9", "0")),
+    ], "ACME", LONDON_WEEK)
+    assert slas == {"ACME:99.9": zabbix.CustomerSla(5, "ACME core", "ACME:99.9", 99.9),
+                    "ACME:99.5": zabbix.CustomerSla(7, "ACME firewalls", "ACME:99.5", 99.5)}
+
+
+@pytest.mark.parametrize(("record", "fix"), [
+    (_sla(5, "ACME core", ("sla", "ACME:99.9", "0"), ("class", "Servers", "0")),
+     "ANY of an SLA's service tags, so it must select by exactly one tag, sla equals ACME:99.9: remove the others"),
+    (_sla(5, "ACME core", ("sla", "ACME:99.9", "2")), "exactly one tag, sla equals ACME:99.9"),
+    (_sla(5, "ACME core", ("sla", "ACME:99.9", "0"), period="1"), "set its reporting period to Daily"),
+    (_sla(5, "ACME core", ("sla", "ACME:99.9", "0"), tz="UTC"), "set it to Europe/London"),
+    (_sla(5, "ACME core", ("sla", "ACME:99.9", "0"), slo="150"), "outside 0..100"),
+])
+def test_customer_sla_misconfiguration_names_customer_sla_and_fix(record, fix):
+    with pytest.raises(SourceResponseError) as caught:
+        zabbix.customer_slas([record], "ACME", LONDON_WEEK)
+    assert str(caught.value).startswith("zabbix: customer ACME: Zabbix SLA 'ACME core' (slaid 5)")
+    assert fix in str(caught.value)
+
+
+def test_two_enabled_slas_on_one_tag_are_refused():
+    with pytest.raises(SourceResponseError, match="both select sla=ACME:99.9; disable or delete one"):
+        zabbix.customer_slas([_sla(5, "ACME core", ("sla", "ACME:99.9", "0")),
+                              _sla(6, "ACME core copy", ("sla", "ACME:99.9", "0"))], "ACME", LONDON_WEEK)
+
+
+def test_assign_slas_one_per_row():
+    core = zabbix.CustomerSla(5, "ACME core", "ACME:99.9", 99.9)
+    row = zabbix.ServiceInfo(101, "ACME Leeds Servers", "Leeds", "Servers", ("ACME:99.9",))
+    assert zabbix.assign_slas({101: row}, {"ACME:99.9": core}, "ACME") == {101: core}
+    orphan = zabbix.ServiceInfo(102, "ACME Leeds Printers", "Leeds", "Printers", ("ACME:gold",))
+    with pytest.raises(SourceResponseError, match=r"customer ACME: Zabbix service 'ACME Leeds Printers' "
+                                                  r"\(serviceid 102\) is in no enabled daily SLA"):
+        zabbix.assign_slas({102: orphan}, {"ACME:99.9": core}, "ACME")
+    fw = zabbix.CustomerSla(7, "ACME firewalls", "ACME:99.5", 99.5)
+    both = zabbix.ServiceInfo(103, "ACME Leeds Mixed", "Leeds", "Mixed", ("ACME:99.9", "ACME:99.5"))
+    with pytest.raises(SourceResponseError, match="is in 2 SLAs"):
+        zabbix.assign_slas({103: both}, {"ACME:99.9": core, "ACME:99.5": fw}, "ACME")
+
+
+@pytest.mark.parametrize(("cell", "why"), [
+    ({"uptime": 86400, "downtime": -350, "sli": 100.4}, "negative"),
+    ({"uptime": 86400, "downtime": 600, "sli": 99.3}, "exceed the slice"),
+    ({"uptime": 86400.5, "downtime": 0, "sli": 100}, "whole number"),
+    ({"uptime": True, "downtime": 0, "sli": 100}, "whole number"),
+])
+def test_parse_sli_refuses_impossible_slices(cell, why):
+    with pytest.raises(SourceResponseError, match=why):
+        zabbix.parse_sli({"periods": [{"period_from": 0, "period_to": 86400}], "serviceids": [1], "sli": [[cell]]})
 
 
 def test_read_reply_sorts_errors():

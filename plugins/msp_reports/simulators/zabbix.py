@@ -1,9 +1,14 @@
 """Zabbix 7.0 JSON-RPC simulator: ``POST /zabbix/api_jsonrpc.php``.
 
 Serves the world's services the way the deployment convention in
-:mod:`msp_reports.sources.zabbix` lays them out: one business service per customer x site x
-class tagged ``customer``/``site``/``class``, tagged hosts behind each, and one daily SLA per
-customer and SLO value, in the customer's timezone, selecting services by service tags.
+:mod:`msp_reports.sources.zabbix` lays them out: one row service per customer x site x class
+tagged ``customer``/``site``/``class``/``sla=<CODE>:<SLO>``, tagged hosts behind each, and one
+daily SLA per customer and SLO value, in the customer's timezone, selecting by that one ``sla``
+tag. Around them, what a real MSP server also holds: a parent service per customer ("ACME (all
+sites)", tagged ``customer`` only), an MSP-wide SLA in UTC selecting ``class=Servers``, a
+customer's retired SLA in another timezone selecting by ``customer`` and ``class``, and a
+disabled SLA. As on the real server (Zabbix 6.0.14, ``CSla::getAccessibleSlaids``), an SLA holds
+every service matching ANY of its service tags (operator 0 equals, 2 contains).
 
 Wire behaviour kept as the reference describes it: every reply is HTTP 200 and errors are the
 JSON-RPC ``error`` member (-32700 parse, -32600 request, -32602 params, -32500 application);
@@ -58,6 +63,20 @@ PARAMS = {
 
 
 # ---- the world, as Zabbix objects ---------------------------------------------------------------
+SLA_EQUALS, SLA_CONTAINS = 0, 2  # sla_service_tag.operator
+
+
+@dataclass(frozen=True)
+class SimService:
+    """A business service: a row of the world (site x class) or a customer's parent."""
+
+    serviceid: int
+    name: str
+    tags: tuple[tuple[str, str], ...]
+    outages: tuple[Outage, ...]
+    row: Service | None = None
+
+
 @dataclass(frozen=True)
 class Sla:
     slaid: int
@@ -65,8 +84,9 @@ class Sla:
     slo: float
     timezone: str
     effective_date: dt.datetime
-    service_tags: tuple[tuple[str, str], ...]  # (tag, value); equals; same tag ORed, tags ANDed
-    customer: CustomerWorld
+    service_tags: tuple[tuple[str, str, int], ...]  # (tag, value, operator); ANY one matching selects
+    status: int = 1
+    period: int = 0
 
 
 def _epoch(when: dt.datetime) -> int:
@@ -83,25 +103,57 @@ def service_created(world: World) -> dt.datetime:
     return _world_start(world) - dt.timedelta(days=2)
 
 
+def sla_key(cw: CustomerWorld, slo: float) -> str:
+    return f"{cw.code}:{slo:g}"
+
+
 def _service_tags(cw: CustomerWorld, svc: Service) -> list[dict[str, str]]:
     return [{"tag": "customer", "value": cw.code}, {"tag": "site", "value": svc.site},
-            {"tag": "class", "value": svc.device_class}]
+            {"tag": "class", "value": svc.device_class}, {"tag": "sla", "value": sla_key(cw, svc.slo)}]
+
+
+def _host_tags(cw: CustomerWorld, svc: Service) -> list[dict[str, str]]:
+    return _service_tags(cw, svc)[:3]
+
+
+def build_services(world: World) -> list[SimService]:
+    """Every row service, then one parent per customer holding the union of its rows' outages."""
+    out: list[SimService] = []
+    for cw in world.customers.values():
+        for svc in cw.services:
+            out.append(SimService(svc.serviceid, f"{cw.code} {svc.site} {svc.device_class}",
+                                  tuple((t["tag"], t["value"]) for t in _service_tags(cw, svc)),
+                                  tuple(svc.outages), svc))
+    parents = [SimService(900000 + n, f"{cw.code} (all sites)", (("customer", cw.code),),
+                          tuple(o for svc in cw.services for o in svc.outages))
+               for n, cw in enumerate(world.customers.values(), 1)]
+    return out + parents
 
 
 def build_slas(world: World) -> list[Sla]:
-    """One daily SLA per customer and SLO, selecting that customer's classes with that SLO."""
+    """The customers' SLAs (one per SLO, by one ``sla`` tag) and the distractors around them."""
     slas: list[Sla] = []
     effective = _world_start(world) - dt.timedelta(days=30)
-    for cw in world.customers.values():
-        by_slo: dict[float, list[str]] = {}
-        for svc in cw.services:
-            classes = by_slo.setdefault(svc.slo, [])
-            if svc.device_class not in classes:
-                classes.append(svc.device_class)
-        for slo, classes in sorted(by_slo.items(), reverse=True):
-            tags = (("customer", cw.code),) + tuple(("class", c) for c in classes)
-            slas.append(Sla(len(slas) + 1, f"{cw.code} daily uptime {slo:g}%", slo, cw.profile.timezone,
-                            effective, tags, cw))
+
+    def add(name: str, slo: float, tz: str, tags: tuple[tuple[str, str, int], ...], **kw: int) -> None:
+        slas.append(Sla(len(slas) + 1, name, slo, tz, effective, tags, **kw))
+
+    # lower ids than the customers' own, so "the lowest id wins" would be visibly wrong
+    add("MSP all servers (internal)", 99.0, "UTC", (("class", "Servers", SLA_EQUALS),))
+    customers = list(world.customers.values())
+    if customers:
+        first = customers[0]
+        add(f"{first.code} retired (by customer and class)", 95.0, "America/Los_Angeles",
+            (("customer", first.code, SLA_EQUALS), ("class", "Servers", SLA_EQUALS)), period=1)
+    for cw in customers:
+        for slo in sorted({svc.slo for svc in cw.services}, reverse=True):
+            add(f"{cw.code} daily uptime {slo:g}%", slo, cw.profile.timezone,
+                (("sla", sla_key(cw, slo), SLA_EQUALS),))
+    if len(customers) > 1:
+        second = customers[1]
+        slo = max(svc.slo for svc in second.services)
+        add(f"{second.code} old target (disabled)", 50.0, second.profile.timezone,
+            (("sla", sla_key(second, slo), SLA_EQUALS),), status=0)
     return slas
 
 
@@ -113,8 +165,18 @@ def hosts(world: World) -> list[dict[str, Any]]:
             for n in range(1, svc.devices + 1):
                 name = f"{cw.code}-{svc.site}-{svc.device_class}-{n:02d}".lower().replace(" ", "-")
                 out.append({"hostid": str(10000 + svc.serviceid * 100 + n), "host": name, "name": name,
-                            "status": "0", "tags": _service_tags(cw, svc)})
+                            "status": "0", "tags": _host_tags(cw, svc)})
     return out
+
+
+def sla_selects(sla: Sla, tags: Iterable[tuple[str, str]]) -> bool:
+    """Zabbix's rule: a service is in the SLA when ANY one of the SLA's service tags matches."""
+    tags = list(tags)
+    for name, value, operator in sla.service_tags:
+        for tag, have in tags:
+            if tag == name and (have == value if operator == SLA_EQUALS else value.upper() in have.upper()):
+                return True
+    return False
 
 
 def _tags_match(tags: Iterable[Mapping[str, str]], wanted: Iterable[Mapping[str, Any]], evaltype: int) -> bool:
@@ -174,7 +236,7 @@ def daily_periods(tz: str, first: dt.datetime, last: dt.datetime) -> list[tuple[
     return periods
 
 
-def slice_sli(svc: Service, lo: dt.datetime, hi: dt.datetime, created: dt.datetime, slo: float,
+def slice_sli(svc: SimService, lo: dt.datetime, hi: dt.datetime, created: dt.datetime, slo: float,
               now: dt.datetime) -> dict[str, Any]:
     """One service in one slice: uptime/downtime seconds from the world's outages."""
     begin, finish = max(lo, created), min(hi, now)
@@ -258,15 +320,29 @@ class ZabbixSim:
         self.hosts = hosts(state.world)
         self.created = service_created(state.world)
         self.sessions: set[str] = state.extra.setdefault(SESSIONS, set())
+        self._built: tuple[object, list[SimService], dict[tuple[str, str], list[SimService]]] | None = None
 
-    def services(self) -> Iterable[tuple[CustomerWorld, Service]]:
-        for cw in self.world.customers.values():
-            for svc in cw.services:
-                yield cw, svc
+    def _index(self) -> tuple[list[SimService], dict[tuple[str, str], list[SimService]]]:
+        """The current world's services, and them by (tag, value); rebuilt when the world changes."""
+        world = self.state.world
+        if self._built is None or self._built[0] is not world:
+            services = build_services(world)
+            by_tag: dict[tuple[str, str], list[SimService]] = {}
+            for svc in services:
+                for tag in svc.tags:
+                    by_tag.setdefault(tag, []).append(svc)
+            self._built = (world, services, by_tag)
+        return self._built[1], self._built[2]
 
-    def sla_services(self, sla: Sla) -> list[Service]:
-        wanted = [{"tag": t, "value": v, "operator": 1} for t, v in sla.service_tags]
-        return [svc for cw, svc in self.services() if _tags_match(_service_tags(cw, svc), wanted, 0)]
+    def services(self) -> list[SimService]:
+        return self._index()[0]
+
+    def sla_services(self, sla: Sla) -> list[SimService]:
+        services, by_tag = self._index()
+        if all(op == SLA_EQUALS for _, _, op in sla.service_tags):
+            found = {s.serviceid: s for name, value, _ in sla.service_tags for s in by_tag.get((name, value), [])}
+            return [found[k] for k in sorted(found)]
+        return [s for s in services if sla_selects(sla, s.tags)]
 
     # ---- dispatch
     def handle(self, body: Any, bearer: str | None) -> Any:
@@ -314,17 +390,17 @@ class ZabbixSim:
         if sla_ids is not None:
             in_slas = {s.serviceid for sla in self.slas if str(sla.slaid) in sla_ids for s in self.sla_services(sla)}
         out = []
-        for cw, svc in self.services():
-            tags = _service_tags(cw, svc)
+        now = dt.datetime.now(UTC)
+        for svc in self.services():
+            tags = [{"tag": t, "value": v} for t, v in svc.tags]
             if ids is not None and str(svc.serviceid) not in ids:
                 continue
             if in_slas is not None and svc.serviceid not in in_slas:
                 continue
             if not _tags_match(tags, params.get("tags") or [], int(params.get("evaltype", 0))):
                 continue
-            now = dt.datetime.now(UTC)
             down = any(o.start <= now and (o.end is None or o.end > now) for o in svc.outages)
-            record = {"serviceid": str(svc.serviceid), "name": f"{cw.code} {svc.site} {svc.device_class}",
+            record = {"serviceid": str(svc.serviceid), "name": svc.name,
                       "status": "4" if down else "-1", "algorithm": "1", "sortorder": "0", "weight": "0",
                       "propagation_rule": "0", "propagation_value": "0", "description": "",
                       "uuid": f"{svc.serviceid:032x}", "created_at": str(_epoch(self.created)), "readonly": "0"}
@@ -341,16 +417,16 @@ class ZabbixSim:
         for sla in self.slas:
             if ids is not None and str(sla.slaid) not in ids:
                 continue
-            if svc_ids is not None and not svc_ids & {str(s.serviceid) for s in self.sla_services(sla)}:
+            if svc_ids is not None and not any(str(s.serviceid) in svc_ids for s in self.sla_services(sla)):
                 continue
-            record = {"slaid": str(sla.slaid), "name": sla.name, "period": "0", "slo": f"{sla.slo:.4f}",
-                      "effective_date": str(_epoch(sla.effective_date)), "timezone": sla.timezone,
-                      "status": "1", "description": ""}
+            record = {"slaid": str(sla.slaid), "name": sla.name, "period": str(sla.period),
+                      "slo": f"{sla.slo:.4f}", "effective_date": str(_epoch(sla.effective_date)),
+                      "timezone": sla.timezone, "status": str(sla.status), "description": ""}
             if not _matches(record, params):
                 continue
             record = _project(record, params.get("output"))
             if params.get("selectServiceTags") is not None:
-                record["service_tags"] = [{"tag": t, "operator": "0", "value": v} for t, v in sla.service_tags]
+                record["service_tags"] = [{"tag": t, "operator": str(op), "value": v} for t, v, op in sla.service_tags]
             if params.get("selectSchedule") is not None:
                 record["schedule"] = []
             if params.get("selectExcludedDowntimes") is not None:

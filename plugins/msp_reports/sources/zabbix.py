@@ -1,29 +1,44 @@
 """Zabbix: weekly uptime per site and device class, from business services and daily SLAs.
 
-Deployment convention this module relies on (Zabbix has no native "uptime per site"):
+Zabbix has no native "uptime per site", so the report relies on a deployment convention (the
+README's "Zabbix set-up" gives the recipe; ``zabbix_provision`` builds it through the API):
 
-- every business service of a customer carries the tags ``customer=<CODE>``, ``site=<site>`` and
-  ``class=<device class>`` (one service per site x class, fed by the problems of its hosts);
-- each customer has one **daily** SLA (``period=0``) per SLO value, in the customer's own
-  timezone, that selects its services by service tags, e.g. ``customer=ACME`` and
-  ``class=Servers`` / ``class=Network`` for the 99.9 % SLA and ``customer=ACME`` and
-  ``class=Firewalls`` for the 99.5 % one. A Zabbix SLA has one SLO, so the per-class SLO comes
-  from which SLA a service belongs to;
-- monitored hosts carry the same three tags, so one ``host.get`` counts the devices behind each
-  row (optional: rows without tagged hosts get ``devices=None``).
+- every **row service** of a customer (one per site x device class, fed by its hosts' problems
+  through problem tags) carries the service tags ``customer=<CODE>``, ``site=<site>``,
+  ``class=<device class>`` and ``sla=<CODE>:<name>``;
+- every **SLA** of a customer is daily (``period=0``), in the customer's timezone, and selects
+  its services by exactly one service tag, ``sla`` *equals* ``<CODE>:<name>``. A Zabbix SLA has
+  one SLO, so a customer with two SLO values has two SLAs (``ACME:99.9`` and ``ACME:99.5``) and
+  each row service names the one it is measured against.
+
+Why one dedicated tag: Zabbix adds a service to an SLA when **any one** of the SLA's service tags
+matches (``CSla::getAccessibleSlaids`` and ``CService``'s ``slaids`` filter join the tags with
+OR), so an SLA that selects ``customer=ACME`` *and* ``class=Servers`` takes every customer's
+servers. A single ``sla=<CODE>:<name>`` tag selects exactly one customer's services for one SLO.
+
+What the extract trusts, and what it ignores: it reads the services tagged ``customer=<CODE>``;
+those with neither ``site``/``class`` nor an ``sla`` tag are aggregates (a parent "ACME (all
+sites)") and are left out. It reads the SLAs that hold those services and keeps only this
+customer's: enabled, with an ``sla`` tag whose value starts ``<CODE>:``. Other customers' SLAs,
+MSP-wide SLAs and disabled SLAs change nothing. A misconfiguration of *this* customer (a row
+service in no SLA or in two, an SLA selecting by more than its one tag, not daily, in another
+timezone, holding a service of another customer) is refused with one error naming the customer,
+the Zabbix object and what to change. Each row's SLO is its own SLA's.
 
 Why daily slices: a weekly SLA's periods run Sunday to Sunday, while a Monday-to-Monday week in
 the customer's timezone is exactly seven daily slices of an SLA in that timezone (a DST week is
-167 or 169 hours, and so are its slices). Slices that spill out of the week mean the SLA's
-timezone is not the customer's; that is refused rather than reported. ``period_to`` is inclusive on real
-servers, so the hook asks up to one second before the week's end. Uptime is re-aggregated as
+167 or 169 hours, and so are its slices). ``period_to`` is inclusive on real servers, so the hook
+asks up to one second before the week's end. Uptime is re-aggregated as
 ``sum(uptime) / (sum(uptime) + sum(downtime))``; a slice with ``sli == -1`` (before the service
-existed) carries no data and is left out, and a row with no data at all reports ``None``.
+existed: ``sla.getsli`` ignores time before ``services.created_at``) carries no data and is left
+out, and a row with no data at all reports ``None``. Slice figures are checked: negative or
+longer than their slice is refused, never reported.
 
 Auth follows ``zabbix_utils``: ``apiinfo.version`` without auth, then ``user.login`` with
 ``username``; from 6.4 the session goes in an ``Authorization: Bearer`` header, before 6.4 in
 the body's ``auth`` member. An API token in the connection's extra (``api_token``) skips the
-login. The connection's ``host`` is the ``api_jsonrpc.php`` URL or the frontend's base URL.
+login and the logout (the cheaper choice: 4 + one ``sla.getsli`` per SLA calls per customer). The
+connection's ``host`` is the ``api_jsonrpc.php`` URL or the frontend's base URL.
 """
 
 from __future__ import annotations
@@ -57,23 +72,37 @@ UTC = dt.timezone.utc
 CUSTOMER_TAG = "customer"
 SITE_TAG = "site"
 CLASS_TAG = "class"
+SLA_TAG = "sla"  # value <CODE>:<name>: the one service tag an SLA of the customer selects by
+SLA_TAG_EQUALS = 0  # sla_service_tag.operator: 0 equals, 2 contains (service-tag filters differ)
+SLA_ENABLED = 1
 DAILY = 0  # sla.period: 0 daily, 1 weekly, 2 monthly, ...
 TAG_EQUALS = 1  # tag filter operator: 0 contains, 1 equals
 BEARER_FROM = (6, 4)  # the version that moved the session from the body to the header
 # Messages Zabbix puts in an error's ``data`` when the session or the login is refused.
 AUTH_ERRORS = ("not authorized", "session terminated", "incorrect user name or password",
                "login name or password is incorrect", "api token expired", "account is blocked")
-UNCLASSIFIED = "Unclassified"
+SLICE_SLACK = 1  # seconds: ``period_to`` is inclusive, so a slice may hold one second more
 
 
 @dataclass(frozen=True)
 class ServiceInfo:
-    """A customer's business service, as its tags describe it."""
+    """A customer's row service (one site x device class), as its tags describe it."""
 
     serviceid: int
     name: str
     site: str
     device_class: str
+    sla_keys: tuple[str, ...]  # its ``sla`` tag values that belong to this customer
+
+
+@dataclass(frozen=True)
+class CustomerSla:
+    """One of the customer's SLAs: the ``sla`` tag value it selects by, and its SLO."""
+
+    slaid: int
+    name: str
+    key: str
+    slo: float
 
 
 @dataclass(frozen=True)
@@ -212,29 +241,106 @@ def _tags(record: Mapping[str, Any]) -> dict[str, str]:
     return {t["tag"]: t.get("value", "") for t in record.get("tags") or [] if "tag" in t}
 
 
-def parse_services(records: Iterable[Mapping[str, Any]]) -> dict[int, ServiceInfo]:
-    """``service.get`` records (with ``selectTags``) by service id.
+def _tag_values(record: Mapping[str, Any], name: str, key: str = "tags") -> list[str]:
+    return [str(t.get("value", "")) for t in record.get(key) or [] if t.get("tag") == name]
 
-    A service without a ``site`` tag is reported under its name and one without ``class`` as
-    "Unclassified", so a tagging slip shows up in the report instead of dropping the row.
+
+def sla_prefix(code: str) -> str:
+    return f"{code}:"
+
+
+def _error(code: str, text: str) -> SourceResponseError:
+    return SourceResponseError(SYSTEM, f"customer {code}: {text}")
+
+
+def _id(record: Mapping[str, Any], field: str, method: str) -> int:
+    try:
+        return int(record[field])
+    except (KeyError, TypeError, ValueError):
+        raise SourceResponseError(SYSTEM, f"{method} returned a record without a valid {field}") from None
+
+
+def parse_services(records: Iterable[Mapping[str, Any]], code: str) -> dict[int, ServiceInfo]:
+    """The customer's row services among ``service.get`` records (with ``selectTags``).
+
+    A service with an ``sla=<CODE>:…`` tag, or with both ``site`` and ``class``, is a row and must
+    have all three; one with neither is an aggregate (a parent "ACME (all sites)") and is left out.
     """
-    services: dict[int, ServiceInfo] = {}
+    rows: dict[int, ServiceInfo] = {}
     for record in records:
-        try:
-            serviceid = int(record["serviceid"])
-        except (KeyError, TypeError, ValueError):
-            raise SourceResponseError(SYSTEM, "service.get returned a service without a serviceid") from None
-        tags = _tags(record)
+        serviceid = _id(record, "serviceid", "service.get")
         name = str(record.get("name", serviceid))
-        services[serviceid] = ServiceInfo(serviceid, name, tags.get(SITE_TAG) or name,
-                                          tags.get(CLASS_TAG) or UNCLASSIFIED)
-    return services
+        tags = _tags(record)
+        keys = tuple(v for v in _tag_values(record, SLA_TAG) if v.startswith(sla_prefix(code)))
+        site, device_class = tags.get(SITE_TAG, ""), tags.get(CLASS_TAG, "")
+        if not keys and not (site and device_class):
+            continue
+        if not site or not device_class:
+            missing = " and ".join(t for t, v in ((SITE_TAG, site), (CLASS_TAG, device_class)) if not v)
+            raise _error(code, f"Zabbix service {name!r} (serviceid {serviceid}) has no {missing} tag; "
+                               f"tag each row service {CUSTOMER_TAG}=, {SITE_TAG}=, {CLASS_TAG}= and {SLA_TAG}=")
+        rows[serviceid] = ServiceInfo(serviceid, name, site, device_class, keys)
+    return rows
 
 
-def daily_slas(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The enabled daily SLAs among ``sla.get`` records, ordered by id (first one wins a service)."""
-    slas = [r for r in records if str(r.get("period")) == str(DAILY) and str(r.get("status", "1")) == "1"]
-    return sorted(slas, key=lambda r: int(r["slaid"]))
+def customer_slas(records: Iterable[Mapping[str, Any]], code: str, week: ReportWeek) -> dict[str, CustomerSla]:
+    """The customer's enabled SLAs among ``sla.get`` records (with ``selectServiceTags``), by key.
+
+    An SLA is the customer's when one of its service tags is ``sla=<CODE>:…``; every other SLA
+    (another customer's, an MSP-wide one) is ignored, and so is a disabled one. The customer's
+    own SLAs must select by that one tag, with *equals*, daily, in the customer's timezone.
+    """
+    slas: dict[str, CustomerSla] = {}
+    for record in sorted(records, key=lambda r: _id(r, "slaid", "sla.get")):
+        tags = record.get("service_tags") or []
+        keys = [str(t.get("value", "")) for t in tags
+                if t.get("tag") == SLA_TAG and str(t.get("value", "")).startswith(sla_prefix(code))]
+        if not keys or str(record.get("status")) != str(SLA_ENABLED):
+            continue
+        slaid, name = _id(record, "slaid", "sla.get"), str(record.get("name", ""))
+        label = f"Zabbix SLA {name!r} (slaid {slaid})"
+        if len(tags) != 1 or str(tags[0].get("operator", SLA_TAG_EQUALS)) != str(SLA_TAG_EQUALS):
+            shown = ", ".join(f"{t.get('tag')}{'=' if str(t.get('operator')) == '0' else '~'}{t.get('value', '')}"
+                              for t in tags)
+            raise _error(code, f"{label} selects services by {shown}; Zabbix adds every service matching ANY "
+                               f"of an SLA's service tags, so it must select by exactly one tag, "
+                               f"{SLA_TAG} equals {keys[0]}: remove the others")
+        if str(record.get("period")) != str(DAILY):
+            raise _error(code, f"{label} is not daily; set its reporting period to Daily")
+        if record.get("timezone") != week.timezone:
+            raise _error(code, f"{label} is in timezone {record.get('timezone')!r}; set it to {week.timezone}, "
+                               "the customer's timezone")
+        try:
+            slo = float(record["slo"])
+        except (KeyError, TypeError, ValueError):
+            raise _error(code, f"{label} has no numeric slo") from None
+        if not 0 <= slo <= 100:
+            raise _error(code, f"{label} has slo {slo}, outside 0..100")
+        key = keys[0]
+        if key in slas:
+            raise _error(code, f"{label} and Zabbix SLA {slas[key].name!r} (slaid {slas[key].slaid}) both select "
+                               f"{SLA_TAG}={key}; disable or delete one")
+        slas[key] = CustomerSla(slaid, name, key, slo)
+    return slas
+
+
+def assign_slas(services: Mapping[int, ServiceInfo], slas: Mapping[str, CustomerSla],
+                code: str) -> dict[int, CustomerSla]:
+    """Each row service's SLA: exactly one of the customer's enabled SLAs names it."""
+    assigned: dict[int, CustomerSla] = {}
+    for service in services.values():
+        mine = [slas[k] for k in service.sla_keys if k in slas]
+        label = f"Zabbix service {service.name!r} (serviceid {service.serviceid})"
+        if not mine:
+            known = ", ".join(sorted(slas)) or "none"
+            raise _error(code, f"{label} is in no enabled daily SLA of the customer (its {SLA_TAG} tags: "
+                               f"{', '.join(service.sla_keys) or 'none'}; the customer's SLAs select {known}); "
+                               f"tag it {SLA_TAG}={sla_prefix(code)}<name> for one SLA that selects by that tag")
+        if len(mine) > 1:
+            raise _error(code, f"{label} is in {len(mine)} SLAs ({', '.join(s.name for s in mine)}); a row has one "
+                               f"SLO: keep one {SLA_TAG} tag")
+        assigned[service.serviceid] = mine[0]
+    return assigned
 
 
 def parse_sli(result: Mapping[str, Any]) -> tuple[dict[int, Sli], list[tuple[int, int]]]:
@@ -242,6 +348,7 @@ def parse_sli(result: Mapping[str, Any]) -> tuple[dict[int, Sli], list[tuple[int
 
     ``serviceids`` come back in no particular order (as ints on real servers, strings accepted),
     and ``sli[period][i]`` belongs to ``serviceids[i]``, so services are matched by position.
+    A slice whose seconds are not whole, are negative or exceed the slice is impossible.
     """
     try:
         ids = [int(s) for s in result["serviceids"]]
@@ -250,15 +357,27 @@ def parse_sli(result: Mapping[str, Any]) -> tuple[dict[int, Sli], list[tuple[int
         if len(grid) != len(periods) or any(len(row) != len(ids) for row in grid):
             raise ValueError("sli is not periods x serviceids")
         totals = {sid: [0, 0] for sid in ids}
-        for row in grid:
+        for (start, end), row in zip(periods, grid):
             for sid, cell in zip(ids, row):
                 if float(cell["sli"]) < 0:  # no data: before the service existed
                     continue
-                totals[sid][0] += int(cell["uptime"])
-                totals[sid][1] += int(cell["downtime"])
+                up, down = _seconds(cell["uptime"]), _seconds(cell["downtime"])
+                if up + down > end - start + SLICE_SLACK:
+                    raise ValueError(f"service {sid}: uptime {up} + downtime {down} s exceed the slice "
+                                     f"{_iso(start)}..{_iso(end)}")
+                totals[sid][0] += up
+                totals[sid][1] += down
     except (KeyError, TypeError, ValueError) as exc:
         raise SourceResponseError(SYSTEM, f"sla.getsli result is malformed: {exc}") from None
     return {sid: Sli(up, down) for sid, (up, down) in totals.items()}, periods
+
+
+def _seconds(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).lstrip("-").isdigit():
+        raise ValueError(f"{value!r} is not a whole number of seconds")
+    if int(value) < 0:
+        raise ValueError(f"{value!r} seconds is negative")
+    return int(value)
 
 
 def count_devices(hosts: Iterable[Mapping[str, Any]]) -> Counter[tuple[str, str]]:
@@ -278,17 +397,17 @@ def uptime_row(service: ServiceInfo, sli: Sli, slo_pct: float, devices: int | No
                      devices=devices, source=SYSTEM)
 
 
-def check_periods(periods: Iterable[tuple[int, int]], week: ReportWeek, sla_name: str) -> None:
+def check_periods(periods: Iterable[tuple[int, int]], week: ReportWeek, sla_label: str) -> None:
     """Refuse slices that spill out of the week: the SLA's timezone is not the customer's."""
     lo, hi = week.start.timestamp(), week.end.timestamp()
     for start, end in periods:
         if start < lo or end > hi:
             raise SourceResponseError(
-                SYSTEM, f"SLA {sla_name!r} has a daily slice {_iso(start)}..{_iso(end)} outside the week "
+                SYSTEM, f"{sla_label} has a daily slice {_iso(start)}..{_iso(end)} outside the week "
                         f"{week.label()} ({week.timezone}); set the SLA's timezone to {week.timezone}")
 
 
-def check_complete(periods: list[tuple[int, int]], week: ReportWeek, sla_name: str,
+def check_complete(periods: list[tuple[int, int]], week: ReportWeek, sla_label: str,
                    now: dt.datetime | None = None) -> None:
     """Refuse slices that stop before the end of a finished week: the answer was cut short.
 
@@ -299,7 +418,7 @@ def check_complete(periods: list[tuple[int, int]], week: ReportWeek, sla_name: s
     last = max(end for _, end in periods)
     if last < week.end.timestamp() - 1:
         raise SourceResponseError(
-            SYSTEM, f"SLA {sla_name!r}: sla.getsli slices stop at {_iso(last)}, before the end of the week "
+            SYSTEM, f"{sla_label}: sla.getsli slices stop at {_iso(last)}, before the end of the week "
                     f"{week.label()}; the answer was cut short")
 
 
@@ -313,46 +432,59 @@ def _reason(exc: SourceError) -> str:
 
 # ---- extract -----------------------------------------------------------------------------------
 def extract(hook: ZabbixHook, ref: dict[str, str], week: ReportWeek) -> Extracted:
-    """One customer's uptime rows for ``week``: services by tag, their daily SLAs, the SLI."""
+    """One customer's uptime rows for ``week``: its row services, its SLAs, their daily SLI.
+
+    Calls: ``service.get``, ``sla.get``, ``host.get`` and one ``sla.getsli`` per SLA of the
+    customer (plus ``apiinfo.version``, and ``user.login``/``user.logout`` without an API token).
+    """
     code = ref["service_tag"]
     customer = [{"tag": CUSTOMER_TAG, "value": code, "operator": TAG_EQUALS}]
     try:
         services = parse_services(hook.rpc("service.get", {
             "output": ["serviceid", "name"], "tags": customer, "selectTags": ["tag", "value"],
-        }))
+        }), code)
         if not services:
-            raise SourceResponseError(SYSTEM, f"no business service is tagged {CUSTOMER_TAG}={code}; "
-                                              "tag the customer's services or fix service_tag in the registry")
-        slas = daily_slas(hook.rpc("sla.get", {"serviceids": sorted(services), "output": "extend"}))
+            raise _error(code, f"no Zabbix service is tagged {CUSTOMER_TAG}={code} with {SITE_TAG}, {CLASS_TAG} "
+                               f"and {SLA_TAG} tags; tag the customer's services or fix service_tag in the registry")
+        slas = customer_slas(hook.rpc("sla.get", {
+            "serviceids": sorted(services), "output": ["slaid", "name", "period", "slo", "timezone", "status"],
+            "selectServiceTags": ["tag", "operator", "value"],
+        }), code, week)
+        assigned = assign_slas(services, slas, code)
         devices = count_devices(hook.rpc("host.get", {
             "output": ["hostid"], "tags": customer, "selectTags": ["tag", "value"], "filter": {"status": "0"},
         }))
         totals: dict[int, Sli] = {}
-        slo: dict[int, float] = {}
         newest: int | None = None
-        for sla in slas:
+        for sla in sorted(set(assigned.values()), key=lambda s: s.slaid):
             result = hook.rpc("sla.getsli", {
-                "slaid": sla["slaid"],
+                "slaid": sla.slaid,
                 "period_from": int(week.start.timestamp()),
                 "period_to": int(week.end.timestamp()) - 1,  # inclusive on real servers
-                "serviceids": sorted(services),
             })
             per_service, periods = parse_sli(result)
-            check_periods(periods, week, str(sla.get("name", sla["slaid"])))
-            check_complete(periods, week, str(sla.get("name", sla["slaid"])))
-            for sid, sli in per_service.items():
-                if sid in services and sid not in slo:
-                    totals[sid], slo[sid] = sli, float(sla["slo"])
+            label = f"customer {code}: Zabbix SLA {sla.name!r} (slaid {sla.slaid})"
+            check_periods(periods, week, label)
+            check_complete(periods, week, label)
+            wanted = {sid for sid, s in assigned.items() if s == sla}
+            foreign = sorted(set(per_service) - wanted)
+            if foreign:  # tagged sla=<CODE>:… without being one of the customer's row services
+                raise _error(code, f"Zabbix SLA {sla.name!r} (slaid {sla.slaid}) also holds serviceids "
+                                   f"{', '.join(map(str, foreign))}, which are not row services tagged "
+                                   f"{CUSTOMER_TAG}={code}; remove their {SLA_TAG}={sla.key} tag or tag them "
+                                   f"{CUSTOMER_TAG}={code} with {SITE_TAG} and {CLASS_TAG}")
+            absent = sorted(wanted - set(per_service))
+            if absent and periods:
+                raise _error(code, f"Zabbix SLA {sla.name!r} (slaid {sla.slaid}) returned no SLI for "
+                                   f"{', '.join(services[s].name for s in absent)}")
+            totals.update({sid: sli for sid, sli in per_service.items() if sid in wanted})
             if periods:
                 newest = max(newest or 0, max(end for _, end in periods))
     finally:
         hook.logout()
-    missing = [services[s].name for s in services if s not in slo]
-    if missing:
-        raise SourceResponseError(SYSTEM, f"services {', '.join(sorted(missing))} are in no enabled daily SLA "
-                                          "(period=0); add them to the customer's SLA by service tags")
     rows = sorted(
-        (uptime_row(s, totals[s.serviceid], slo[s.serviceid], devices.get((s.site, s.device_class)) or None)
+        (uptime_row(s, totals.get(s.serviceid, Sli()), assigned[s.serviceid].slo,
+                    devices.get((s.site, s.device_class)) or None)
          for s in services.values()),
         key=lambda r: (r.site, r.device_class),
     )
