@@ -31,6 +31,7 @@ import pytest
 from msp_reports.exceptions import SourceResponseError
 from msp_reports.sources import zabbix
 from msp_reports.sources.http import RetryPolicy
+from msp_reports.sources.zabbix_setup import RowSpec, provision
 from msp_reports.week import ReportWeek
 
 from .server import ZabbixServer, ZabbixUnavailable, missing
@@ -232,10 +233,6 @@ def real_zabbix():
         server.stop()
 
 
-class CountingPolicy(RetryPolicy):
-    pass
-
-
 @pytest.fixture
 def hook(real_zabbix, monkeypatch):
     def make(**extra) -> zabbix.ZabbixHook:
@@ -327,3 +324,49 @@ def test_a_misconfigured_customer_sla_is_refused_with_the_fix(real_zabbix, hook)
     finally:
         real_zabbix.api("sla.update", {"slaid": sla["slaid"], "service_tags": [
             {"tag": "sla", "operator": 0, "value": "CNDR:99.95"}]})
+
+
+def test_provisioning_builds_the_convention_idempotently(real_zabbix, hook):
+    """``zabbix_setup.provision`` twice for a new customer: the second run changes nothing, and the
+    extract reads what it built (a past week before the services existed has no data, not zero)."""
+    rows = [RowSpec("Ports", "Servers", 99.9), RowSpec("Ports", "Firewalls", 99.5)]
+    h = hook()
+    first = provision(h, "DLTA", "America/Los_Angeles", rows, effective=CREATED)
+    second = provision(h, "DLTA", "America/Los_Angeles", rows)
+    h.logout()
+    assert sorted(first.created) == ["SLA 'DLTA uptime 99.5%'", "SLA 'DLTA uptime 99.9%'",
+                                     "service 'DLTA Ports Firewalls'", "service 'DLTA Ports Servers'"]
+    assert (second.created, second.updated, len(second.unchanged)) == ([], [], 4)
+    got = zabbix.extract(hook(), {"service_tag": "DLTA"}, ReportWeek.starting(WEEKS[1], "America/Los_Angeles"))
+    assert sorted((r.site, r.device_class, r.slo_pct, r.uptime_pct) for r in got.data.rows) == [
+        ("Ports", "Firewalls", 99.5, None), ("Ports", "Servers", 99.9, None)]
+    # a wrong SLO set by hand is corrected in place, not duplicated
+    slaid = real_zabbix.api("sla.get", {"output": ["slaid"], "filter": {"name": "DLTA uptime 99.9%"}})[0]["slaid"]
+    real_zabbix.api("sla.update", {"slaid": slaid, "slo": 90, "timezone": "UTC"})
+    third = provision(hook(), "DLTA", "America/Los_Angeles", rows)
+    assert third.updated == ["SLA 'DLTA uptime 99.9%'"] and third.created == []
+    sla = real_zabbix.api("sla.get", {"output": ["slo", "timezone"], "slaids": [slaid]})[0]
+    assert (float(sla["slo"]), sla["timezone"]) == (99.9, "America/Los_Angeles")
+
+
+def test_real_server_wire_facts_the_simulator_copies(real_zabbix):
+    """What ``simulators/zabbix.py`` claims, seen on the real server: ``period_to`` inclusive,
+    ``serviceids`` as ints, ids as strings in ``*.get``, negative error budgets, ``sli == -1``
+    before a service existed, the session in the body's ``auth`` on 6.0."""
+    acme = CUSTOMERS[0]
+    week = ReportWeek.starting(WEEKS[0], acme.timezone)
+    sla = real_zabbix.api("sla.get", {"output": "extend", "filter": {"name": "ACME uptime 99.9%"}})[0]
+    assert isinstance(sla["slaid"], str) and sla["period"] == "0" and sla["status"] == "1"
+    lo, hi = int(week.start.timestamp()), int(week.end.timestamp())
+    inclusive = real_zabbix.api("sla.getsli", {"slaid": sla["slaid"], "period_from": lo, "period_to": hi})
+    assert len(inclusive["periods"]) == 8  # the Monday after is a slice too
+    sli = real_zabbix.api("sla.getsli", {"slaid": sla["slaid"], "period_from": lo, "period_to": hi - 1})
+    assert len(sli["periods"]) == 7 and sorted(p["period_to"] - p["period_from"] for p in sli["periods"]) == \
+        [86400] * 6 + [90000]  # Sunday 25 October is 25 hours in London
+    assert all(isinstance(i, int) for i in sli["serviceids"])
+    budgets = [cell["error_budget"] for row in sli["sli"] for cell in row]
+    assert min(budgets) < 0  # 2 h 15 min down on Tuesday against 86 s of budget
+    before = real_zabbix.api("sla.getsli", {"slaid": sla["slaid"], "period_from": lo - 28 * 86400,
+                                            "period_to": lo - 21 * 86400})
+    assert before["sli"] and all(cell["sli"] == -1 for row in before["sli"] for cell in row)
+    assert real_zabbix.api("apiinfo.version", {}, auth=False) == "6.0.14"
