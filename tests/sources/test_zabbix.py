@@ -303,7 +303,7 @@ def test_customer_slas_ignore_other_customers_msp_wide_and_disabled_ones():
     (_sla(5, "ACME core", ("sla", "ACME:99.9", "2")), "exactly one tag, sla equals ACME:99.9"),
     (_sla(5, "ACME core", ("sla", "ACME:99.9", "0"), period="1"), "set its reporting period to Daily"),
     (_sla(5, "ACME core", ("sla", "ACME:99.9", "0"), tz="UTC"), "set it to Europe/London"),
-    (_sla(5, "ACME core", ("sla", "ACME:99.9", "0"), slo="150"), "outside 0..100"),
+    (_sla(5, "ACME core", ("sla", "ACME:99.9", "0"), slo="150"), "a percentage must be from 0 to 100"),
 ])
 def test_customer_sla_misconfiguration_names_customer_sla_and_fix(record, fix):
     with pytest.raises(SourceResponseError) as caught:

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
 from msp_reports.snapshot import UptimeData, UptimeRow
-from msp_reports.sources import Extracted
+from msp_reports.sources import Extracted, figures
 from msp_reports.sources.base import SourceHook
 from msp_reports.sources.http import ApiClient
 from msp_reports.sources.timestamps import parse_instant
@@ -310,12 +310,7 @@ def customer_slas(records: Iterable[Mapping[str, Any]], code: str, week: ReportW
         if record.get("timezone") != week.timezone:
             raise _error(code, f"{label} is in timezone {record.get('timezone')!r}; set it to {week.timezone}, "
                                "the customer's timezone")
-        try:
-            slo = float(record["slo"])
-        except (KeyError, TypeError, ValueError):
-            raise _error(code, f"{label} has no numeric slo") from None
-        if not 0 <= slo <= 100:
-            raise _error(code, f"{label} has slo {slo}, outside 0..100")
+        slo = figures.percentage(SYSTEM, f"customer {code}: {label} slo", record.get("slo"))
         key = keys[0]
         if key in slas:
             raise _error(code, f"{label} and Zabbix SLA {slas[key].name!r} (slaid {slas[key].slaid}) both select "
@@ -361,7 +356,8 @@ def parse_sli(result: Mapping[str, Any]) -> tuple[dict[int, Sli], list[tuple[int
             for sid, cell in zip(ids, row):
                 if float(cell["sli"]) < 0:  # no data: before the service existed
                     continue
-                up, down = _seconds(cell["uptime"]), _seconds(cell["downtime"])
+                up = figures.count(SYSTEM, f"sla.getsli service {sid} uptime (s)", cell["uptime"])
+                down = figures.count(SYSTEM, f"sla.getsli service {sid} downtime (s)", cell["downtime"])
                 if up + down > end - start + SLICE_SLACK:
                     raise ValueError(f"service {sid}: uptime {up} + downtime {down} s exceed the slice "
                                      f"{_iso(start)}..{_iso(end)}")
@@ -370,14 +366,6 @@ def parse_sli(result: Mapping[str, Any]) -> tuple[dict[int, Sli], list[tuple[int
     except (KeyError, TypeError, ValueError) as exc:
         raise SourceResponseError(SYSTEM, f"sla.getsli result is malformed: {exc}") from None
     return {sid: Sli(up, down) for sid, (up, down) in totals.items()}, periods
-
-
-def _seconds(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).lstrip("-").isdigit():
-        raise ValueError(f"{value!r} is not a whole number of seconds")
-    if int(value) < 0:
-        raise ValueError(f"{value!r} seconds is negative")
-    return int(value)
 
 
 def count_devices(hosts: Iterable[Mapping[str, Any]]) -> Counter[tuple[str, str]]:
