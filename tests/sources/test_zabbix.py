@@ -26,8 +26,10 @@ class Sleeps(list):
         self.append(seconds)
 
 
-def make_hook(use_connection, server, creds, conn_id="zabbix_test", sleeps=None, **changes) -> zabbix.ZabbixHook:
-    conn = zabbix_sim.demo_connections(server.base_url, creds, {})["zabbix_default"]
+def make_hook(use_connection, server, creds, conn_id="zabbix_test", sleeps=None, login=False,
+              **changes) -> zabbix.ZabbixHook:
+    conn = (zabbix_sim.login_connection(server.base_url, creds) if login
+            else zabbix_sim.demo_connections(server.base_url, creds, {})["zabbix_default"])
     conn.update(changes)
     use_connection(conn_id, conn)
     policy = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, sleep=sleeps if sleeps is not None else Sleeps())
@@ -151,13 +153,23 @@ def test_unknown_service_tag_says_what_to_fix(sim, world, creds, use_connection)
 def test_session_is_logged_out_after_extract(sim, world, creds, use_connection):
     sessions = sim.state.extra[zabbix_sim.SESSIONS]
     before = set(sessions)
-    zabbix.extract(make_hook(use_connection, sim, creds), {"service_tag": "ECHO"}, world.week("ECHO"))
+    zabbix.extract(make_hook(use_connection, sim, creds, login=True), {"service_tag": "ECHO"}, world.week("ECHO"))
     assert set(sessions) == before
+
+
+def test_api_token_needs_no_login_or_logout(sim, world, creds, use_connection):
+    hook = make_hook(use_connection, sim, creds)
+    methods = []
+    rpc = hook.rpc
+    hook.rpc = lambda method, params, *, auth=True: methods.append(method) or rpc(method, params, auth=auth)
+    result = zabbix.extract(hook, {"service_tag": "ACME"}, world.week("ACME"))
+    assert as_tuples(result.data) == expected_rows(world, "ACME", world.week("ACME"))
+    assert sorted(methods) == ["apiinfo.version", "host.get", "service.get", "sla.get", "sla.getsli", "sla.getsli"]
 
 
 # ---- auth, retries -------------------------------------------------------------------------------
 def test_wrong_password_is_an_auth_error_without_the_password(sim, world, creds, use_connection):
-    hook = make_hook(use_connection, sim, creds, password="not-the-password")
+    hook = make_hook(use_connection, sim, creds, login=True, password="not-the-password")
     with pytest.raises(SourceAuthError) as caught:
         zabbix.extract(hook, {"service_tag": "ACME"}, world.week("ACME"))
     message = str(caught.value)
@@ -375,4 +387,5 @@ def test_hook_contract():
 def test_demo_connection_points_at_the_simulator():
     creds = SimCredentials.generate()
     conn = zabbix_sim.demo_connections("http://127.0.0.1:1", creds, {})["zabbix_default"]
-    assert conn["host"] == "http://127.0.0.1:1/zabbix/api_jsonrpc.php" and conn["password"] == creds.zabbix_password
+    assert conn["host"] == "http://127.0.0.1:1/zabbix/api_jsonrpc.php"
+    assert conn["extra"] == {"api_token": creds.zabbix_api_token} and "password" not in conn

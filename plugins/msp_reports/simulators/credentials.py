@@ -19,6 +19,7 @@ def _tok(n: int = 16) -> str:
 class SimCredentials:
     zabbix_user: str
     zabbix_password: str
+    zabbix_api_token: str
     connectwise_company: str
     connectwise_public_key: str
     connectwise_private_key: str
@@ -44,6 +45,7 @@ class SimCredentials:
         return cls(
             zabbix_user="report-bot",
             zabbix_password=_tok(),
+            zabbix_api_token=_tok(32),
             connectwise_company="northwind",
             connectwise_public_key=_tok(8),
             connectwise_private_key=_tok(),

@@ -320,6 +320,7 @@ class ZabbixSim:
         self.hosts = hosts(state.world)
         self.created = service_created(state.world)
         self.sessions: set[str] = state.extra.setdefault(SESSIONS, set())
+        self.api_tokens = {state.creds.zabbix_api_token}  # Users -> API tokens: no login, never expire here
         self._built: tuple[object, list[SimService], dict[tuple[str, str], list[SimService]]] | None = None
 
     def _index(self) -> tuple[list[SimService], dict[tuple[str, str], list[SimService]]]:
@@ -359,7 +360,7 @@ class ZabbixSim:
             return self.user_login(_check_params(method, params))
         if bearer is None:
             raise _app_error("Not authorized.")
-        if bearer not in self.sessions:
+        if bearer not in self.sessions and bearer not in self.api_tokens:
             raise _app_error("Session terminated, re-login, please.")
         if method == "user.logout":
             if params not in ([], {}):
@@ -527,12 +528,17 @@ def router(state: SimState) -> APIRouter:
 
 
 def demo_connections(base_url: str, creds: SimCredentials, teams_channels: dict) -> dict[str, dict]:
+    """The recommended set-up: an API token (no login and logout per customer)."""
     return {
         "zabbix_default": {
             "conn_type": "zabbix",
             "host": f"{base_url}/zabbix/api_jsonrpc.php",
-            "login": creds.zabbix_user,
-            "password": creds.zabbix_password,
-            "extra": {},
+            "extra": {"api_token": creds.zabbix_api_token},
         }
     }
+
+
+def login_connection(base_url: str, creds: SimCredentials) -> dict[str, Any]:
+    """The other set-up: the API user's login and password."""
+    return {"conn_type": "zabbix", "host": f"{base_url}/zabbix/api_jsonrpc.php", "login": creds.zabbix_user,
+            "password": creds.zabbix_password, "extra": {}}
