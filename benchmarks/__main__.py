@@ -81,18 +81,18 @@ def render_section(workdir: Path) -> tuple[list[Row], dict]:
     raw = render.measure(workdir, RENDER_REPEATS, _history_store(workdir.parent))
     ref_rss = raw["reference"]["peak_rss_mb"]
     rows = []
-    for kind in ("typical", "largest"):
+    for kind in ("typical", "largest", "largest_week"):  # largest_week: 10k tickets and changes, 2,000 incidents
         r = raw[kind]
         ref = f"{secs(r['reference_median_s'])} fixed 1-page HTML"
-        label = (f"Render {kind} report ({r['code']}: {r['rows']} table rows, {r['pages']} pages, "
-                 f"{r['history_weeks'] + 1}-week trends)")
+        label = (f"Render {kind.replace('_', ' ')} report ({r['code']}: {r['records']:,} records, {r['rows']} "
+                 f"table rows, {r['pages']} pages, {r['history_weeks'] + 1}-week trends)")
         rows += [
             Row(f"{label}, median of {RENDER_REPEATS}", secs(r["median_s"]), ref,
                 times(r["median_s"] / r["reference_median_s"]), f"≤ {RENDER_TARGET_S:.0f} s",
                 yes(r["median_s"] <= RENDER_TARGET_S)),
-            Row(f"Render {kind} report, p95 of {RENDER_REPEATS}", secs(r["p95_s"]), ref,
+            Row(f"Render {kind.replace('_', ' ')} report, p95 of {RENDER_REPEATS}", secs(r["p95_s"]), ref,
                 times(r["p95_s"] / r["reference_median_s"]), "report only", "n/a"),
-            Row(f"Render {kind} report, peak RSS ({RENDER_REPEATS + 1} renders in one process)",
+            Row(f"Render {kind.replace('_', ' ')} report, peak RSS ({RENDER_REPEATS + 1} renders in one process)",
                 mb(r["peak_rss_mb"]), f"{mb(ref_rss)} WeasyPrint, fixed HTML", times(r["peak_rss_mb"] / ref_rss),
                 f"≤ {RSS_TARGET_MB} MB", yes(r["peak_rss_mb"] <= RSS_TARGET_MB)),
         ]

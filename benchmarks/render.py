@@ -6,12 +6,17 @@ Children (``python -m benchmarks.render <command> ...``):
   simulators into ``<home>/store``, on top of the seeded earlier weeks (baseline and trend
   charts, as in the demo); picks the typical report (median number of table rows) and the
   largest (most rows).
-- ``report <home> <CODE> <repeats>``: one untimed render (imports, fonts: the cold cost), then
-  ``repeats`` renders of the report, each after one render of the fixed reference document, so
-  both see the same machine; this process's peak RSS is the render's.
+- ``report <home> <CODE> <week_of> <repeats> [largest-week]``: one untimed render (imports,
+  fonts: the cold cost), then ``repeats`` renders of the report, each after one render of the
+  fixed reference document, so both see the same machine; this process's peak RSS is the
+  render's. With ``largest-week``, the customer's week is the largest we plan for
+  (:data:`LARGEST_WEEK`: 10k tickets and changes, 2,000 incidents) on top of its real data.
 - ``reference``: only the reference document, once: the peak-RSS reference (WeasyPrint itself).
 - ``task <home> <CODE>``: the render task body (``pipeline.render``) once in a fresh process,
   as a task would run it: the peak RSS of one task.
+
+Driver: ``python -m benchmarks.render measure <workdir> [repeats]`` seeds the earlier weeks,
+runs all of the above and prints the figures as JSON.
 """
 
 from __future__ import annotations
@@ -43,6 +48,36 @@ def render_reference() -> bytes:
     from weasyprint import HTML
 
     return HTML(string=REFERENCE_HTML).write_pdf()
+
+
+# The largest week a report is built for (issue 17: 543 pages, 98 s and ~2 GB before the long
+# tables were capped): tickets opened, changes executed, security incidents (one in six open).
+LARGEST_WEEK = {"tickets": 10_000, "changes": 10_000, "incidents": 2_000}
+
+
+def largest_week(snap):
+    """``snap`` with :data:`LARGEST_WEEK`'s volumes added to its tickets and security sections."""
+    from msp_reports.snapshot import ChangeRecord, Incident
+
+    tickets, security = snap.tickets.data, snap.security.data
+    if tickets is None or security is None:
+        raise SystemExit(f"{snap.customer}: tickets and security need data for the largest week")
+    start = snap.week_start
+    changes = [ChangeRecord(ref=f"CHG-B{n:05d}", summary=f"Scheduled patch batch {n}",
+                            executed_at=start + dt.timedelta(seconds=50 * n),
+                            status="failed" if n % 5 == 0 else "completed", source=snap.tickets.status.system)
+               for n in range(LARGEST_WEEK["changes"])]
+    severities = ("high", "medium", "low", "informational")
+    incidents = [Incident(ref=f"INC-B{n:05d}", title=f"Endpoint alert {n}", severity=severities[n % 4],
+                          status="open" if n % 6 == 0 else "resolved",
+                          created_at=start + dt.timedelta(seconds=250 * n), source=snap.security.status.system)
+                 for n in range(LARGEST_WEEK["incidents"])]
+    opened = tickets.opened + LARGEST_WEEK["tickets"]
+    tickets = tickets.model_copy(update={"opened": opened, "closed": tickets.closed + LARGEST_WEEK["tickets"],
+                                         "changes": [*tickets.changes, *changes]})
+    security = security.model_copy(update={"incidents": [*security.incidents, *incidents]})
+    return snap.model_copy(update={"tickets": snap.tickets.model_copy(update={"data": tickets}),
+                                   "security": snap.security.model_copy(update={"data": security})})
 
 
 _SEPARATOR = re.compile(r"^\|[\s:|-]+\|?$")
@@ -81,6 +116,7 @@ def prepare(home: Path) -> dict:
     settings = _settings(home)
     os.environ["MSP_REPORTS_HOME"] = str(home)
     rows: dict[str, int] = {}
+    inflatable: list[str] = []  # customers whose tickets and security sections have data
     with DemoServices(week, home) as services:
         os.environ.update(services.connection_env())
         for c in services.registry.customers:
@@ -92,9 +128,11 @@ def prepare(home: Path) -> dict:
         for c in services.registry.customers:
             rec = pipeline.load_reconciled(store, c.code, week)
             rows[c.code] = table_rows(render_markdown(rec, c, services.registry.msp))
+            if rec.snapshot.tickets.data is not None and rec.snapshot.security.data is not None:
+                inflatable.append(c.code)
     by_rows = sorted(rows, key=lambda code: (rows[code], code))
     return {"week_of": week.isoformat(), "rows": rows, "typical": by_rows[(len(by_rows) - 1) // 2],
-            "largest": by_rows[-1]}
+            "largest": by_rows[-1], "largest_week": max(inflatable, key=lambda code: (rows[code], code))}
 
 
 def _history(store, code: str, week_of: dt.date) -> list:
@@ -106,7 +144,17 @@ def _history(store, code: str, week_of: dt.date) -> list:
     return [s for s in (pipeline.load_snapshot(store, code, w) for w in earlier) if s is not None]
 
 
-def report(home: Path, code: str, week_of: str, repeats: int) -> dict:
+def _largest_reconciled(store, customer, week_of: dt.date):
+    """The customer's week at :data:`LARGEST_WEEK`, reconciled as the pipeline would."""
+    from msp_reports import pipeline
+    from msp_reports.reconcile import reconcile
+
+    snap = largest_week(pipeline.load_snapshot(store, customer.code, week_of))
+    previous = pipeline.load_snapshot(store, customer.code, week_of - dt.timedelta(weeks=1))
+    return reconcile(snap, previous, customer.thresholds)
+
+
+def report(home: Path, code: str, week_of: str, repeats: int, largest: bool = False) -> dict:
     from benchmarks.common import self_peak_rss_mb
 
     started = time.perf_counter()
@@ -119,6 +167,8 @@ def report(home: Path, code: str, week_of: str, repeats: int) -> dict:
     customer = registry.get(code)
     store = pipeline.ReportStore(settings.store_root)
     rec = pipeline.load_reconciled(store, code, dt.date.fromisoformat(week_of))
+    if largest:
+        rec = _largest_reconciled(store, customer, dt.date.fromisoformat(week_of))
     history = _history(store, code, dt.date.fromisoformat(week_of))
     first = render_report(rec, customer, registry.msp, history=history)
     cold = time.perf_counter() - started
@@ -134,8 +184,12 @@ def report(home: Path, code: str, week_of: str, repeats: int) -> dict:
         cpu.append(c2 - c1)
     from pypdf import PdfReader  # a dev dependency, only to count pages
 
-    pages = len(PdfReader(io.BytesIO(first.pdf)).pages)
-    return {"cold_s": cold, "samples_s": samples, "cpu_s": cpu, "reference_s": reference, "pdf_bytes": len(out.pdf),
+    reader = PdfReader(io.BytesIO(first.pdf))
+    pages = len(reader.pages)
+    summary_lines = sum(page.extract_text().count("… and ") for page in reader.pages)
+    return {"cold_s": cold, "summary_lines": summary_lines,
+            "records": len(rec.snapshot.tickets.data.changes if rec.snapshot.tickets.data else [])
+            + len(rec.snapshot.security.data.incidents if rec.snapshot.security.data else []), "samples_s": samples, "cpu_s": cpu, "reference_s": reference, "pdf_bytes": len(out.pdf),
             "pages": pages, "rows": table_rows(out.markdown), "history_weeks": len(history),
             "peak_rss_mb": self_peak_rss_mb()}
 
@@ -167,11 +221,20 @@ def main(argv: list[str]) -> None:
     if command == "prepare":
         write_result(prepare(Path(args[0])))
     elif command == "report":
-        write_result(report(Path(args[0]), args[1], args[2], int(args[3])))
+        write_result(report(Path(args[0]), args[1], args[2], int(args[3]), largest=args[4:] == ["largest-week"]))
     elif command == "reference":
         write_result(reference_only())
     elif command == "task":
         write_result(task(Path(args[0]), args[1], args[2]))
+    elif command == "measure":
+        import json
+        import tempfile
+
+        from benchmarks.history import seed
+
+        workdir = Path(args[0]) if args else Path(tempfile.mkdtemp(prefix="bench-render-"))
+        print(json.dumps(measure(workdir, int(args[1]) if len(args) > 1 else 3, seed(workdir / "history")),
+                         indent=2, default=str))
     else:
         raise SystemExit(f"unknown command {command!r}")
 
@@ -189,9 +252,10 @@ def measure(workdir: Path, repeats: int, history_store: Path) -> dict:
     out: dict = {"prepare": prep.result}
     reference = run_child("benchmarks.render", ["reference"], env=env, workdir=workdir, name="render-reference")
     out["reference"] = {**reference.result, "peak_rss_mb": reference.peak_rss_mb}
-    for kind in ("typical", "largest"):
+    for kind in ("typical", "largest", "largest_week"):
         code = prep.result[kind]
-        child = run_child("benchmarks.render", ["report", str(home), code, week_of, str(repeats)], env=env,
+        extra = ["largest-week"] if kind == "largest_week" else []
+        child = run_child("benchmarks.render", ["report", str(home), code, week_of, str(repeats), *extra], env=env,
                           workdir=workdir, name=f"render-{kind}")
         r = child.result
         out[kind] = {"code": code, "median_s": median(r["samples_s"]), "p95_s": p95(r["samples_s"]),
@@ -199,7 +263,8 @@ def measure(workdir: Path, repeats: int, history_store: Path) -> dict:
                      "cpu_median_s": median(r["cpu_s"]),
                      "peak_rss_mb": child.peak_rss_mb, "pages": r["pages"], "rows": r["rows"],
                      "history_weeks": r["history_weeks"],
-                     "pdf_bytes": r["pdf_bytes"], "samples_s": r["samples_s"]}
+                     "pdf_bytes": r["pdf_bytes"], "samples_s": r["samples_s"],
+                     "records": r["records"], "summary_lines": r["summary_lines"]}
     task_child = run_child("benchmarks.render", ["task", str(home), prep.result["largest"], week_of], env=env,
                            workdir=workdir, name="render-task")
     out["task"] = {**task_child.result, "peak_rss_mb": task_child.peak_rss_mb, "code": prep.result["largest"]}

@@ -153,7 +153,8 @@ def post_missed_approvals(items: list[dict[str, str]]) -> dict:
 
     items = list(items)
     return pipeline.post_missed_approvals(_settings(items[0] if items else None), items,
-                                          lambda key: Variable.get(key, default=None))
+                                          lambda key: Variable.get(key, default=None),
+                                          waiting_since=get_current_context()["dag_run"].start_date)
 
 
 @task(map_index_template=CUSTOMER_LABEL, multiple_outputs=False, pool="msp_delivery",

@@ -18,6 +18,7 @@ NINE = dt.datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 def store(tmp_path):
     s = ReportStore(str(tmp_path / "store"))
     _render(s, b"%PDF-1 version one")
+    poll(s, None, now=NINE - dt.timedelta(hours=3))  # the sensor is waiting before anyone decides
     return s
 
 
@@ -36,7 +37,8 @@ def test_no_decision_waits(store):
 
 def test_approve_records_who_and_which_pdf_and_binds_delivery(store):
     state, record, new_value = poll(store, '{"decision": "approve", "by": "priya"}')
-    assert state == "approved" and record["by"] == "priya"
+    assert state == "approved" and record["by"] == "unknown (Airflow Variable)"
+    assert record["note"] == "named in the Variable, not verified: priya"
     assert record["pdf_sha256"] == sha256(b"%PDF-1 version one")
     # the Variable now holds the record; polling it again adds no second record
     assert poll(store, new_value)[0] == "approved"
@@ -58,14 +60,15 @@ def test_rerender_after_approval_voids_it(store):
 
 
 def test_approval_pinned_to_another_pdf_is_refused(store):
-    with pytest.raises(ApprovalError, match="names PDF 0000"):
-        poll(store, "approve 0000")
+    state, _, note = poll(store, "approve 00000000")
+    assert state == "awaiting_review" and "names PDF 00000000" in json.loads(note)["error"]
+    assert store.records("ACME", WEEK, "approvals") == []
     assert poll(store, f"approve {sha256(b'%PDF-1 version one')[:10]}")[0] == "approved"
 
 
 def test_reject_needs_reason_and_is_recorded(store):
-    with pytest.raises(ApprovalError, match="say why"):
-        poll(store, "reject")
+    state, _, note = poll(store, "reject")
+    assert state == "awaiting_review" and "say why" in json.loads(note)["error"]
     state, record, _ = poll(store, "reject backup numbers need checking")
     assert state == "rejected" and record["reason"] == "backup numbers need checking"
     with pytest.raises(ApprovalError, match="not approved"):
@@ -73,8 +76,10 @@ def test_reject_needs_reason_and_is_recorded(store):
 
 
 def test_garbage_variable_names_the_key(store):
-    with pytest.raises(ApprovalError, match="weekly_report_approval__ACME__2026-11-16"):
-        poll(store, "yes please")
+    state, _, note = poll(store, "yes please")
+    assert state == "awaiting_review"
+    assert "weekly_report_approval__ACME__2026-11-16" in approval.variable_problem(store, "ACME", WEEK)["error"]
+    assert json.loads(note)["refused"] == "yes please"
 
 
 class FakeChannel:

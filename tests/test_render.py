@@ -769,19 +769,23 @@ def test_shipped_fonts_and_logos_load_through_the_fetcher(fetched):
 
 
 def test_long_tables_repeat_their_header_on_every_page():
-    rendered = render_report(make_reconciled(extra_assets=90), make_customer(), MSP)
+    shown = render.TABLE_ROW_LIMIT  # the two named assets and all but two of the workstations
+    rendered = render_report(make_reconciled(extra_assets=shown), make_customer(), MSP)
     pages = [p.extract_text() for p in PdfReader(io.BytesIO(rendered.pdf)).pages]
     with_rows = [text for text in pages if "ACME-WS0" in text]
     assert len(with_rows) >= 2
     for text in with_rows:
         assert re.search(r"Asset\s+Appliance\s+Last good backup", text)
-    assert "ACME-WS089" in "".join(pages)
+    text = flat("".join(pages))
+    # the failed ACME-FS01 (RPO missed) is shown first however long the list; the rest is counted
+    assert "ACME-FS01" in text and f"ACME-WS{shown - 3:03d}" in text and f"ACME-WS{shown - 2:03d}" not in text
+    assert flat("… and 2 more assets, by last status: 2 success.") in text
 
 
 # --- the same facts on every channel -------------------------------------------------------------
 def test_teams_card_and_rollup_carry_the_pdf_numbers(report, tmp_path):
     from msp_reports.pipeline import customer_status
-    from msp_reports.rollup import rollup_card, rollup_markdown
+    from msp_reports.rollup import rollup_cards, rollup_markdown
     from msp_reports.store import ReportStore
 
     rec, rendered = report
@@ -803,7 +807,8 @@ def test_teams_card_and_rollup_carry_the_pdf_numbers(report, tmp_path):
     store.write_json("ACME", WEEK_OF, "reconciled.json", rec.model_dump(mode="json"))
     status = customer_status(store, make_customer(), WEEK_OF)
     markdown = rollup_markdown(MSP, WEEK_OF, [status])
-    rollup_texts = " ".join(b["text"] for b in rollup_card(MSP, WEEK_OF, [status])["body"] if b["type"] == "TextBlock")
+    [card] = rollup_cards(MSP, WEEK_OF, [status])
+    rollup_texts = " ".join(b["text"] for b in card["body"] if b["type"] == "TextBlock")
     critical = [f for f in rec.flags if f.severity == "critical"]
     assert critical
     for flag in critical:

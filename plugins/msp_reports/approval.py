@@ -17,27 +17,49 @@ Two ways to decide, one record:
       airflow variables set weekly_report_approval__ACME__2026-11-16 "approve 3f2a9c1e"   # pin the PDF
       airflow variables set weekly_report_approval__ACME__2026-11-16 "reject totals look wrong"
 
-  or a JSON object ``{"decision": "approve", "by": "jane@msp.example", "pdf_sha256": "3f2a..."}``.
+  or a JSON object ``{"decision": "approve", "pdf_sha256": "3f2a9c1e...", "by": "jane@msp.example"}``.
   The sensor records it against the current render and rewrites the Variable to the record, so
   the Variables page shows what was recorded (the review page writes the Variable the same way).
 
+Who decided is who Airflow authenticated: the review page records the signed-in user. The
+sensor cannot tell who set a Variable, so a Variable decision is recorded as by
+``unknown (Airflow Variable)``; a name it gives (``by``) is kept only as a labelled ``note``.
+
+An approval must postdate the report it approves, or pin its hash: a plain ``approve`` that is
+already in the Variable when the sensor first looks at a newly published version may have been
+set for an earlier one (or before anything was rendered), so it is refused. Pins need at least
+:data:`PIN_MIN` hex characters. A value that is not a decision on the current report (a typo, a
+wrong pin, an approval set in advance) does not end the week: it is recorded in the store
+(``variable_problem.json``, shown on the review page), logged, and the Variable is rewritten to
+a note saying why; the sensor keeps waiting, so a corrected Variable or a page decision works.
+
 Nobody deciding is not a decision: when the cut-off passes (``msp.approval_cutoff`` after the
 send time) the sensor records ``expired`` and fails with "not approved by ...; nothing sent".
-An expired week stays expired. Delivery sends only a PDF whose hash is the one approved.
+An expired week stays expired. Delivery sends only a PDF whose hash is the one approved, and
+starting it is recorded (``delivery_started.json``) under the week's lock, so the version cannot
+change once any channel has been tried.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from dataclasses import dataclass
 from typing import Literal
 
 from msp_reports.exceptions import ApprovalError
 from msp_reports.store import ReportStore, sha256
 
+log = logging.getLogger(__name__)
+
 VARIABLE_PREFIX = "weekly_report_approval"
 HASHES = ("snapshot_sha256", "commentary_sha256", "pdf_sha256")
+PIN_MIN = 8  # hex characters of the PDF hash that name one report
+VARIABLE_BY = "unknown (Airflow Variable)"
+DELIVERY_STARTED = "delivery_started.json"
+VARIABLE_PROBLEM = "variable_problem.json"
+VARIABLE_SEEN = "variable_seen.json"
 State = Literal["awaiting_review", "approved_waiting_for_send_time", "approved", "rejected", "expired"]
 
 
@@ -49,6 +71,10 @@ class ApprovalClosed(ApprovalError):
     """The week's wait for approval has expired; nothing more can be decided for it."""
 
 
+class VariableRefused(ApprovalError):
+    """The Variable holds something that is not a decision on the current report."""
+
+
 def variable_key(customer: str, week_of: dt.date) -> str:
     return f"{VARIABLE_PREFIX}__{customer}__{week_of.isoformat()}"
 
@@ -56,40 +82,53 @@ def variable_key(customer: str, week_of: dt.date) -> str:
 @dataclass(frozen=True)
 class Decision:
     decision: Literal["approve", "reject"]
-    by: str = "unknown (Airflow Variable)"
     reason: str = ""
-    pdf_sha256: str = ""  # optional prefix pinning the PDF that was reviewed
-    recorded: bool = False  # the Variable already holds a record (written by the sensor or the page)
+    pdf_sha256: str = ""  # a prefix pinning the PDF that was reviewed
+    named: str = ""  # the name the Variable gives as the decider: unverified, kept as a note
 
 
-def parse_decision(raw: str, key: str) -> Decision:
+def _pin(value: object, key: str) -> str:
+    pin = str(value or "").strip().lower()
+    if pin and not all(c in "0123456789abcdef" for c in pin):
+        raise VariableRefused(f"Variable {key}: after 'approve' give nothing or the PDF hash "
+                              f"(e.g. 'approve 3f2a9c1e'), not {pin[:40]!r}")
+    if pin and len(pin) < PIN_MIN:
+        raise VariableRefused(f"Variable {key}: the PDF hash {pin!r} is too short to name one report; "
+                              f"give at least {PIN_MIN} characters of it")
+    return pin
+
+
+def parse_decision(raw: str, key: str) -> Decision | None:
+    """The decision in a Variable's value; None when it holds what the sensor or the page wrote
+    there (a record, or a note on a refused value). :class:`VariableRefused` says what is wrong."""
     text = raw.strip()
     if text.startswith("{"):
         try:
             doc = json.loads(text)
         except ValueError as exc:
-            raise ApprovalError(f"Variable {key}: not valid JSON: {exc}") from None
+            raise VariableRefused(f"Variable {key}: not valid JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise VariableRefused(f"Variable {key}: expected a JSON object with 'decision'")
         decision = str(doc.get("decision", "")).lower()
-        if doc.get("recorded_at") and decision in ("approve", "reject", "expired"):
-            return Decision("reject" if decision != "approve" else "approve", recorded=True)
+        if doc.get("refused_at") or (doc.get("recorded_at") and decision in ("approve", "reject", "expired")):
+            return None
         if decision not in ("approve", "reject"):
-            raise ApprovalError(f"Variable {key}: 'decision' must be 'approve' or 'reject'")
-        if decision == "reject" and not doc.get("reason"):
-            raise ApprovalError(f"Variable {key}: a rejection needs a 'reason'")
-        return Decision(decision, str(doc.get("by") or Decision.by), str(doc.get("reason") or ""),
-                        str(doc.get("pdf_sha256") or ""))
+            raise VariableRefused(f"Variable {key}: 'decision' must be 'approve' or 'reject'")
+        if decision == "reject" and not str(doc.get("reason") or "").strip():
+            raise VariableRefused(f"Variable {key}: a rejection needs a 'reason'")
+        return Decision(decision, str(doc.get("reason") or "").strip(), _pin(doc.get("pdf_sha256"), key),
+                        str(doc.get("by") or "")[:100])
     word, _, rest = text.partition(" ")
     word = word.lower().rstrip(":")
     rest = rest.strip()
     if word in ("approve", "approved"):
-        if rest and not all(c in "0123456789abcdef" for c in rest.lower()):
-            raise ApprovalError(f"Variable {key}: after 'approve' give nothing or the PDF hash prefix, not {rest!r}")
-        return Decision("approve", pdf_sha256=rest.lower())
+        return Decision("approve", pdf_sha256=_pin(rest, key))
     if word in ("reject", "rejected"):
         if not rest:
-            raise ApprovalError(f"Variable {key}: say why, e.g. 'reject backup numbers need checking'")
+            raise VariableRefused(f"Variable {key}: say why, e.g. 'reject backup numbers need checking'")
         return Decision("reject", reason=rest)
-    raise ApprovalError(f"Variable {key}: expected 'approve' or 'reject <reason>', got {text[:40]!r}")
+    raise VariableRefused(f"Variable {key}: expected 'approve', 'approve <PDF hash>' or 'reject <reason>', "
+                          f"got {text[:40]!r}")
 
 
 def current_render(store: ReportStore, customer: str, week_of: dt.date) -> dict:
@@ -135,11 +174,13 @@ def voided(store: ReportStore, customer: str, week_of: dt.date) -> dict | None:
 
 def record_decision(store: ReportStore, customer: str, week_of: dt.date, decision: str, *,
                     by: str, via: str, now: dt.datetime, reason: str = "",
-                    reviewed: dict[str, str] | None = None) -> dict:
+                    reviewed: dict[str, str] | None = None, note: str = "") -> dict:
     """Append a decision bound to the current render.
 
+    :param by: who decided, as authenticated (the signed-in user), or a fixed label saying it is not known.
     :param reviewed: the hashes the decider was shown (the review page always sends them);
         if any differs from the current render the decision is refused with :class:`StaleReview`.
+    :param note: unverified words kept with the record, labelled as such (e.g. a name a Variable gives).
     """
     if decision not in ("approve", "reject", "expired"):
         raise ApprovalError(f"unknown decision {decision!r}")
@@ -159,7 +200,7 @@ def record_decision(store: ReportStore, customer: str, week_of: dt.date, decisio
         raise ApprovalClosed(f"{customer} {week_of}: {last['reason']}")
     record = {
         "customer": customer, "week_of": week_of.isoformat(), "decision": decision,
-        "by": by, "reason": reason.strip(), "via": via, "recorded_at": now.isoformat(), **current,
+        "by": by, "reason": reason.strip(), "via": via, "recorded_at": now.isoformat(), "note": note, **current,
     }
     store.append_record(customer, week_of, "approvals", record)
     return record
@@ -170,32 +211,75 @@ def variable_value(record: dict) -> str:
     return json.dumps(record, sort_keys=True)
 
 
+def _first_look(store: ReportStore, customer: str, week_of: dt.date, render: dict, now: dt.datetime) -> bool:
+    """True on the sensor's first look at this published version (remembered in the store)."""
+    version = {**reviewed_version(render), "rendered_at": render.get("rendered_at")}
+    seen = store.read_json(customer, week_of, VARIABLE_SEEN)
+    if seen is not None and seen.get("version") == version:
+        return False
+    store.write_json(customer, week_of, VARIABLE_SEEN, {"version": version, "at": now.isoformat()})
+    return True
+
+
+def _check_binds(decision: Decision, render: dict, key: str, first_look: bool) -> None:
+    """A decision binds to the current report only if it names it (a pin) or postdates it."""
+    current = render["pdf_sha256"]
+    if decision.pdf_sha256 and not current.startswith(decision.pdf_sha256):
+        raise VariableRefused(f"Variable {key}: the decision names PDF {decision.pdf_sha256}, but the current report "
+                              f"is {current[:12]}; review the current report and decide again")
+    if decision.decision == "approve" and not decision.pdf_sha256 and first_look:
+        raise VariableRefused(f"Variable {key}: this 'approve' was already set when report {current[:12]} was "
+                              f"published, so it was not given for it; approve what you reviewed with "
+                              f"'approve {current[:12]}' or on the review page")
+
+
+def _refuse(store: ReportStore, customer: str, week_of: dt.date, raw: str, error: str, now: dt.datetime) -> str:
+    """Record a value that is not a decision on the current report; the note the Variable now holds."""
+    problem = {"value": raw.strip()[:200], "error": error, "refused_at": now.isoformat()}
+    store.write_json(customer, week_of, VARIABLE_PROBLEM, problem)
+    log.warning("%s %s: %s; still waiting for a decision (fix the Variable or use the review page)",
+                customer, week_of, error)
+    return json.dumps({"refused": problem["value"], "error": error, "refused_at": problem["refused_at"]},
+                      sort_keys=True)
+
+
+def variable_problem(store: ReportStore, customer: str, week_of: dt.date) -> dict | None:
+    """The last value refused in the Variable, unless a decision was recorded after it."""
+    problem = store.read_json(customer, week_of, VARIABLE_PROBLEM)
+    last = latest_record(store, customer, week_of)
+    if problem is None or (last is not None and dt.datetime.fromisoformat(last["recorded_at"])
+                           >= dt.datetime.fromisoformat(problem["refused_at"])):
+        return None
+    return problem
+
+
 def poll(store: ReportStore, customer: str, week_of: dt.date, raw: str | None, *,
          now: dt.datetime, not_before: dt.datetime,
          deadline: dt.datetime | None = None) -> tuple[State, dict | None, str | None]:
     """One sensor poke. Returns (state, the record in force, new Variable value to write or None).
 
-    A new decision in the Variable is recorded first; then the record in force decides. With no
-    decision standing at ``deadline``, an ``expired`` record is written and the state is
-    ``expired``.
+    A new decision in the Variable is recorded first, if it binds to the current report (see
+    :func:`_check_binds`); a value that does not is recorded as a problem and the Variable gets a
+    note instead, and the wait goes on. Then the record in force decides. With no decision
+    standing at ``deadline``, an ``expired`` record is written and the state is ``expired``.
     """
     key = variable_key(customer, week_of)
     render = current_render(store, customer, week_of)
+    first_look = _first_look(store, customer, week_of, render, now)
     new_value = None
     if raw is not None and raw.strip():
-        decision = parse_decision(raw, key)
-        if not decision.recorded:
-            if decision.pdf_sha256 and not render["pdf_sha256"].startswith(decision.pdf_sha256):
-                raise ApprovalError(
-                    f"Variable {key}: the decision names PDF {decision.pdf_sha256}, but the current report is "
-                    f"{render['pdf_sha256'][:12]}; review the current report and decide again"
-                )
-            try:
-                recorded = record_decision(store, customer, week_of, decision.decision, by=decision.by,
-                                           reason=decision.reason, via="airflow-variable", now=now)
+        try:
+            decision = parse_decision(raw, key)
+            if decision is not None:
+                _check_binds(decision, render, key, first_look)
+                note = f"named in the Variable, not verified: {decision.named}" if decision.named else ""
+                recorded = record_decision(store, customer, week_of, decision.decision, by=VARIABLE_BY,
+                                           reason=decision.reason, via="airflow-variable", now=now, note=note)
                 new_value = variable_value(recorded)
-            except ApprovalClosed:
-                pass  # the expired record below is what stands
+        except ApprovalClosed:
+            pass  # the expired record below is what stands
+        except VariableRefused as exc:
+            new_value = _refuse(store, customer, week_of, raw, str(exc), now)
     record = in_force(store, customer, week_of)
     if record is None and deadline is not None and now >= deadline:
         record = record_decision(store, customer, week_of, "expired", by="wait_for_approval",
@@ -221,20 +305,41 @@ def pending_decision(store: ReportStore, customer: str, week_of: dt.date, raw: s
         decision = parse_decision(raw, variable_key(customer, week_of))
     except ApprovalError:
         return None
-    return None if decision.recorded else decision.decision
+    return None if decision is None else decision.decision
 
 
 def approved_pdf(store: ReportStore, customer: str, week_of: dt.date) -> tuple[bytes, dict]:
-    """The PDF to deliver and its approval, or :class:`ApprovalError` if they do not match."""
-    record = latest_record(store, customer, week_of)
-    if record is None or record["decision"] != "approve":
-        raise ApprovalError(f"{customer} {week_of}: the report is not approved")
-    pdf = store.read_bytes(customer, week_of, "report.pdf")
-    if pdf is None:
-        raise ApprovalError(f"{customer} {week_of}: the approved report is missing from the store")
-    if sha256(pdf) != record["pdf_sha256"] or in_force(store, customer, week_of) is None:
-        raise ApprovalError(
-            f"{customer} {week_of}: the report changed after approval "
-            f"(approved {record['pdf_sha256'][:12]}, now {sha256(pdf)[:12]}); it must be reviewed again"
-        )
+    """The PDF to deliver and its approval, or :class:`ApprovalError` if they do not match.
+
+    Read under the week's lock, so never a PDF of one render beside the ``render.json`` of another."""
+    with store.week_lock(customer, week_of, shared=True):
+        record = latest_record(store, customer, week_of)
+        if record is None or record["decision"] != "approve":
+            raise ApprovalError(f"{customer} {week_of}: the report is not approved")
+        pdf = store.read_bytes(customer, week_of, "report.pdf")
+        if pdf is None:
+            raise ApprovalError(f"{customer} {week_of}: the approved report is missing from the store")
+        if sha256(pdf) != record["pdf_sha256"] or in_force(store, customer, week_of) is None:
+            raise ApprovalError(
+                f"{customer} {week_of}: the report changed after approval "
+                f"(approved {record['pdf_sha256'][:12]}, now {sha256(pdf)[:12]}); it must be reviewed again"
+            )
     return pdf, record
+
+
+def start_delivery(store: ReportStore, customer: str, week_of: dt.date, *, now: dt.datetime) -> tuple[bytes, dict]:
+    """The approved PDF, with the start of its delivery recorded under the week's lock: from then
+    on the version is fixed (a re-render or a new decision on the review page is refused), so
+    every channel carries the same report."""
+    with store.week_lock(customer, week_of):
+        pdf, record = approved_pdf(store, customer, week_of)
+        if store.read_json(customer, week_of, DELIVERY_STARTED) is None:
+            store.write_json(customer, week_of, DELIVERY_STARTED,
+                             {"pdf_sha256": record["pdf_sha256"], "started_at": now.isoformat()})
+    return pdf, record
+
+
+def delivery_started(store: ReportStore, customer: str, week_of: dt.date) -> bool:
+    """Whether any channel has been tried (the record, or a receipt from a week before it was kept)."""
+    return (store.read_json(customer, week_of, DELIVERY_STARTED) is not None
+            or bool(store.list(customer, week_of, "ledger")))

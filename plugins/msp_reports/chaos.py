@@ -76,6 +76,7 @@ def _step(name: str, settings, item: dict, home: Path) -> None:
         variable = home / "approval-variable"
         raw = variable.read_text() if variable.exists() else json.dumps({"decision": "approve", "by": "chaos"})
         now = pipeline.send_time(settings, item) + dt.timedelta(minutes=1)
+        pipeline.check_approval(settings, item, None, now=now)  # the sensor waits before anyone decides
         state, _record, new_value = pipeline.check_approval(settings, item, raw, now=now)
         if new_value is not None:
             tmp = variable.with_suffix(".tmp")

@@ -131,14 +131,6 @@ def seed_history(week_of: dt.date, weeks: int) -> int:
     return done
 
 
-def _approve_all(week_of: dt.date, codes: list[str]) -> None:
-    from airflow.models import Variable
-
-    from msp_reports.approval import variable_key
-
-    for code in codes:
-        Variable.set(variable_key(code, week_of), json.dumps(
-            {"decision": "approve", "by": "demo (account engineer)"}))
 
 
 def _summary(demo_dir: Path, services: DemoServices, week_of: dt.date) -> int:
@@ -215,12 +207,15 @@ def run(args: argparse.Namespace) -> int:
         from airflow.dag_processing.dagbag import DagBag
         from airflow.settings import configure_orm
 
+        from msp_reports.simulators.engineer import approving_when_rendered
+
         configure_orm()
-        _approve_all(week_of, [c.code for c in services.registry.customers])
         dag = DagBag(str(PROJECT_ROOT / "dags")).dags["weekly_executive_report"]
         run_at = dt.datetime.combine(report_monday, dt.time(6, 0), tzinfo=ZoneInfo(MSP_TIMEZONE))
-        print("• Running the DAG weekly_executive_report (approvals given) …", flush=True)
-        dag.test(logical_date=run_at, run_after=run_at)
+        print("• Running the DAG weekly_executive_report (each report approved once rendered) …", flush=True)
+        with approving_when_rendered(str(demo_dir / "store"), week_of,
+                                     [c.code for c in services.registry.customers], by="demo (account engineer)"):
+            dag.test(logical_date=run_at, run_after=run_at)
         return _summary(demo_dir, services, week_of)
 
 

@@ -60,3 +60,22 @@ class AlreadyDelivered(DeliveryError):
 
 class DeliveryStateUnknown(DeliveryError):
     """An earlier send was interrupted and the channel cannot say whether it arrived."""
+
+
+class RecipientsRefused(DeliveryError):
+    """The mail server refused some (or all) recipients; the others have the message.
+
+    :param delivered: the addresses the server accepted, in this send.
+    :param refused: each refused address with the server's reply (``550 5.1.1 ...``).
+    :param receipt: the channel's receipt of what was accepted (empty when nothing was).
+    """
+
+    def __init__(self, message: str, *, delivered: list[str], refused: dict[str, str], receipt: dict) -> None:
+        super().__init__(message)
+        self.delivered = delivered
+        self.refused = refused
+        self.receipt = receipt
+
+
+class ArchiveOutsideRoot(DeliveryError):
+    """The archive folder resolves outside the archive root (``..``, an absolute path, a symlink)."""

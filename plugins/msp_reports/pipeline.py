@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from msp_reports import approval
 from msp_reports.delivery.archive import archive_name
 from msp_reports.delivery.email import cover_note
-from msp_reports.delivery.ledger import Ledger
+from msp_reports.delivery.ledger import Ledger, describe
 from msp_reports.delivery.teams import TeamsChannel
 from msp_reports.exceptions import ReportError, SourceError
 from msp_reports.reconcile import Reconciled, reconcile
@@ -182,25 +182,35 @@ def load_reconciled(store: ReportStore, customer: str, week_of: dt.date) -> Reco
 
 
 # ---- render ---------------------------------------------------------------------------------
-def render(settings: Settings, item: dict[str, str]) -> dict:
-    """Render the report with the engineer's current commentary; store Markdown and PDF."""
+def render(settings: Settings, item: dict[str, str], *, commentary: str | None = None,
+           guard: Callable[[], None] | None = None) -> dict:
+    """Render the report with the engineer's commentary; publish Markdown, PDF and ``render.json``
+    as one version (:meth:`ReportStore.publish`).
+
+    :param commentary: new commentary to render and store with the report (the review page's
+        "Save and re-render"); by default the stored commentary.
+    :param guard: runs under the week's lock just before publishing and may refuse by raising
+        (the review page checks there that no delivery has started).
+    """
     from msp_reports.render import TREND_WEEKS, render_report
 
     ctx = Context(settings, item)
     rec = load_reconciled(ctx.store, ctx.code, ctx.week.week_of)
-    commentary = ctx.store.read_text(ctx.code, ctx.week.week_of, "commentary.md") or ""
+    stored = ctx.store.read_text(ctx.code, ctx.week.week_of, "commentary.md") or ""
+    text = stored if commentary is None else commentary
     earlier = (ctx.week.week_of - dt.timedelta(weeks=back) for back in range(TREND_WEEKS - 1, 0, -1))
     history = [s for s in (load_snapshot(ctx.store, ctx.code, w) for w in earlier) if s is not None]
-    out = render_report(rec, ctx.customer, ctx.msp, commentary, history=history)
-    ctx.store.write_text(ctx.code, ctx.week.week_of, "report.md", out.markdown)
-    ctx.store.write_bytes(ctx.code, ctx.week.week_of, "report.pdf", out.pdf)
+    out = render_report(rec, ctx.customer, ctx.msp, text, history=history)
     snapshot_bytes = ctx.store.read_bytes(ctx.code, ctx.week.week_of, "snapshot.json") or b""
     meta = {"pdf_sha256": out.sha256, "rendered_at": _now().isoformat(), "bytes": len(out.pdf),
-            "snapshot_sha256": sha256(snapshot_bytes), "commentary_sha256": sha256(commentary.encode())}
-    ctx.store.write_json(ctx.code, ctx.week.week_of, "render.json", meta)
+            "snapshot_sha256": sha256(snapshot_bytes), "commentary_sha256": sha256(text.encode())}
+    files = {"report.pdf": out.pdf, "report.md": out.markdown.encode("utf-8")}
+    if commentary is not None:
+        files["commentary.md"] = commentary.encode("utf-8")
+    ctx.store.publish(ctx.code, ctx.week.week_of, files, "render.json", meta, guard=guard)
     key = approval.variable_key(ctx.code, ctx.week.week_of)
-    log.info("%s: report %s rendered. Approve: airflow variables set %s approve  |  reject: "
-             "airflow variables set %s 'reject <reason>'", ctx.code, out.sha256[:12], key, key)
+    log.info("%s: report %s rendered. Approve: airflow variables set %s 'approve %s'  |  reject: "
+             "airflow variables set %s 'reject <reason>'", ctx.code, out.sha256[:12], key, out.sha256[:12], key)
     return {"pdf_sha256": out.sha256, "approval_variable": key}
 
 
@@ -235,8 +245,14 @@ def check_approval(settings: Settings, item: dict[str, str], raw: str | None,
 
 
 def post_missed_approvals(settings: Settings, items: list[dict[str, str]],
-                          variable: Callable[[str], str | None]) -> dict:
-    """At the send time: list the customers whose report is not approved in ``#weekly-reports``, once."""
+                          variable: Callable[[str], str | None], *,
+                          waiting_since: dt.datetime | None = None) -> dict:
+    """At the send time: list the customers whose report is not approved in ``#weekly-reports``, once.
+
+    :param waiting_since: when the run began (the DAG passes its start: no sensor of the run began
+        waiting earlier), so the deadline stated is the one the sensors hold to, also on a late run;
+        by default now.
+    """
     from msp_reports.review.status import missed_approvals_card, unapproved
 
     registry = load_registry(settings.registry_path)
@@ -249,7 +265,7 @@ def post_missed_approvals(settings: Settings, items: list[dict[str, str]],
     if not rows:
         return {"unapproved": [], "posted": "nothing to post"}
     card = missed_approvals_card(registry.msp, week_of, rows,
-                                 approval_deadline(registry.msp, week_of))
+                                 approval_deadline(registry.msp, week_of, waiting_since or _now()))
     channel = TeamsChannel(registry.msp.internal_teams_conn_id, card)
     channel.name = "teams-missed-approvals"  # its own receipt: a retry never posts the list twice
     receipt = Ledger(store, "_rollup", week_of).send_once(channel, sha256(b"missed-approvals"))
@@ -288,7 +304,7 @@ def deliver(settings: Settings, item: dict[str, str], channel: str, *, resend: b
     """Send the approved PDF on one channel, exactly once (see :mod:`msp_reports.delivery.ledger`);
     ``resend`` (the resend command) sends it again on purpose, ``note`` says who and why."""
     ctx = Context(settings, item)
-    pdf, record = approval.approved_pdf(ctx.store, ctx.code, ctx.week.week_of)
+    pdf, record = approval.start_delivery(ctx.store, ctx.code, ctx.week.week_of, now=_now())
     ledger = Ledger(ctx.store, ctx.code, ctx.week.week_of)
     receipt = ledger.send_once(_channel(ctx, channel, pdf), record["pdf_sha256"], resend=resend, note=note)
     if channel in ("teams", "archive"):
@@ -335,19 +351,19 @@ def customer_status(store: ReportStore, customer: Customer, week_of: dt.date) ->
     elif all(receipts.get(ch, {}).get("state") == "sent" for ch in CHANNELS):
         state = "delivered"
     else:
-        failed = [f"{ch} ({receipts.get(ch, {}).get('state', 'not sent')})" for ch in CHANNELS
+        failed = [f"{ch} ({describe(receipts[ch]) if receipts.get(ch) else 'not sent'})" for ch in CHANNELS
                   if receipts.get(ch, {}).get("state") != "sent"]
         state = "approved; not delivered on " + ", ".join(failed)
     vias = {"email": customer.delivery.email.via, "teams": customer.delivery.teams.via,
             "archive": customer.delivery.archive.via}
-    deliveries = {ch: f"{receipts.get(ch, {}).get('state', '-')} ({vias[ch]})" for ch in CHANNELS}
+    deliveries = {ch: f"{describe(receipts[ch]) if receipts.get(ch) else '-'} ({vias[ch]})" for ch in CHANNELS}
     return {"customer": customer.code, "name": customer.name, "state": state, "flags": flags, "decision": last,
             "unavailable": unavailable, "errors": errors, "deliveries": deliveries}
 
 
 def rollup(settings: Settings, items: list[dict[str, str]]) -> dict:
     """The internal roll-up for ``#weekly-reports``: every customer, key risks, actions this week."""
-    from msp_reports.rollup import rollup_card, rollup_markdown
+    from msp_reports.rollup import rollup_cards, rollup_markdown
 
     registry = load_registry(settings.registry_path)
     store = ReportStore(settings.store_root)
@@ -357,17 +373,19 @@ def rollup(settings: Settings, items: list[dict[str, str]]) -> dict:
     store.write_rollup(week_of, "rollup.md", text)
     digest = sha256(text.encode())
     ledger = Ledger(store, "_rollup", week_of)
-    previous = ledger.receipt("teams")
-    # internal channel: a changed roll-up (a late approval, a fixed source) is posted as an update
-    update = previous is not None and previous["state"] == "sent" and previous["pdf_sha256"] != digest
     from msp_reports.delivery.channels import teams_channel
+    from msp_reports.delivery.teams import post_parts
     from msp_reports.registry import TeamsDelivery
 
     internal = registry.msp.internal_teams or TeamsDelivery(conn_id=registry.msp.internal_teams_conn_id)
-    channel = teams_channel(internal, rollup_card(registry.msp, week_of, statuses), f"Weekly reports: week of {week_of}")
-    receipt = ledger.send_once(channel, digest, resend=update)
+    cards = rollup_cards(registry.msp, week_of, statuses)  # one post each: Teams caps a message at ~28 KB
+    # internal channel: a changed roll-up (a late approval, a fixed source) is posted as an update
+    receipts = post_parts(ledger, [teams_channel(internal, card, f"Weekly reports: week of {week_of}")
+                                   for card in cards], digest)
+    receipt = receipts[0]
     attention = [f"{s['customer']} {s['state']}" for s in statuses
                  if s["state"] != "delivered" and not s["state"].startswith("rejected")]
     attention += [f"{s['customer']} {d} unavailable" for s in statuses for d in s["unavailable"]]
     return {"customers": len(statuses), "posted": receipt["state"], "updates": receipt.get("resends", 0),
+            "posts": len(receipts),
             "delivered": sum(s["state"] == "delivered" for s in statuses), "needs_attention": attention}

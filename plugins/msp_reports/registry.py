@@ -8,20 +8,33 @@ the file, the customer code and the field, e.g.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Iterable
-from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator, model_validator
 
+from msp_reports.delivery.archive import relative_folder
 from msp_reports.exceptions import RegistryError
+from msp_reports.identity import identity_key, ref_identity
 from msp_reports.snapshot import DOMAINS, Domain
 from msp_reports.sources import SYSTEMS
 
-CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,31}$")
+CODE_RE = re.compile(r"[A-Z0-9][A-Z0-9_-]{1,31}")  # used with fullmatch: "$" would let "ACME\n" through
+TIME_OF_DAY_RE = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+MAX_APPROVAL_CUTOFF = dt.timedelta(days=6)
+MIN_APPROVAL_CUTOFF = dt.timedelta(minutes=1)
+
+#: a percentage target or drop, in (0, 100]
+Percent = Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
+#: a number of hours, finite and above zero (at most a year)
+Hours = Annotated[float, Field(gt=0, le=24 * 366, allow_inf_nan=False)]
+#: a week-over-week growth that raises a flag, in items
+Growth = Annotated[int, Field(ge=1)]
 
 
 class _Strict(BaseModel):
@@ -63,11 +76,29 @@ class SourceRef(_Strict):
 
 
 class Thresholds(_Strict):
-    sla_drop_points: float = 3.0
-    backup_stale_hours: float = 48.0
-    backlog_growth: int = 3  # backlog up by at least this many tickets week over week
-    sla_breach_growth: int = 3  # SLA breaches up by at least this many week over week
-    default_slo_pct: float = 99.9
+    sla_drop_points: Percent = 3.0
+    backup_stale_hours: Hours = 48.0
+    backlog_growth: Growth = 3  # backlog up by at least this many tickets week over week
+    sla_breach_growth: Growth = 3  # SLA breaches up by at least this many week over week
+    default_slo_pct: Percent = 99.9
+
+
+def _number_in(text: str, low: float, high: float) -> bool:
+    """``text`` reads as a finite number in ``(low, high]``."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(value) and low < value <= high
+
+
+def _tuning_problem(key: str, value: str) -> str | None:
+    """What is wrong with a ``ref`` value that tunes how a source's data is judged, if anything."""
+    if key == "rpo_hours" and not _number_in(value, 0, 24 * 366):
+        return "must be a number of hours above 0 (e.g. 24)"
+    if (key == "slo_pct" or key.startswith("slo_pct.")) and not _number_in(value, 0, 100):
+        return "must be a percentage above 0 and at most 100 (e.g. 99.9)"
+    return None
 
 
 # Each channel says how it is delivered (``via``) and the connection that carries it; see README
@@ -125,14 +156,9 @@ class ArchiveDelivery(_Strict):
     @field_validator("folder")
     @classmethod
     def _relative(cls, value: str) -> str:
-        if value.strip().startswith(("/", "\\")) or ".." in Path(value).parts or not value.strip():
-            raise ValueError("must be a relative folder name without '..'")
         # one spelling per folder ("./Acme/Reports/" is "Acme/Reports"), so the one-customer-per-folder
-        # check compares like with like
-        normal = PurePosixPath(value.strip().replace("\\", "/")).as_posix()
-        if normal in ("", "."):
-            raise ValueError("must be a relative folder name without '..'")
-        return normal
+        # check compares like with like; normalised before it is checked, the rule the archive writes by
+        return relative_folder(value)
 
     @property
     def space(self) -> str:
@@ -172,7 +198,7 @@ class Customer(_Strict):
     @field_validator("code")
     @classmethod
     def _code(cls, value: str) -> str:
-        if not CODE_RE.match(value):
+        if not CODE_RE.fullmatch(value):
             raise ValueError("must be 2-32 upper-case letters, digits, '-' or '_'")
         return value
 
@@ -202,6 +228,13 @@ class Customer(_Strict):
                 for name in spec.ref_fields:
                     if not src.ref.get(name):
                         raise ValueError(f"{where}.ref.{name} is missing")
+                    try:
+                        ref_identity(src.system, name, src.ref[name])
+                    except ValueError as exc:
+                        raise ValueError(f"{where}.ref.{name}: {exc}") from None
+                for key, value in src.ref.items():
+                    if problem := _tuning_problem(key, value):
+                        raise ValueError(f"{where}.ref.{key}: {problem}")
         return self
 
     def source(self, domain: Domain, system: str) -> SourceRef:
@@ -226,24 +259,42 @@ class Msp(_Strict):
 
     _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_timezone(v)))
 
+    @field_validator("deliver_not_before", mode="before")
+    @classmethod
+    def _time_of_day(cls, value: Any) -> str:
+        """``"HH:MM"`` in the MSP's timezone; ``9:00`` unquoted is YAML's sexagesimal 540, so refused."""
+        if not isinstance(value, str) or not (m := TIME_OF_DAY_RE.fullmatch(value.strip())):
+            raise ValueError(f"{value!r} is not a time of day: write it as 'HH:MM' in quotes, e.g. '09:00'")
+        return f"{int(m.group(1)):02d}:{m.group(2)}"
+
     @field_validator("approval_cutoff", mode="before")
     @classmethod
     def _cutoff(cls, value: Any) -> Any:
         if isinstance(value, bool):
             raise ValueError("give a duration such as '48h' or '2d'")
         if isinstance(value, (int, float)):
-            return dt.timedelta(hours=value)
+            return _cutoff_of(value, "hours")
         if isinstance(value, str) and (m := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhd])\s*", value)):
-            unit = {"m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
-            return dt.timedelta(**{unit: float(m.group(1))})
+            return _cutoff_of(float(m.group(1)), {"m": "minutes", "h": "hours", "d": "days"}[m.group(2)])
         return value  # ISO 8601 ("PT48H", as the model dumps it) is parsed by pydantic
 
     @field_validator("approval_cutoff")
     @classmethod
     def _cutoff_range(cls, value: dt.timedelta) -> dt.timedelta:
-        if not dt.timedelta(minutes=1) <= value <= dt.timedelta(days=6):
-            raise ValueError("must be between 1 minute and 6 days (e.g. '48h')")
-        return value
+        return _cutoff_of(value.total_seconds(), "seconds")
+
+
+CUTOFF_RANGE = "must be between 1 minute and 6 days (e.g. '48h')"
+
+
+def _cutoff_of(amount: float, unit: str) -> dt.timedelta:
+    """``amount`` ``unit`` as an approval cutoff; out of range (infinite, NaN, years) is refused
+    before a ``timedelta`` is built, which would raise a bare ``OverflowError``."""
+    seconds = amount * {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}[unit]
+    if not (math.isfinite(seconds)
+            and MIN_APPROVAL_CUTOFF.total_seconds() <= seconds <= MAX_APPROVAL_CUTOFF.total_seconds()):
+        raise ValueError(CUTOFF_RANGE)
+    return dt.timedelta(seconds=seconds)
 
 
 class Registry(_Strict):
@@ -273,6 +324,16 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return text or "(top level)"
 
 
+def _problems(exc: ValidationError, prefix: str = "") -> list[str]:
+    """``<field>: <what is wrong>`` per error; model-level checks already name their field."""
+    out = []
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        field = _loc(err["loc"])
+        out.append(f"{prefix}{msg}" if field == "(top level)" else f"{prefix}{field}: {msg}")
+    return out
+
+
 def parse_registry(raw: Any, source: str = "registry") -> Registry:
     """Validate a registry document; raise :class:`RegistryError` naming customer and field."""
     if not isinstance(raw, dict):
@@ -283,8 +344,7 @@ def parse_registry(raw: Any, source: str = "registry") -> Registry:
     try:
         msp = Msp.model_validate(raw.get("msp"))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise RegistryError(f"{source}: msp.{_loc(err['loc'])}: {err['msg']}") from None
+        raise RegistryError(f"{source}: " + f"\n{source}: ".join(_problems(exc, "msp."))) from None
     customers: list[Customer] = []
     problems: list[str] = []
     for index, entry in enumerate(customers_raw):
@@ -293,35 +353,28 @@ def parse_registry(raw: Any, source: str = "registry") -> Registry:
         try:
             customers.append(Customer.model_validate(entry))
         except ValidationError as exc:
-            for err in exc.errors():
-                msg = err["msg"].removeprefix("Value error, ")
-                field = _loc(err["loc"])
-                # model-level checks already name their field in the message
-                problems.append(f"{who}: {msg}" if field == "(top level)" else f"{who}: {field}: {msg}")
+            problems.extend(_problems(exc, f"{who}: "))
     problems.extend(_uniqueness_problems(customers, msp))
     if problems:
         raise RegistryError(f"{source}: " + f"\n{source}: ".join(problems))
     return Registry(msp=msp, customers=customers)
 
 
-#: ref keys that tune how a customer's data is read, not which data is the customer's
-TUNING_REF_KEYS = frozenset({"rpo_hours", "change_type", "change_board"})
-
-
 def _source_identities(c: Customer) -> tuple[tuple[str, str], ...]:
-    """What names this customer in each source: its ref without the tuning keys, per system and connection.
+    """What names this customer in each source: its identifying ref fields, per system and connection.
 
     Two customers with the same identity would each get the other's data (one Cloudflare zone,
-    one Datto company, one Defender tenant), so the registry refuses it.
+    one Datto company, one Defender tenant), so the registry refuses it. Values are compared as
+    the sources match them (:mod:`msp_reports.identity`), so a spelling that a source would take
+    for another customer's ("Acme  Manufacturing Ltd", ``GOLF`` beside ``GOLF:``) is refused here.
+    Keys that only tune how the data is judged (``rpo_hours``, ``slo_pct``) are not part of it.
     """
     out = []
     for domain, refs in c.sources.items():
         for src in refs:
-            ident = {k: str(v).strip().casefold() for k, v in src.ref.items() if k not in TUNING_REF_KEYS}
-            if ident:
-                keys = ", ".join(sorted(ident))
-                value = ", ".join(f"{k}={ident[k]}" for k in sorted(ident))
-                out.append((f"sources.{domain}.ref ({src.system} {keys})", f"{src.conn_id}: {value}"))
+            fields = SYSTEMS[src.system].ref_fields
+            value = ", ".join(f"{k}={ref_identity(src.system, k, src.ref[k])}" for k in sorted(fields))
+            out.append((f"sources.{domain}.ref ({src.system} {', '.join(sorted(fields))})", f"{src.conn_id}: {value}"))
     return tuple(out)
 
 
@@ -356,7 +409,7 @@ def _uniqueness_problems(customers: list[Customer], msp: Msp | None = None) -> l
             ("delivery.archive.folder_id", c.delivery.archive.folder_id or f"(none for {c.code})"),
         ) + tuple(
             # one customer's tenant or workspace must never feed another customer's report
-            (f"sources.security.ref.{key}", src.ref[key])
+            (f"sources.security.ref.{key}", identity_key(src.ref[key]))
             for src in c.sources["security"] for key in ("tenant_id", "workspace") if src.ref.get(key)
         ) + _source_identities(c):
             if (what, value) in seen:
@@ -374,6 +427,13 @@ def load_registry(path: str | Path) -> Registry:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RegistryError(f"{path}: registry file not found") from None
+    except IsADirectoryError:
+        raise RegistryError(f"{path}: the registry path is a directory, not a YAML file") from None
+    except OSError as exc:
+        raise RegistryError(f"{path}: cannot read the registry file ({type(exc).__name__}: {exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise RegistryError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                            "save the file as UTF-8") from None
     except yaml.YAMLError as exc:
         raise RegistryError(f"{path}: not valid YAML: {exc}") from None
     return parse_registry(raw, str(path))

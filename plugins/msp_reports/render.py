@@ -13,6 +13,12 @@ number is never shown, summarised or compared as zero. A section served by two s
 which one failed shows the other's figures under a "Partial data" banner; data older than
 :data:`FRESHNESS_HOURS` at week end gets a "Stale data" banner.
 
+However long the week, the report stays a few pages: a list of records (changes, incidents,
+assets, findings, ...) longer than :data:`TABLE_ROW_LIMIT` shows its first rows, those that need
+attention first, and one line that counts the rest by type ("… and 9,970 more changes, by
+status: 7,976 completed, 1,994 failed"). The stored snapshot keeps every record, and every
+total the report prints is computed from all of them.
+
 The renderer's own HTML (three trend charts as inline SVG, drawn from the stored snapshots'
 numbers) replaces an ``msp-block`` fence after Markdown → HTML; escaped text cannot produce
 one. Branding (colours, logos, footer) comes from ``branding.yaml``; fonts and logos are
@@ -32,7 +38,8 @@ import mimetypes
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -466,7 +473,8 @@ def _environment(root: Path) -> jinja2.Environment:
     env.filters.update(pct=_pct, num=_num, signed=_signed, yesno=_yesno, when=_when,
                        paragraphs=escape_paragraphs, system=_system)
     env.globals.update(source_line=_source_line, unavailable=_unavailable, delta=_delta, versus=_versus,
-                       banners=_banners, state=section_state, source_column=_source_column)
+                       banners=_banners, state=section_state, source_column=_source_column,
+                       capped=_capped)
     return env
 
 
@@ -592,7 +600,8 @@ def _summary(rec: Reconciled) -> _Summary:
             meaning = (f"Every other area we could measure met its targets; {_plural(missed, 'backed-up asset')} "
                        f"missed {'its' if missed == 1 else 'their'} recovery point objective at week end.")
     if meaning and len(problems) > 2:
-        meaning = meaning[:-1] + "; all are listed under Recommendations."
+        listed = "all are" if len(rec.flags) <= TABLE_ROW_LIMIT else f"the first {TABLE_ROW_LIMIT} are"
+        meaning = meaning[:-1] + f"; {listed} listed under Recommendations."
 
     action = f"{'Our first action' if rec.flags else 'Next step'}: {recommendations(rec)[0]}"
     return _Summary(happened, context, meaning, action)
@@ -606,12 +615,23 @@ def executive_summary(rec: Reconciled) -> list[str]:
     return _summary(rec).sentences()
 
 
-def recommendations(rec: Reconciled) -> list[str]:
+@dataclass(frozen=True)
+class Action:
+    text: str
+    area: str  # the domain label of the worst flag that asks for it
+
+
+def actions(rec: Reconciled) -> list[Action]:
     """What we do about the flags, worst first, each once; a quiet week gets a standing one."""
-    seen: dict[str, None] = {}
+    first: dict[str, str] = {}
     for flag in _sorted_flags(rec.flags):
-        seen.setdefault(flag.recommendation.strip(), None)
-    return list(seen) or [STANDING_RECOMMENDATION]
+        first.setdefault(flag.recommendation.strip(), DOMAIN_LABELS.get(flag.domain, flag.domain))
+    return [Action(text, area) for text, area in first.items()] or [Action(STANDING_RECOMMENDATION, "General")]
+
+
+def recommendations(rec: Reconciled) -> list[str]:
+    """The text of :func:`actions`."""
+    return [a.text for a in actions(rec)]
 
 
 def report_week(rec: Reconciled) -> ReportWeek:
@@ -645,6 +665,74 @@ def _incidents(rec: Reconciled) -> list[Any]:
     return sorted(data.incidents, key=lambda i: (rank[i.severity], i.status != "open", i.created_at, i.ref))
 
 
+# --- long tables ----------------------------------------------------------------------
+TABLE_ROW_LIMIT = 30  # rows one table of records shows; one summary line accounts for the rest
+ACTION_LIMIT = 10  # numbered items under "Actions this week"
+BREAKDOWN_LIMIT = 5  # types a summary line names; the rest are counted together
+
+
+@dataclass(frozen=True)
+class LongTable:
+    """How a list of records is cut when it is long: what a record is called, the type the
+    rest is counted by, and which records come first when the list is cut, so that what needs
+    attention is shown. The cut is a rendering decision only: the stored snapshot keeps every
+    record, and every total in the report (counts, averages, the incident matrix) uses them all.
+    """
+
+    noun: str  # singular; "s" makes the plural
+    by: str
+    kind: Callable[[Any], object]
+    attention: Callable[[Any], Any] | None = None
+    limit: int = TABLE_ROW_LIMIT
+
+
+@dataclass(frozen=True)
+class Shown:
+    rows: list[Any]
+    rest: Md  # the summary line; empty when every record is shown
+
+
+def cut(items: Sequence[Any], table: LongTable) -> Shown:
+    """The first ``table.limit`` records and "… and 9,950 more changes, by status: …"."""
+    if len(items) <= table.limit:
+        return Shown(list(items), Md(""))
+    ordered = sorted(items, key=table.attention) if table.attention else list(items)
+    rows, left = ordered[:table.limit], ordered[table.limit:]
+    counts = Counter(clean_text(table.kind(item), 60) or "not stated" for item in left)
+    named = counts.most_common(BREAKDOWN_LIMIT)
+    parts = [f"{n:,} {escape_markdown(label, 60)}" for label, n in named]
+    if other := len(left) - sum(n for _, n in named):
+        parts.append(f"{other:,} other")
+    noun = table.noun if len(left) == 1 else table.noun + "s"
+    return Shown(rows, Md(f"_… and {len(left):,} more {noun}, by {table.by}: {', '.join(parts)}. "
+                          "Your account engineer can send you the full list._"))
+
+
+def _uptime_result(row: Any) -> str:
+    return "no data" if row.uptime_pct is None else ("target met" if row.slo_met else "target missed")
+
+
+def long_tables(snap: WeeklySnapshot) -> dict[str, LongTable]:
+    """Every list of records the report shows, by the name the template uses."""
+    return {
+        "uptime": LongTable("row", "result", _uptime_result,
+                            lambda r: {"target missed": 0, "no data": 1}.get(_uptime_result(r), 2)),
+        "changes": LongTable("change", "status", lambda c: c.status),
+        "assets": LongTable("asset", "last status", lambda a: a.last_status,
+                            lambda a: bool(a.rpo_met(snap.week_end))),
+        "incidents": LongTable("incident", "severity", lambda i: i.severity.capitalize()),
+        "sites": LongTable("site", "status", lambda c: c.status_now,
+                           lambda c: (c.availability_pct is None, c.availability_pct or 0.0)),
+        "findings": LongTable("finding", "priority", lambda f: f.severity.capitalize()),
+        "actions": LongTable("action", "area", lambda a: a.area, limit=ACTION_LIMIT),
+    }
+
+
+@jinja2.pass_context
+def _capped(context: Any, name: str, items: Sequence[Any]) -> Shown:
+    return cut(items, long_tables(context["snap"])[name])
+
+
 def render_markdown(rec: Reconciled, customer: Customer, msp: Msp, commentary: str = "", *,
                     freshness_hours: Mapping[str, float] | None = None) -> str:
     """The report as Markdown: every value from a source system is escaped by ``finalize``.
@@ -662,7 +750,7 @@ def render_markdown(rec: Reconciled, customer: Customer, msp: Msp, commentary: s
         timezone=snap.timezone,
         week_label=report_week(rec).label(),
         summary=[escape_markdown(s, SUMMARY_LIMIT) for s in executive_summary(rec)],
-        actions=recommendations(rec),
+        actions=actions(rec),
         flags=_sorted_flags(rec.flags),
         commentary=commentary if commentary and commentary.strip() else "",
         incident_matrix=_incident_matrix(rec),

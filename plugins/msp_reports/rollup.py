@@ -7,6 +7,8 @@ so it reports what actually happened: rejected, failed, undelivered customers ar
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections import Counter
 
 from msp_reports.registry import Msp
 from msp_reports.render import escape_markdown
@@ -65,29 +67,107 @@ def rollup_markdown(msp: Msp, week_of: dt.date | None, statuses: list[dict]) -> 
     for s in statuses:
         d = s["deliveries"]
         flags = ", ".join(sorted({f["kind"] for f in s["flags"]})) or "none"
+        channels = " | ".join(escape_markdown(d[ch]) for ch in ("email", "teams", "archive"))  # carry server replies
         lines.append(f"| {s['customer']} | {_state_icon(s['state'])} {escape_markdown(s['state'])} | {flags} | "
-                     f"{d['email']} | {d['teams']} | {d['archive']} | {_decision(s.get('decision'))} |")
+                     f"{channels} | {_decision(s.get('decision'))} |")
     lines += ["", "## Key risks", ""] + [f"- {escape_markdown(r, 600)}" for r in _risks(statuses) or ["None this week."]]
     lines += ["", "## Actions this week", ""] + [f"- {escape_markdown(a, 600)}" for a in _actions(statuses) or ["None."]]
     return "\n".join(lines) + "\n"
 
 
-def rollup_card(msp: Msp, week_of: dt.date | None, statuses: list[dict]) -> dict:
-    """The same facts as an Adaptive Card for the internal Teams channel."""
-    facts = [{"title": s["customer"], "value": f"{_state_icon(s['state'])} {escape_markdown(s['state'])}"}
-             for s in statuses]
-    body = [
-        {"type": "TextBlock", "text": f"Weekly reports: week of {week_of}", "weight": "Bolder", "size": "Large"},
-        {"type": "TextBlock", "wrap": True,
-         "text": f"{sum(s['state'] == 'delivered' for s in statuses)} of {len(statuses)} delivered."},
-        {"type": "FactSet", "facts": facts},
-        {"type": "TextBlock", "text": "Key risks", "weight": "Bolder"},
-    ]
-    # risks and actions quote source text (incident titles): escaped like every other rendering
-    body += [{"type": "TextBlock", "text": escape_markdown(r, 600), "wrap": True}
-             for r in _risks(statuses) or ["None this week."]]
-    body += [{"type": "TextBlock", "text": "Actions this week", "weight": "Bolder"}]
-    body += [{"type": "TextBlock", "text": escape_markdown(a, 600), "wrap": True}
-             for a in _actions(statuses) or ["None."]]
+# Teams refuses a message over about 28 KB. A card is kept to CARD_BYTES of JSON (non-ASCII
+# escaped, as the webhook client sends it), which leaves room for the message envelope and for
+# Graph, which carries the card as a JSON string inside the message (every quote escaped again).
+CARD_BYTES = 20_000
+CODES_PER_BLOCK = 80  # customer codes on one line of a state group or a count of the rest
+QUOTED_LINES = 20  # risks (and actions) quoted in full; the rest are counted per customer
+
+
+def card_bytes(card: dict) -> int:
+    return len(json.dumps(card).encode())
+
+
+def _bytes(block: dict) -> int:
+    """What one more body element adds to :func:`card_bytes` (the element and its separator)."""
+    return len(json.dumps(block).encode()) + 2
+
+
+def _block(text: str, **style: object) -> dict:
+    return {"type": "TextBlock", "text": text, "wrap": True, **style}
+
+
+def _state_groups(statuses: list[dict]) -> list[dict]:
+    """Every customer once, grouped by state: "⏳ awaiting review (37): ACME, BETA, …"; those that
+    need attention first, delivered last. A long group takes several lines, never a cut list."""
+    groups: dict[str, list[str]] = {}
+    for s in statuses:
+        groups.setdefault(s["state"], []).append(s["customer"])
+    order = sorted(groups, key=lambda state: (state == "delivered", state))
+    blocks = []
+    for state in order:
+        codes = groups[state]
+        label = f"{_state_icon(state)} {escape_markdown(state, 600)} ({len(codes)})"
+        blocks += _code_lines(label, [escape_markdown(c) for c in codes])
+    return blocks
+
+
+def _code_lines(lead: str, entries: list[str]) -> list[dict]:
+    """``lead: A, B, C`` over as many lines as it takes (never a cut list)."""
+    return [_block(f"{lead}{' continued' if start else ''}: {', '.join(entries[start:start + CODES_PER_BLOCK])}",
+                   spacing="Small")
+            for start in range(0, len(entries), CODES_PER_BLOCK)]
+
+
+def _quoted_then_counted(lines: list[tuple[str, str]], noun: str, none: str) -> list[dict]:
+    """The first :data:`QUOTED_LINES` of ``(customer, line)`` in full, then how many more each
+    customer has: every customer with one is named, and rollup.md has every line."""
+    if not lines:
+        return [_block(none)]
+    blocks = [_block(escape_markdown(line, 600)) for _, line in lines[:QUOTED_LINES]]
+    rest = Counter(code for code, _ in lines[QUOTED_LINES:])
+    if rest:
+        lead = (f"… and {sum(rest.values()):,} more {noun} for {len(rest):,} "
+                f"customer{'' if len(rest) == 1 else 's'}, all in the roll-up file (rollup.md)")
+        blocks += _code_lines(escape_markdown(lead, 600), [f"{escape_markdown(c)} ({n})" for c, n in rest.items()])
+    return blocks
+
+
+def _card(title: str, subtitle: str, body: list[dict]) -> dict:
     return {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-            "version": "1.4", "body": body}
+            "version": "1.4", "body": [_block(title, weight="Bolder", size="Large"), _block(subtitle), *body]}
+
+
+def rollup_cards(msp: Msp, week_of: dt.date | None, statuses: list[dict], *,
+                 limit: int = CARD_BYTES) -> list[dict]:
+    """The roll-up as Adaptive Cards for the internal Teams channel, each at most ``limit`` bytes
+    of JSON (Teams refuses bigger messages): every customer by state, the first risks and actions
+    quoted and the others counted per customer, over as many posts as it takes ("part 2 of 3")."""
+    delivered = sum(s["state"] == "delivered" for s in statuses)
+    title = f"Weekly reports: week of {week_of}"
+    subtitle = f"{delivered} of {len(statuses)} delivered."
+    # risks and actions quote source text (incident titles): escaped like every other rendering
+    sections = [
+        ("Customers", _state_groups(statuses)),
+        ("Key risks", _quoted_then_counted([(s["customer"], r) for s in statuses for r in _risks([s])],
+                                           "risks", "None this week.")),
+        ("Actions this week", _quoted_then_counted([(s["customer"], a) for s in statuses for a in _actions([s])],
+                                                   "actions", "None.")),
+    ]
+    # sized with the longest title a part can have, so numbering the parts cannot push one over
+    room = limit - card_bytes(_card(f"{title} (part 9999 of 9999)", subtitle, []))
+    parts: list[list[dict]] = [[]]
+    used = 0
+    for heading, blocks in sections:
+        for n, block in enumerate(blocks):
+            head = _block(heading + (" (continued)" if n else ""), weight="Bolder", separator=True)
+            if parts[-1] and used + _bytes(block) + (_bytes(head) if n == 0 else 0) > room:
+                parts.append([])
+                used = 0
+            if n == 0 or not parts[-1]:
+                parts[-1].append(head)
+                used += _bytes(head)
+            parts[-1].append(block)
+            used += _bytes(block)
+    total = len(parts)
+    return [_card(title if total == 1 else f"{title} (part {i} of {total})", subtitle, body)
+            for i, body in enumerate(parts, 1)]

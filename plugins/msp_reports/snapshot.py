@@ -2,17 +2,26 @@
 
 A domain whose source failed keeps ``data=None`` and an error in its status: the renderer
 shows it as unavailable, and no code path may turn it into a zero.
+
+Every figure is typed with its possible range (:data:`Percent`, :data:`Count`, :data:`Amount`):
+the sources check what they parse (:mod:`msp_reports.sources.figures`) and say which field was
+wrong; these types are the last line of defence, so that no impossible figure can be built into
+a section, whichever code computed it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Generic, Literal, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Domain = Literal["uptime", "tickets", "backups", "security", "sites"]
 DOMAINS: tuple[Domain, ...] = ("uptime", "tickets", "backups", "security", "sites")
+
+Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0, strict=True)]  # strict: neither True nor 12.9 is a count
+Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]  # minutes, hours: finite, not negative
 
 
 class _Model(BaseModel):
@@ -34,10 +43,10 @@ class SourceStatus(_Model):
 class UptimeRow(_Model):
     site: str
     device_class: str
-    uptime_pct: float | None  # None: the source had no data for this row (not 0)
-    downtime_minutes: float
-    slo_pct: float
-    devices: int | None = None
+    uptime_pct: Percent | None  # None: the source had no data for this row (not 0)
+    downtime_minutes: Amount
+    slo_pct: Percent
+    devices: Count | None = None
     source: str
 
     @property
@@ -58,9 +67,9 @@ class UptimeData(_Model):
 # --- tickets and changes (ConnectWise PSA, HaloPSA) -----------------------------------------
 class PriorityCount(_Model):
     priority: str
-    opened: int
-    closed: int
-    sla_breaches: int
+    opened: Count
+    closed: Count
+    sla_breaches: Count
 
 
 class ChangeRecord(_Model):
@@ -72,10 +81,10 @@ class ChangeRecord(_Model):
 
 
 class TicketData(_Model):
-    opened: int
-    closed: int
-    sla_breaches: int
-    backlog_end: int  # tickets open at the end of the week
+    opened: Count
+    closed: Count
+    sla_breaches: Count
+    backlog_end: Count  # tickets open at the end of the week
     by_priority: list[PriorityCount]
     changes: list[ChangeRecord]
 
@@ -86,9 +95,9 @@ class BackupAsset(_Model):
     appliance: str
     last_good_backup: dt.datetime | None
     last_status: str
-    backups_in_week: int
-    failures_in_week: int
-    rpo_hours: float
+    backups_in_week: Count
+    failures_in_week: Count
+    rpo_hours: Annotated[float, Field(gt=0, allow_inf_nan=False)]
     source: str
 
     def hours_since_good(self, now: dt.datetime) -> float | None:
@@ -120,16 +129,16 @@ class Incident(_Model):
 
 class SecurityData(_Model):
     incidents: list[Incident]  # created in the week, or still open at week end
-    secure_score_pct: float | None
-    secure_score_prev_pct: float | None  # at the start of the week, from the same source
+    secure_score_pct: Percent | None
+    secure_score_prev_pct: Percent | None  # at the start of the week, from the same source
 
 
 # --- public sites (Cloudflare, status checks) ----------------------------------------------
 class SiteCheck(_Model):
     name: str
     address: str
-    availability_pct: float | None
-    downtime_minutes: float
+    availability_pct: Percent | None
+    downtime_minutes: Amount
     status_now: str
     source: str
 

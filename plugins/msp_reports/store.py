@@ -12,22 +12,38 @@ Layout under the store root (a local folder by default; any ObjectStoragePath UR
 
 Every write goes to a temporary name and is then renamed, so a killed task leaves either the
 old file or the new one, never half of one.
+
+A render is several files described by one (``render.json`` holds the hashes of the PDF, the
+commentary and the data): :meth:`ReportStore.publish` replaces them as one version, and
+:meth:`ReportStore.week_lock` (a lock file per customer-week, ``.lock``) makes publishing, reading
+the pair, and starting a delivery exclusive of each other. Other object stores have no lock
+through fsspec: there the lock is a no-op, as exclusive creation is for :meth:`append_record`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
+import threading
+import time
 import uuid
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from msp_reports.exceptions import StoreError
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
+
+
+LOCK_NAME = ".lock"
+LOCK_TIMEOUT = 600.0  # seconds; a publish holds the lock for well under one
+WITHDRAWN = ".withdrawn"  # suffix of a manifest set aside while its files are replaced
+_held = threading.local()  # the week locks this thread holds: {path: shared?}
 
 
 def _path(url: str) -> ObjectStoragePath:
@@ -134,6 +150,99 @@ class ReportStore:
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+    def remove(self, customer: str, week_of: dt.date, name: str) -> None:
+        target = self.folder(customer, week_of) / name
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"report store: cannot remove {customer}/{week_of}/{name}: {exc}") from exc
+
+    # ---- one customer-week at a time
+    @contextlib.contextmanager
+    def week_lock(self, customer: str, week_of: dt.date, *, shared: bool = False,
+                  timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+        """Hold the customer-week's lock: exclusive to change what is published or start a delivery,
+        ``shared`` to read a published version whole. Re-entrant within a thread; a process that
+        dies releases it (``flock``)."""
+        if self.root.protocol not in ("file", "local"):
+            yield
+            return
+        folder = self.folder(customer, week_of).path
+        if shared and not os.path.isdir(folder):  # nothing published yet; a reader creates nothing
+            yield
+            return
+        path = os.path.join(folder, LOCK_NAME)
+        held: dict[str, bool] = _held.__dict__.setdefault("locks", {})
+        if path in held:
+            if held[path] and not shared:
+                raise StoreError(f"report store: {customer}/{week_of}: cannot take the week's lock for writing "
+                                 "while holding it for reading")
+            yield
+            return
+        try:
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"report store: cannot lock {customer}/{week_of}: {exc}") from exc
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise StoreError(f"report store: {customer}/{week_of} stayed locked by another writer "
+                                         f"for {timeout:.0f} s; try again") from None
+                    time.sleep(0.02)
+            held[path] = shared
+            try:
+                yield
+            finally:
+                del held[path]
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def publish(self, customer: str, week_of: dt.date, files: dict[str, bytes], manifest: str, doc: dict,
+                *, guard: Callable[[], None] | None = None) -> str:
+        """Replace ``files`` and then ``manifest`` (which describes them) as one version.
+
+        Under the week's lock, ``guard`` runs first and may refuse by raising. The manifest is
+        set aside (renamed: no bytes written, so it works on a full disk) before the first file is
+        replaced and written again after the last. A reader under the lock sees the old version or
+        the new one; after a kill in between there is no manifest, so no version (the retry
+        publishes one), never a new file beside an old manifest. A write that fails before any
+        file was replaced puts the old manifest back.
+        """
+        with self.week_lock(customer, week_of):
+            if guard is not None:
+                guard()
+            current = self.folder(customer, week_of) / manifest
+            aside = self.folder(customer, week_of) / f".{manifest}{WITHDRAWN}"
+            try:
+                withdrawn = current.exists()
+                if withdrawn:
+                    current.replace(aside)
+            except OSError as exc:
+                raise StoreError(f"report store: cannot write {customer}/{week_of}/{manifest}: {exc}") from exc
+            replaced = 0
+            try:
+                for name, data in files.items():
+                    self.write_bytes(customer, week_of, name, data)
+                    replaced += 1
+            except StoreError:
+                if withdrawn and not replaced:
+                    with contextlib.suppress(OSError):
+                        aside.replace(current)
+                raise
+            written = self.write_json(customer, week_of, manifest, doc)
+            with contextlib.suppress(OSError):
+                aside.unlink()
+            return written
 
     def records(self, customer: str, week_of: dt.date, folder: str) -> list[dict]:
         return [self.read_json(customer, week_of, f"{folder}/{n}") for n in self.list(customer, week_of, folder)]

@@ -42,6 +42,7 @@ def _run_week(settings: Settings, code: str, *, deliver: bool = True) -> None:
     pipeline.render(settings, item)
     if deliver:
         now = pipeline.send_time(settings, item) + dt.timedelta(minutes=1)
+        pipeline.check_approval(settings, item, None, now=now)  # the sensor waits before anyone decides
         assert pipeline.check_approval(settings, item, "approve", now=now)[0] == "approved"
         for channel in CHANNELS:
             pipeline.deliver(settings, item, channel)

@@ -164,6 +164,7 @@ def test_full_store_before_delivery_sends_nothing(rendered, sim, tmp_path, set_c
     from msp_reports.simulators.mailsink import MailSink
 
     now = pipeline.send_time(rendered, ITEM)
+    pipeline.check_approval(rendered, ITEM, None, now=now)  # the sensor waits before anyone decides
     state, _, _ = pipeline.check_approval(rendered, ITEM, "approve", now=now)
     assert state == "approved"
     with MailSink(tmp_path / "outbox") as mail:
@@ -172,7 +173,8 @@ def test_full_store_before_delivery_sends_nothing(rendered, sim, tmp_path, set_c
         set_connections(conns)
         scheme = _FullFileSystem.register(budget=0)
         full = Settings(rendered.registry_path, scheme + os.path.abspath(rendered.store_root), rendered.archive_root)
-        with pytest.raises(StoreError, match=r"ledger/email\.json"):
+        # the first write of a delivery (its start record, then the ledger's receipt) fails: nothing is sent
+        with pytest.raises(StoreError, match=r"delivery_started\.json|ledger/email\.json"):
             pipeline.deliver(full, ITEM, "email")
         assert mail.messages() == []
         assert pipeline.ReportStore(rendered.store_root).read_json(CODE, WEEK_OF, "ledger/email.json") is None

@@ -27,6 +27,7 @@ def _render(store: ReportStore, *, data: bytes = b'{"week": 1}', commentary: str
 def store(tmp_path):
     s = ReportStore(str(tmp_path / "store"))
     _render(s)
+    poll(s, now=NINE - dt.timedelta(hours=3))  # the sensor is waiting before anyone decides
     return s
 
 
@@ -80,7 +81,8 @@ def test_approving_a_version_that_is_no_longer_current_is_refused(store, field):
 
 def test_the_variable_path_writes_the_same_record(store):
     state, record, new_value = poll(store, '{"decision": "approve", "by": "jane"}')
-    assert state == "approved" and record["via"] == "airflow-variable" and record["by"] == "jane"
+    assert state == "approved" and record["via"] == "airflow-variable" and record["by"] == "unknown (Airflow Variable)"
+    assert record["note"] == "named in the Variable, not verified: jane"
     assert set(record) == set(decide(store, reviewed=shown(store)))  # same fields as a page decision
     assert json.loads(new_value)["recorded_at"]
     # the Variable now holds a record: it is not recorded again

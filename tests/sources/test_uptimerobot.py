@@ -245,9 +245,10 @@ def test_parse_site_checks_on_wire_records():
     assert (got["shop"].availability_pct, got["shop"].status_now) == (98.5, "down")
     assert (got["vpn"].availability_pct, got["vpn"].status_now) == (None, "paused")
 
-    assert uptimerobot.belongs_to("ACME: www", "ACME") and uptimerobot.belongs_to("acme - www", "ACME")
+    assert uptimerobot.belongs_to("ACME: www", "ACME") and uptimerobot.belongs_to("acme : www", "ACME:")
     assert not uptimerobot.belongs_to("ACMEX: www", "ACME")  # another customer's monitors
-    assert uptimerobot.check_name("ACME - www.acme.example", "ACME") == "www.acme.example"
+    # the label is the text before the first ':', whole: no other separator, no longer label
+    assert not uptimerobot.belongs_to("ACME-EU: www", "ACME") and not uptimerobot.belongs_to("acme - www", "ACME")
     assert [uptimerobot.status_text(s) for s in (0, 1, 2, 8, 9, "x")] == [
         "paused", "not checked yet", "up", "seems down", "down", "unknown"]
 

@@ -15,6 +15,12 @@ Each channel's receipt lives in the report store as ``ledger/<channel>.json`` an
   worse than a late report, so we never guess. The exception is a channel whose write replaces
   a file by name (the archives: ``rewrite_is_safe``): when the lookup does not find the approved
   bytes there, writing again cannot make a second copy, so it does.
+- a mail server that refuses some recipients (:class:`RecipientsRefused`) makes a ``partial``
+  receipt naming who has the report (``delivered_to``) and who was refused, and why
+  (``refused``); all refused is ``failed``. Until the channel is ``sent`` to everyone, every send
+  (a retry, a resend, a retry after an interrupted retry) leaves out ``delivered_to``: whoever
+  already has the report never gets it twice. Only a resend after a complete delivery sends it
+  to everyone again.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import datetime as dt
 import logging
 from typing import Protocol
 
-from msp_reports.exceptions import AlreadyDelivered, DeliveryStateUnknown
+from msp_reports.exceptions import AlreadyDelivered, DeliveryStateUnknown, RecipientsRefused
 from msp_reports.store import ReportStore
 
 log = logging.getLogger(__name__)
@@ -77,6 +83,25 @@ def ambiguous(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def describe(receipt: dict) -> str:
+    """One channel's state for people (the roll-up): ``sent``, ``failed``, or
+    ``partial: 1 of 2 recipients refused (cto@example.com: 550 5.1.1 ...)``."""
+    refused = receipt.get("refused") or {}
+    if not refused:
+        return receipt["state"]
+    total = len(receipt.get("delivered_to") or []) + len(refused)
+    return (f"{receipt['state']}: {len(refused)} of {total} recipients refused ("
+            + "; ".join(f"{a}: {r}" for a, r in sorted(refused.items())) + ")")
+
+
+def _delivered_so_far(current: dict | None) -> list[str]:
+    """Who already has this report through the channel, unless it went to everyone (then a resend
+    sends it to everyone again, on purpose)."""
+    if current is None or current["state"] == "sent":
+        return []
+    return list(current.get("delivered_to") or [])
 
 
 class Ledger:
@@ -144,9 +169,18 @@ class Ledger:
             record["resend_note"] = note
             history = history + [{"state": "resend requested", "at": record["attempted_at"], **note}]
             record["history"] = history
+        delivered = _delivered_so_far(current)
+        if delivered:
+            record["delivered_to"] = delivered
+            channel = channel.excluding(delivered)
+            if not channel.to:  # everyone the registry names now has it
+                earlier = current.get("receipt") or {"remote_id": current.get("remote_id")}
+                return self._sent(name, record, earlier, history)
         self._write(name, record)
         try:
             found = channel.send(key)
+        except RecipientsRefused as exc:
+            raise self._refused(name, record, exc, history) from exc
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
             if ambiguous(exc):  # may have arrived: the retry looks it up, or a person decides
@@ -155,16 +189,40 @@ class Ledger:
                                                 "at": record["ambiguous_at"]}]
                 self._write(name, record)
                 raise
-            record.update(state="failed", error=error, failed_at=_now())
-            record["history"] = history + [{k: record[k] for k in ("state", "error", "failed_at")}]
-            self._write(name, record)
+            self._failed(name, record, error, history)
             raise
         return self._sent(name, record, found, history)
 
+    def _failed(self, name: str, record: dict, error: str, history: list, **detail: object) -> None:
+        """``failed``, or ``partial`` when some recipients have the report."""
+        state = "partial" if record.get("delivered_to") else "failed"
+        record.update(state=state, error=error, failed_at=_now(), **detail)
+        record["history"] = history + [{k: record[k] for k in ("state", "error", "failed_at", *detail)}]
+        self._write(name, record)
+
+    def _refused(self, name: str, record: dict, exc: RecipientsRefused, history: list) -> RecipientsRefused:
+        """Record who has the report and who was refused; the error to raise, naming what to fix."""
+        delivered = sorted({*record.get("delivered_to", []), *exc.delivered})
+        record["delivered_to"] = delivered
+        if exc.receipt.get("remote_id"):
+            record["remote_id"] = exc.receipt["remote_id"]
+        self._failed(name, record, f"{type(exc).__name__}: {exc}"[:500], history,
+                     delivered_to=delivered, refused=exc.refused)
+        return RecipientsRefused(
+            f"{self.customer} {self.week_of} {name}: {exc}. Fix the address in the customer's registry entry "
+            f"(cto.email, account_owner.email) or the mailbox; the retry sends only to the refused recipients"
+            + (f", not to {', '.join(delivered)}, who have it" if delivered else ""),
+            delivered=delivered, refused=exc.refused, receipt=exc.receipt)
+
     def _sent(self, name: str, record: dict, receipt: dict, history: list) -> dict:
         record = dict(record)
-        record.update(state="sent", sent_at=_now(), remote_id=receipt.get("remote_id"), receipt=receipt)
+        record.update(state="sent", sent_at=_now(), remote_id=receipt.get("remote_id") or record.get("remote_id"),
+                      receipt=receipt)
+        delivered = sorted({*record.get("delivered_to", []), *receipt.get("delivered_to", [])})
+        if delivered:
+            record["delivered_to"] = delivered
         record.pop("error", None)
+        record.pop("refused", None)
         record["history"] = history + [{"state": "sent", "sent_at": record["sent_at"],
                                         "remote_id": record["remote_id"], "pdf_sha256": record["pdf_sha256"]}]
         self._write(name, record)

@@ -12,12 +12,16 @@ A POST is not retried on an ambiguous failure (timeout, 5xx): the ledger decides
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from msp_reports.sources.base import SourceHook
 from msp_reports.sources.http import ApiClient, RetryPolicy
+
+if TYPE_CHECKING:
+    from msp_reports.delivery.ledger import Channel, Ledger
 
 
 class TeamsWorkflowHook(SourceHook):
@@ -63,3 +67,21 @@ class TeamsChannel:
 
     def lookup(self, idempotency_key: str) -> dict | None:
         return None  # a Workflows webhook offers no way to list what it received
+
+
+def part_name(name: str, part: int) -> str:
+    """The receipt of part ``part`` of a post split over several: part 1 keeps the channel's name."""
+    return name if part == 1 else f"{name}-part{part}"
+
+
+def post_parts(ledger: Ledger, channels: Sequence[Channel], digest: str) -> list[dict]:
+    """One message split over several posts (the roll-up), each post exactly once: its own receipt
+    and idempotency key, so a retry sends only the parts that did not go. ``digest`` is the whole
+    message's; a part sent with another digest (the roll-up changed) is posted again as an update."""
+    receipts = []
+    for part, channel in enumerate(channels, 1):
+        channel.name = part_name(channel.name, part)
+        previous = ledger.receipt(channel.name)
+        update = previous is not None and previous["state"] == "sent" and previous["pdf_sha256"] != digest
+        receipts.append(ledger.send_once(channel, digest, resend=update))
+    return receipts

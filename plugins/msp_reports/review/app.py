@@ -9,7 +9,10 @@ hashes the page showed; if the report changed meanwhile it is refused with 409
 (:mod:`msp_reports.approval`). Every route needs an Airflow user (:mod:`.auth`).
 
 Everything on the page is served from here (CSS included; no script, no remote asset), and
-everything shown is escaped by Jinja's autoescaping.
+everything shown is escaped by Jinja's autoescaping. The status banner after a save or a decision
+is one of :data:`MESSAGES`, chosen by key (``?msg=saved``): a link cannot put its own words on
+the page. Saving re-renders outside the week's lock and publishes under it only if no delivery
+has started meanwhile (:meth:`ReportStore.publish`), so a week is never split across two versions.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from fastapi.templating import Jinja2Templates
 
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from msp_reports import approval
+from msp_reports.exceptions import RegistryError, ReportError
 from msp_reports.review import auth
 from msp_reports.store import sha256
 
@@ -49,6 +53,27 @@ SECURITY_HEADERS = {
 }
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescapes .html
+# the only status banners the page shows, by the key in ?msg=; filled from the store, not the link
+MESSAGES = {
+    "saved": "Commentary saved; report re-rendered ({pdf}).",
+    "saved-voided": "Commentary saved; report re-rendered ({pdf}). The earlier decision no longer applies: "
+                    "review and decide again.",
+    "unchanged": "Commentary unchanged.",
+    "approved": "Approved by {by} (PDF {pdf}).",
+    "rejected": "Rejected by {by} (PDF {pdf}).",
+}
+_DECIDED = {"approved": "approve", "rejected": "reject"}
+
+
+def _banner(key: str | None, detail: dict | None) -> str | None:
+    """The status line for ``?msg=<key>``: one of :data:`MESSAGES`, and a decision's only while it
+    is the one in force (a link cannot say "approved" of a report that is not)."""
+    if key not in MESSAGES or detail is None or detail["version"] is None:
+        return None
+    decision = detail["decision"] or {}
+    if key in _DECIDED and decision.get("decision") != _DECIDED[key]:
+        return None
+    return MESSAGES[key].format(by=decision.get("by", ""), pdf=(detail["version"]["pdf_sha256"] or "")[:12])
 
 
 def _settings():
@@ -120,6 +145,8 @@ def _customer(registry, code: str):
 
 
 def _back(request: Request, week_of: dt.date, code: str, message: str) -> RedirectResponse:
+    if message not in MESSAGES:
+        raise ValueError(f"unknown page message {message!r}")
     query = urlencode({"week": week_of.isoformat(), "customer": code, "msg": message})
     return RedirectResponse(f"{request.url_for('page')}?{query}", status_code=status.HTTP_303_SEE_OTHER)
 
@@ -194,6 +221,16 @@ def create_app() -> FastAPI:
                                               status_code=exc.status_code)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
+    @app.exception_handler(ReportError)
+    async def _report_errors(request: Request, exc: ReportError):
+        """A broken registry or an unreadable store: say what is wrong and what to fix, not a bare 500."""
+        if isinstance(exc, RegistryError):
+            detail = (f"The customer registry cannot be used: {exc}. Fix the file (or the Airflow Variable "
+                      "msp_reports_registry that names it) and reload this page.")
+        else:
+            detail = f"The review page cannot show this week: {exc}"
+        return await _errors(request, HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, detail))
+
     @app.get("/", response_class=HTMLResponse, name="page")
     def page(request: Request, user: Annotated[BaseUser, Depends(auth.reader)],
              week: str | None = None, customer: str | None = None, msg: str | None = None):
@@ -211,8 +248,11 @@ def create_app() -> FastAPI:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer {customer!r} in the registry")
         detail = None
         if selected is not None:
-            pdf = store.read_bytes(selected["code"], week_of, "report.pdf")
-            commentary = store.read_text(selected["code"], week_of, "commentary.md") or ""
+            with store.week_lock(selected["code"], week_of, shared=True):  # render.json and its PDF, together
+                selected = {**selected, **review_state(store, selected["code"], week_of)}
+                # a PDF without its render.json (a render killed mid-publish) is no version to show
+                pdf = store.read_bytes(selected["code"], week_of, "report.pdf") if selected["render"] else None
+                commentary = store.read_text(selected["code"], week_of, "commentary.md") or ""
             detail = {
                 **selected,
                 "commentary": commentary,
@@ -227,7 +267,7 @@ def create_app() -> FastAPI:
         session, new = auth.session_value(request)
         response = templates.TemplateResponse(request, "review.html", {
             "user": user.get_name(), "week_of": week_of, "weeks": weeks, "rows": rows, "detail": detail,
-            "message": msg, "csrf_field": auth.CSRF_FIELD, "csrf_token": auth.csrf_token(session, user),
+            "message": _banner(msg, detail), "csrf_field": auth.CSRF_FIELD, "csrf_token": auth.csrf_token(session, user),
             "dag_id": auth.DAG_ID, "approval_cutoff": registry.msp.approval_cutoff,
         })
         if new:
@@ -261,8 +301,21 @@ def create_app() -> FastAPI:
         if current["delivery_started"]:
             sent = ", ".join(f"{ch} {st}" for ch, st in current["deliveries"].items() if st != "-")
             raise HTTPException(status.HTTP_409_CONFLICT,
-                                f"{code} {week}: delivery has started ({sent}); the approved version can no "
-                                "longer change (use the resend command for a corrected report)")
+                                f"{code} {week}: delivery has started{f' ({sent})' if sent else ''}; the approved "
+                                "version can no longer change (use the resend command for a corrected report)")
+
+    def _editable(store, code: str, week: dt.date, shown_commentary_sha256: str) -> tuple[str, str]:
+        """The state and the stored commentary, if the commentary may change now (else 409)."""
+        current_state = review_state(store, code, week)
+        state = current_state["state"]
+        if state in ("delivered", "expired", "rendering"):
+            raise HTTPException(status.HTTP_409_CONFLICT, f"{code} {week} is {state}; the commentary can no longer change")
+        _refuse_once_delivery_started(current_state, code, week)
+        current = store.read_text(code, week, "commentary.md") or ""
+        if shown_commentary_sha256 != sha256(current.encode()):
+            raise HTTPException(status.HTTP_409_CONFLICT,
+                                f"{code} {week}: someone else changed the commentary since you opened it; reload")
+        return state, current
 
     @app.post("/commentary/{code}/{week_of}", name="save_commentary")
     def save_commentary(request: Request, code: str, week_of: str,
@@ -276,32 +329,23 @@ def create_app() -> FastAPI:
         customer = _customer(_registry(settings), code)
         week = _week(week_of, "UTC")
         store = _store(settings)
-        current_state = review_state(store, customer.code, week)
-        state = current_state["state"]
-        if state in ("delivered", "expired", "rendering"):
-            raise HTTPException(status.HTTP_409_CONFLICT, f"{code} {week} is {state}; the commentary can no longer change")
-        _refuse_once_delivery_started(current_state, code, week)
-        current = store.read_text(customer.code, week, "commentary.md") or ""
-        if shown_commentary_sha256 != sha256(current.encode()):
-            raise HTTPException(status.HTTP_409_CONFLICT,
-                                f"{code} {week}: someone else changed the commentary since you opened it; reload")
+        state, current = _editable(store, customer.code, week, shown_commentary_sha256)
         text = commentary.replace("\r\n", "\n").strip()
         if len(text) > COMMENTARY_LIMIT:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, f"commentary is longer than {COMMENTARY_LIMIT} characters")
         if text == current.strip():
-            return _back(request, week, customer.code, "Commentary unchanged.")
-        store.write_text(customer.code, week, "commentary.md", text + "\n" if text else "")
-        try:
-            result = pipeline.render(settings, {"customer": customer.code, "week_of": week.isoformat()})
-        except Exception as exc:  # the stored commentary must stay the one the PDF holds
-            store.write_text(customer.code, week, "commentary.md", current)
+            return _back(request, week, customer.code, "unchanged")
+        try:  # rendered outside the lock; published under it only if nothing started meanwhile
+            pipeline.render(settings, {"customer": customer.code, "week_of": week.isoformat()},
+                            commentary=text + "\n" if text else "",
+                            guard=lambda: _editable(store, customer.code, week, shown_commentary_sha256))
+        except HTTPException:
+            raise
+        except Exception as exc:  # nothing was published: the stored commentary is still the one the PDF holds
             raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR,
                                 f"{code} {week}: the report could not be re-rendered ({type(exc).__name__}: "
                                 f"{str(exc)[:300]}); the commentary was not changed") from None
-        note = f"Commentary saved by {user.get_name()}; report re-rendered ({result['pdf_sha256'][:12]})."
-        if state in ("approved", "rejected"):
-            note += " The earlier decision no longer applies: review and decide again."
-        return _back(request, week, customer.code, note)
+        return _back(request, week, customer.code, "saved-voided" if state in ("approved", "rejected") else "saved")
 
     @app.post("/decision/{code}/{week_of}", name="decide")
     def decide(request: Request, code: str, week_of: str,
@@ -320,17 +364,16 @@ def create_app() -> FastAPI:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "a rejection needs a reason")
         shown = {"snapshot_sha256": snapshot_sha256, "commentary_sha256": commentary_sha256, "pdf_sha256": pdf_sha256}
         store = _store(settings)
-        _refuse_once_delivery_started(review_state(store, customer.code, week), code, week)
-        try:
-            record = approval.record_decision(
-                store, customer.code, week, decision, by=user.get_name(), via="review-page",
-                reason=reason[:1000], reviewed=shown, now=dt.datetime.now(dt.timezone.utc))
-        except approval.ApprovalError as exc:  # stale version, expired week, nothing rendered
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+        with store.week_lock(customer.code, week):  # no delivery can start between the check and the record
+            _refuse_once_delivery_started(review_state(store, customer.code, week), code, week)
+            try:
+                record = approval.record_decision(
+                    store, customer.code, week, decision, by=user.get_name(), via="review-page",
+                    reason=reason[:1000], reviewed=shown, now=dt.datetime.now(dt.timezone.utc))
+            except approval.ApprovalError as exc:  # stale version, expired week, nothing rendered
+                raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
         _record_in_variable(record)
-        verb = "Approved" if decision == "approve" else "Rejected"
-        return _back(request, week, customer.code,
-                     f"{verb} by {user.get_name()} (PDF {record['pdf_sha256'][:12]}).")
+        return _back(request, week, customer.code, "approved" if decision == "approve" else "rejected")
 
     return app
 

@@ -55,7 +55,10 @@ def review_state(store: ReportStore, code: str, week_of: dt.date) -> dict:
         "deliveries": {ch: receipts.get(ch, {}).get("state", "-") for ch in CHANNELS},
         # once any channel has been tried, what the customer gets is fixed: no edit, no new decision
         # (else one channel would carry one version and the next another)
-        "delivery_started": any(receipts.get(ch) for ch in CHANNELS),
+        "delivery_started": approval.delivery_started(store, code, week_of),
+        # a value in the approval Variable that the sensor refused (and is waiting past)
+        "variable_problem": approval.variable_problem(store, code, week_of),
+        "variable": approval.variable_key(code, week_of),
     }
 
 

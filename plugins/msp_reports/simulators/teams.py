@@ -3,7 +3,7 @@
 Like the real trigger URL, the query carries ``api-version``, ``sp``, ``sv`` and a ``sig``
 that authorises the call; a wrong ``sig`` gets 401 with the Logic Apps error body. Accepted
 posts answer 202 with a run id and are kept per channel for the tests and the demo to read
-at ``GET /teams/_sim/posts``.
+at ``GET /teams/_sim/posts``. A message over Teams' ~28 KB limit gets 413, as in Teams.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from msp_reports.simulators.credentials import SimCredentials
+
+
+MESSAGE_LIMIT = 28 * 1024  # Teams refuses a message (card and envelope) over about 28 KB
 
 
 def channel_sig(creds: SimCredentials, workflow_id: str) -> str:
@@ -37,6 +40,9 @@ def router(state) -> APIRouter:
         if not hmac.compare_digest(q.get("sig", ""), channel_sig(state.creds, workflow_id)):
             return JSONResponse({"error": {"code": "DirectApiAuthorizationRequired",
                                            "message": "The request must be authenticated only by Shared Access scheme."}}, 401)
+        if len(await request.body()) > MESSAGE_LIMIT:
+            return JSONResponse({"error": {"code": "RequestEntityTooLarge",
+                                           "message": "Teams messages are limited to about 28 KB."}}, 413)
         try:
             body = await request.json()
         except ValueError:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from msp_reports.exceptions import SourceError
+from msp_reports.sources import figures
 from msp_reports.snapshot import BackupAsset
 
 if TYPE_CHECKING:
@@ -41,10 +42,11 @@ class BackupAttempt:
 
 def rpo_hours(ref: Mapping[str, str], system: str) -> float:
     """``ref.rpo_hours`` as a number of hours, default :data:`DEFAULT_RPO_HOURS`."""
-    try:
-        return float(ref.get("rpo_hours") or DEFAULT_RPO_HOURS)
-    except ValueError as exc:
-        raise SourceError(system, f"ref.rpo_hours {ref.get('rpo_hours')!r} is not a number") from exc
+    value = ref.get("rpo_hours") or DEFAULT_RPO_HOURS
+    hours = figures.non_negative(system, "ref.rpo_hours", value)
+    if hours == 0:
+        raise SourceError(system, f"ref.rpo_hours is {value!r}: an RPO must be more than 0 hours")
+    return hours
 
 
 def backup_asset(

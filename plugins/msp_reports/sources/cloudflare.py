@@ -27,7 +27,7 @@ from urllib.parse import quote, urlsplit
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
 from msp_reports.snapshot import SiteCheck, SiteData
-from msp_reports.sources import Extracted
+from msp_reports.sources import Extracted, figures
 from msp_reports.sources.base import SourceHook
 from msp_reports.sources.http import ApiClient
 from msp_reports.sources.paging import numbered_pages
@@ -206,10 +206,9 @@ def parse_site_checks(checks: list[dict[str, Any]], groups: list[dict[str, Any]]
         dims = group.get("dimensions") or {}
         fqdn = str(dims.get("fqdn") or "").lower()
         region = str(dims.get("region") or "")
-        try:
-            count = int(group["count"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SourceResponseError(SYSTEM, f"{DATASET} group without a count") from exc
+        if "count" not in group:
+            raise SourceResponseError(SYSTEM, f"{DATASET} group without a count")
+        count = figures.count(SYSTEM, f"{DATASET} group {fqdn or '(no fqdn)'} count", group["count"])
         total[fqdn] += count
         regions[fqdn].add(region)
         if str(dims.get("healthStatus") or "").lower() == HEALTHY:
@@ -220,7 +219,8 @@ def parse_site_checks(checks: list[dict[str, Any]], groups: list[dict[str, Any]]
     hosts = [check_host(c) for c in checks]
     result = []
     for check, host in zip(checks, hosts):
-        interval = float(check.get("interval") or DEFAULT_INTERVAL_SECONDS)
+        interval = figures.non_negative(SYSTEM, f"health check {check.get('name')!r} interval",
+                                        check.get("interval") or DEFAULT_INTERVAL_SECONDS)
         attributable = hosts.count(host) == 1 and total[host] > 0
         unhealthy = sum(down_by_region[host].values()) / max(1, len(regions[host]))
         result.append(SiteCheck(

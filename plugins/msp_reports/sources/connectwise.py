@@ -31,7 +31,7 @@ from requests.auth import HTTPBasicAuth
 
 from msp_reports.exceptions import SourceAuthError, SourceResponseError
 from msp_reports.snapshot import ChangeRecord
-from msp_reports.sources import Extracted
+from msp_reports.sources import Extracted, figures
 from msp_reports.sources.base import SourceHook
 from msp_reports.sources.http import ApiClient
 from msp_reports.sources.paging import numbered_pages
@@ -121,10 +121,9 @@ class ConnectWiseHook(SourceHook):
 
     def count(self, path: str, conditions: str) -> int:
         body = _json(self.get(path, {"conditions": conditions}))
-        try:
-            return int(body["count"])
-        except (KeyError, TypeError, ValueError):
-            raise SourceResponseError(SYSTEM, f"GET {path} did not return {{\"count\": n}}") from None
+        if not isinstance(body, dict) or "count" not in body:
+            raise SourceResponseError(SYSTEM, f"GET {path} did not return {{\"count\": n}}")
+        return figures.count(SYSTEM, f"GET {path} count", body["count"])
 
 
 HOOK = ConnectWiseHook
@@ -168,9 +167,10 @@ def parse_date(value: Any, what: str) -> dt.datetime | None:
     if value in (None, ""):
         return None
     try:
-        return parse_instant(str(value))
+        instant = parse_instant(str(value))
     except ValueError:
         raise SourceResponseError(SYSTEM, f"{what} {value!r} is not an ISO-8601 date") from None
+    return figures.past_instant(SYSTEM, what, instant)
 
 
 def _name(record: Mapping[str, Any], key: str) -> str:

@@ -29,6 +29,7 @@ from urllib.parse import quote
 from requests.auth import HTTPBasicAuth
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
+from msp_reports.identity import identity_key
 from msp_reports.snapshot import BackupAsset, BackupData
 from msp_reports.sources import Extracted
 from msp_reports.sources.backup_rules import DEFAULT_RPO_HOURS  # noqa: F401 - the registry default
@@ -135,12 +136,12 @@ def read_page(body: Any) -> tuple[list[Any], int]:
 
 
 def same_company(device: dict[str, Any], client_company: str) -> bool:
-    """Datto spells the customer as free text: compare ignoring case and repeated spaces."""
-    return _norm(device.get("clientCompanyName") or "") == _norm(client_company)
+    """Datto spells the customer as free text: compared whole, by the registry's identity rule."""
+    return company_key(device) == identity_key(client_company)
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.split()).casefold()
+def company_key(device: dict[str, Any]) -> str:
+    return identity_key(device.get("clientCompanyName") or "")
 
 
 def status_ok(status: str) -> bool:
@@ -195,8 +196,7 @@ def extract(hook: DattoHook, ref: dict[str, str], week: ReportWeek) -> Extracted
         raise SourceError(SYSTEM, "ref.client_company is empty")
     rpo_hours = rpo_hours_of(ref, SYSTEM)
 
-    devices = hook.select_listing("devices", hook.devices,
-                                  lambda d: _norm(d.get("clientCompanyName") or ""), [_norm(company)])
+    devices = hook.select_listing("devices", hook.devices, company_key, [identity_key(company)])
     if not devices:
         raise SourceError(
             SYSTEM,

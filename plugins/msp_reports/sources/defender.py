@@ -30,7 +30,7 @@ from urllib.parse import quote, urlencode
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
 from msp_reports.snapshot import Incident, SecurityData, Severity
-from msp_reports.sources import Extracted, msidentity
+from msp_reports.sources import Extracted, figures, msidentity
 from msp_reports.sources.base import SourceHook
 from msp_reports.sources.http import ApiClient
 from msp_reports.sources.oauth import ClientCredentialsTokens, with_token
@@ -110,7 +110,8 @@ class DefenderHook(SourceHook):
         return SourceAuthError(self.system, f"tenant {tenant_id} (HTTP {exc.status}): {what}", status=exc.status)
 
     def collection(self, tenant_id: str, path: str, filter_: str) -> list[dict[str, Any]]:
-        """All items of a Graph collection, following ``@odata.nextLink`` verbatim."""
+        """All items of a Graph collection, following ``@odata.nextLink`` verbatim (the shared client
+        refuses one on another host than the connection's, before the token is sent)."""
         params: dict[str, Any] = {"$filter": filter_}
         if self.page_size:
             params["$top"] = self.page_size
@@ -219,11 +220,16 @@ def parse_incidents(records: list[dict[str, Any]], week: ReportWeek) -> list[Inc
 
 
 def score_pct(record: dict[str, Any]) -> float | None:
-    try:
-        current, maximum = float(record["currentScore"]), float(record["maxScore"])
-    except (KeyError, TypeError, ValueError):
+    """``currentScore / maxScore`` in %; ``None`` if the snapshot gives no score or no maximum."""
+    if record.get("currentScore") is None or record.get("maxScore") is None:
         return None
-    return round(current / maximum * 100, 2) if maximum > 0 else None
+    what = f"secure score of {record.get('createdDateTime') or 'a snapshot'}"
+    current = figures.non_negative(SYSTEM, f"{what}: currentScore", record["currentScore"])
+    maximum = figures.non_negative(SYSTEM, f"{what}: maxScore", record["maxScore"])
+    if maximum == 0:
+        return None
+    return round(figures.percentage(SYSTEM, f"{what} (currentScore {current:g} of maxScore {maximum:g}) in %",
+                                    current / maximum * 100), 2)
 
 
 def score_at(records: list[dict[str, Any]], instant: dt.datetime) -> float | None:

@@ -43,7 +43,7 @@ from urllib.parse import quote
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
 from msp_reports.snapshot import TicketData
-from msp_reports.sources import Extracted
+from msp_reports.sources import Extracted, figures
 from msp_reports.sources.base import SourceHook
 from msp_reports.sources.http import ApiClient
 from msp_reports.sources.oauth import ClientCredentialsTokens, with_token
@@ -189,10 +189,9 @@ def read_page(body: Any, page_size: int) -> tuple[list[Any], int]:
     """A page's tickets and the page count, from ``{"record_count": n, "tickets": [...]}``."""
     if not isinstance(body, dict) or not isinstance(body.get("tickets"), list):
         raise SourceResponseError(SYSTEM, "GET /api/Tickets did not return {\"tickets\": [...]}")
-    try:
-        record_count = int(body["record_count"])
-    except (KeyError, TypeError, ValueError):
-        raise SourceResponseError(SYSTEM, "GET /api/Tickets with pageinate=true has no record_count") from None
+    if "record_count" not in body:
+        raise SourceResponseError(SYSTEM, "GET /api/Tickets with pageinate=true has no record_count")
+    record_count = figures.count(SYSTEM, "GET /api/Tickets record_count", body["record_count"])
     return body["tickets"], math.ceil(record_count / page_size)
 
 
@@ -223,7 +222,9 @@ def parse_date(value: Any, what: str) -> dt.datetime | None:
         instant = parse_instant(str(value))
     except ValueError:
         raise SourceResponseError(SYSTEM, f"{what} {value!r} is not an ISO-8601 date") from None
-    return None if instant < NO_DATE_BEFORE else instant
+    if instant < NO_DATE_BEFORE:
+        return None
+    return figures.past_instant(SYSTEM, what, instant, skew=figures.OFFSET_SKEW)  # no offset on the wire
 
 
 def _priority(record: Mapping[str, Any], names: Mapping[int, str]) -> str:

@@ -2,6 +2,12 @@
 
 Written once so that every system pages, backs off and fails the same way; each hook only
 says how to authenticate and how to read its own envelope.
+
+Credentials go to the connection's host only. An answer may name a URL (a next link such as
+Graph's ``@odata.nextLink``, a redirect's ``Location``); one on another origin (scheme, host,
+port) than the connection's base URL is refused with :class:`SourceResponseError` before
+anything is sent there: a bearer token or an API-key header would go with it (``requests``
+strips only ``Authorization`` on a redirect to another host, not ``X-Auth-Token`` or ``clientId``).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -27,6 +34,27 @@ from msp_reports.exceptions import (
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({500, 502, 503, 504, 520})  # 520: VSPC reports server errors so
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> tuple[str, str, int | None] | None:
+    """``(scheme, host, port)`` of an absolute URL, default port filled in; ``None`` when it has
+    none or cannot be told for sure (user info or a backslash in the authority, a bad port)."""
+    parts = urlsplit(url)
+    if "@" in parts.netloc or "\\" in parts.netloc or not parts.hostname:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname.lower(), port or DEFAULT_PORTS.get(scheme)
+
+
+def _origin_text(url: str) -> str:
+    """The scheme and authority of a URL, for a message: never its path or query (tokens, signatures)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}" if parts.netloc else "(no host)"
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -65,7 +93,7 @@ class ApiClient:
 
     :param system: the system's name, used in every error message.
     :param base_url: the API root; relative paths are joined to it, absolute URLs (next links)
-        are used as they are.
+        are used as they are if they are on its origin, and refused otherwise; so are redirects.
     :param headers: headers sent with every request (auth, API version).
     :param auth: a ``requests`` auth object, if the system uses one.
     :param timeout: seconds for connect and for each read.
@@ -91,12 +119,37 @@ class ApiClient:
         self.session.headers.update(headers or {})
         if auth is not None:
             self.session.auth = auth
+        self.session.hooks["response"].append(self._refuse_foreign_redirect)
         self.requests_sent = 0
 
     def url(self, path: str) -> str:
-        if path.startswith(("http://", "https://")):
-            return path
-        return f"{self.base_url}/{path.lstrip('/')}"
+        """``path`` joined to the base URL; an absolute URL only on the base URL's origin."""
+        parts = urlsplit(path)
+        if not (parts.scheme or parts.netloc):
+            return f"{self.base_url}/{path.lstrip('/')}"
+        self.check_origin(path, "the URL")
+        return path
+
+    def check_origin(self, url: str, what: str) -> None:
+        """Raise unless ``url`` is on the connection's origin, so that nothing is sent elsewhere."""
+        mine = origin(self.base_url)
+        if mine is None or origin(url) != mine:
+            raise SourceResponseError(
+                self.system,
+                f"{what} {_origin_text(url)} is on another host than the connection's ({_origin_text(self.base_url)}); "
+                "nothing was sent there, as the connection's credentials go to its own host only "
+                f"(if {_origin_text(url)} is this API's address, set the connection's host to it)",
+            )
+
+    def _refuse_foreign_redirect(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+        """A ``requests`` response hook: runs before a redirect is followed."""
+        if response.is_redirect:
+            try:
+                self.check_origin(urljoin(response.url, response.headers["location"]), "a redirect to")
+            except SourceResponseError:
+                response.close()
+                raise
+        return response
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Send with retries; return a 2xx response or raise a :class:`SourceError` subclass."""

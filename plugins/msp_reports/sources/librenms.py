@@ -55,7 +55,7 @@ from urllib.parse import quote
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
 from msp_reports.snapshot import UptimeData, UptimeRow
-from msp_reports.sources import Extracted
+from msp_reports.sources import Extracted, figures
 from msp_reports.sources.base import SourceHook
 from msp_reports.sources.http import ApiClient
 from msp_reports.sources.timestamps import parse_instant
@@ -231,6 +231,9 @@ def parse_devices(records: Iterable[Mapping[str, Any]], locations: Mapping[int, 
             last_polled = parse_instant(str(polled).replace(" ", "T")) if polled else None
         except ValueError:
             last_polled = None  # an odd timestamp costs the freshness stamp, not the report
+        if last_polled is not None:  # a poll in the future would hide a stalled poller
+            last_polled = figures.past_instant(SYSTEM, f"device {record['device_id']} last_polled", last_polled,
+                                               skew=figures.OFFSET_SKEW)
         devices.append(Device(
             device_id=_int(record["device_id"], "device_id"),
             hostname=str(record.get("hostname") or record["device_id"]),
@@ -297,10 +300,7 @@ def slo_targets(ref: Mapping[str, str]) -> dict[str, float]:
     targets = {"": DEFAULT_SLO_PCT}
     for key, value in ref.items():
         if key == "slo_pct" or key.startswith("slo_pct."):
-            try:
-                targets[key.partition(".")[2]] = float(value)
-            except (TypeError, ValueError):
-                raise SourceError(SYSTEM, f"ref.{key} is {value!r}, not a percentage") from None
+            targets[key.partition(".")[2]] = figures.percentage(SYSTEM, f"ref.{key}", value)
     return targets
 
 

@@ -8,12 +8,13 @@ Which monitors are the customer's. UptimeRobot has no customer concept, so two w
 - one connection (one account, or one key) per customer, picked with the registry's
   ``conn_id``. An MSP normally runs one account for every customer, and a key per customer is
   one more secret per customer to create and rotate;
-- a naming convention, chosen here: monitors are named ``"<CODE>: <what>"`` (for example
-  ``"ACME: www.acme.example"``) and ``ref.monitor_prefix`` is ``"ACME:"``. getMonitors' ``search``
-  narrows the list on the server, but it matches anywhere in the URL or the name, so each
-  monitor is checked again here: its name must start with the prefix (case-insensitive), and a
-  prefix that ends in a letter or digit must not run on into the name ("ACME" does not take
-  "ACMEX: ..."). The report shows the name without the prefix.
+- a naming convention, chosen here: monitors are named ``"<LABEL>: <what>"`` (for example
+  ``"ACME: www.acme.example"``) and ``ref.monitor_prefix`` is ``"ACME:"`` (or ``"ACME"``, the same
+  label). getMonitors' ``search`` narrows the list on the server, but it matches anywhere in the
+  URL or the name, so each monitor is checked again here: the text before its first ``:`` must be
+  the whole label, compared by the registry's identity rule (:mod:`msp_reports.identity`), so
+  ``ACME`` takes neither ``ACMEX: ...`` nor ``ACME-EU: ...`` nor ``ACME EU: ...``, and the registry
+  gives a label to one customer only. The report shows the name without the label.
 
 Figures, for ``[week.start, week.end)`` in Unix seconds:
 
@@ -45,8 +46,9 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
+from msp_reports.identity import LABEL_SEPARATOR, label_key, label_of, unlabelled
 from msp_reports.snapshot import SiteCheck, SiteData
-from msp_reports.sources import Extracted
+from msp_reports.sources import Extracted, figures
 from msp_reports.sources.base import SourceHook
 from msp_reports.sources.http import ApiClient
 from msp_reports.sources.paging import numbered_pages
@@ -64,7 +66,6 @@ LOG_LOOKBACK = dt.timedelta(days=7)
 DOWN_LOG = 1
 STATUS_TEXT = {0: "paused", 1: "not checked yet", 2: "up", 8: "seems down", 9: "down"}
 KEY_PARAMETERS = ("api_key",)  # an error about these is a credentials problem
-NAME_SEPARATORS = " :-|/"
 FIX_KEY = "put the account's read-only API key (UptimeRobot: Integrations & API) in the connection's password"
 
 
@@ -172,27 +173,17 @@ def read_page(body: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
 
 
 def belongs_to(friendly_name: str, prefix: str) -> bool:
-    """The name starts with the prefix, and the prefix does not run on into a longer word."""
-    name, prefix = friendly_name.casefold(), prefix.casefold()
-    if not prefix or not name.startswith(prefix):
-        return False
-    rest = name[len(prefix):]
-    return not (prefix[-1].isalnum() and rest[:1].isalnum())
-
-
-def check_name(friendly_name: str, prefix: str) -> str:
-    return friendly_name[len(prefix):].lstrip(NAME_SEPARATORS).strip() or friendly_name
+    """The monitor's label (the text before its first ``:``) is the customer's whole prefix."""
+    return label_of(friendly_name) == label_key(prefix)
 
 
 def uptime_ratio(value: Any) -> float | None:
     """The first of ``custom_uptime_ranges`` ("99.982", several joined by "-"); ``None`` if absent."""
     if value in (None, ""):
         return None
-    text = str(value).split("-", 1)[0] if isinstance(value, str) else value
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        raise SourceResponseError(SYSTEM, f"custom_uptime_ranges is {value!r}, not a ratio") from None
+    first = value.split("-", 1)[0] if isinstance(value, str) else value
+    what = "custom_uptime_ranges" if first == value else f"the first ratio of custom_uptime_ranges {value!r}"
+    return figures.percentage(SYSTEM, what, first)
 
 
 def down_minutes(logs: Iterable[Mapping[str, Any]], week: ReportWeek) -> float:
@@ -201,11 +192,11 @@ def down_minutes(logs: Iterable[Mapping[str, Any]], week: ReportWeek) -> float:
     for log in logs:
         if str(log.get("type")) != str(DOWN_LOG):
             continue
-        try:
-            start = parse_instant(int(log["datetime"]))
-            end = start + dt.timedelta(seconds=int(log.get("duration") or 0))
-        except (KeyError, TypeError, ValueError):
-            raise SourceResponseError(SYSTEM, "a down log has no usable datetime/duration") from None
+        if "datetime" not in log:
+            raise SourceResponseError(SYSTEM, "a down log has no datetime")
+        start = parse_instant(figures.non_negative(SYSTEM, "down log datetime", log["datetime"]))
+        duration = figures.non_negative(SYSTEM, "down log duration", log.get("duration") or 0)
+        end = start + dt.timedelta(seconds=duration)
         lo, hi = max(start, week.start), min(end, week.end)
         if hi > lo:
             spans.append((lo, hi))
@@ -226,14 +217,14 @@ def status_text(code: Any) -> str:
 
 
 def parse_site_checks(monitors: Iterable[Mapping[str, Any]], prefix: str, week: ReportWeek) -> SiteData:
-    """The customer's monitors (by prefix) as :class:`SiteCheck`, sorted by name."""
+    """The customer's monitors (labelled with its prefix) as :class:`SiteCheck`, sorted by name."""
     checks = []
     for monitor in monitors:
         name = str(monitor.get("friendly_name") or "")
         if not belongs_to(name, prefix):
             continue
         checks.append(SiteCheck(
-            name=check_name(name, prefix),
+            name=unlabelled(name),
             address=str(monitor.get("url") or ""),
             availability_pct=uptime_ratio(monitor.get("custom_uptime_ranges")),
             downtime_minutes=down_minutes(monitor.get("logs") or [], week),
@@ -247,9 +238,13 @@ def parse_site_checks(monitors: Iterable[Mapping[str, Any]], prefix: str, week: 
 def extract(hook: UptimeRobotHook, ref: dict[str, str], week: ReportWeek) -> Extracted:
     """The monitors named with ``ref.monitor_prefix``: the week's ratio and downtime."""
     prefix = (ref.get("monitor_prefix") or "").strip()
-    if not prefix:
-        raise SourceError(SYSTEM, "ref.monitor_prefix is empty")
-    data = parse_site_checks(hook.monitors(prefix, week), prefix, week)
+    try:
+        label_key(prefix)
+    except ValueError as exc:
+        raise SourceError(SYSTEM, f"ref.monitor_prefix {prefix!r} {exc}") from None
+    # getMonitors' search matches text anywhere: the label as written finds "golf: www" for "golf :"
+    search = prefix.removesuffix(LABEL_SEPARATOR).strip()
+    data = parse_site_checks(hook.monitors(search, week), prefix, week)
     if not data.checks:
         raise SourceResponseError(SYSTEM, f"no monitor is named '{prefix} ...'; name the customer's monitors "
                                           "with that prefix or fix ref.monitor_prefix in the registry")

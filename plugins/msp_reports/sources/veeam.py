@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
+from msp_reports.identity import identity_key
 from msp_reports.snapshot import BackupAsset, BackupData
 from msp_reports.sources import Extracted
 from msp_reports.sources.backup_rules import BackupAttempt, backup_asset, newest_before, rpo_hours
@@ -311,10 +312,8 @@ class VeeamHook(SourceHook):
         """The VSPC company's ``instanceUid`` for a company name (or that uid itself)."""
         if _UID.match(organization):
             return organization
-        wanted = _norm(organization)
         name_filter = [{"property": "name", "operation": "equals", "collation": "ignorecase", "value": organization}]
-        matches = [c for c in self.vspc_list("/organizations/companies", name_filter)
-                   if _norm(str(c.get("name") or "")) == wanted]
+        matches = [c for c in self.vspc_list("/organizations/companies", name_filter) if names_company(c, organization)]
         if not matches:
             raise SourceError(SYSTEM, f"VSPC has no company named {organization!r}; check ref.organization "
                                       "against the company name in VSPC (or use its instanceUid)")
@@ -369,8 +368,9 @@ HOOK = VeeamHook
 
 
 # --- wire -> model (pure) ---------------------------------------------------------------------
-def _norm(text: str) -> str:
-    return " ".join(text.split()).casefold()
+def names_company(company: dict[str, Any], organization: str) -> bool:
+    """The VSPC company is the registry's ``ref.organization``: compared whole, by the registry's identity rule."""
+    return identity_key(str(company.get("name") or "")) == identity_key(organization)
 
 
 def _lower(value: Any) -> str:

@@ -1,0 +1,53 @@
+"""The demo's account engineers: each approves its customer's report once it is rendered.
+
+An approval must postdate the report it approves (:mod:`msp_reports.approval`), so an unattended
+run cannot set ``approve`` in the Variables beforehand. Instead, while the DAG runs, this thread
+watches the store and records an approval for each report as soon as it is published, bound to
+its three hashes, exactly as the review page records one (``via: review-page`` is what the page
+writes; here ``via`` says it was the demo). The sensor then finds it in force.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+from collections.abc import Iterator
+
+from msp_reports import approval
+from msp_reports.store import ReportStore
+
+POLL_SECONDS = 0.02
+
+
+def _approve_rendered(store: ReportStore, week_of: dt.date, pending: set[str], by: str, since: dt.datetime) -> None:
+    for code in sorted(pending):
+        render = store.read_json(code, week_of, "render.json")
+        if render is None or dt.datetime.fromisoformat(render.get("rendered_at") or "1970-01-01T00:00+00:00") < since:
+            continue  # not rendered in this run yet
+        with contextlib.suppress(approval.ApprovalError):  # re-rendered meanwhile: the next look approves it
+            approval.record_decision(store, code, week_of, "approve", by=by, via="demo (simulated engineer)",
+                                     now=dt.datetime.now(dt.timezone.utc),
+                                     reviewed=approval.reviewed_version(render))
+            pending.discard(code)
+
+
+@contextlib.contextmanager
+def approving_when_rendered(store_root: str, week_of: dt.date, codes: list[str], *, by: str) -> Iterator[None]:
+    """While the block runs, approve each of ``codes`` once its report for ``week_of`` is published."""
+    store = ReportStore(store_root)
+    pending = set(codes)
+    since = dt.datetime.now(dt.timezone.utc)
+    stop = threading.Event()
+
+    def watch() -> None:
+        while pending and not stop.wait(POLL_SECONDS):
+            _approve_rendered(store, week_of, pending, by, since)
+
+    watcher = threading.Thread(target=watch, name="demo-engineers", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join(10)
