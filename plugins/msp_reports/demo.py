@@ -151,7 +151,7 @@ def _summary(demo_dir: Path, services: DemoServices, week_of: dt.date) -> int:
     got = _received_by_via(demo_dir, services, week_of)
     print(f"Emails        {sum(got['email'].values()):3}  " + _by_via(got["email"]) + f"; SMTP in {services.mail.folder}")
     print(f"Teams posts   {sum(got['teams'].values()):3}  " + _by_via(got["teams"])
-          + f" + {len(posts.get('weekly-reports', []))} roll-up")
+          + f" + {len(posts.get('weekly-reports', []))} in #weekly-reports")
     print(f"Archived PDFs {sum(got['archive'].values()):3}  " + _by_via(got["archive"]) + f"; local in {demo_dir / 'archive'}")
     print(f"Roll-up            {demo_dir / 'store' / '_rollup' / str(week_of) / 'rollup.md'}")
     delivered = sum(s["state"] == "delivered" for s in statuses)
