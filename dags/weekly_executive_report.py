@@ -21,7 +21,6 @@ add `"week_of": "2026-11-09"`.
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 # The public airflow.sdk names, imported from the modules that define them: airflow.sdk resolves
 # them lazily, so the dag-processor's pre-import of this file's airflow.* modules would not load
@@ -30,8 +29,9 @@ from airflow.sdk.definitions.context import get_current_context
 from airflow.sdk.definitions.dag import dag
 from airflow.sdk.definitions.decorators import task, task_group
 from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
+from msp_reports.settings import schedule_timezone
 
-MSP_TIMEZONE = os.environ.get("MSP_REPORTS_TIMEZONE", "Europe/London")
+MSP_TIMEZONE = schedule_timezone()  # $MSP_REPORTS_TIMEZONE; plan_customers checks msp.timezone agrees
 CUSTOMER_LABEL = "{{ customer }}"  # each mapped task puts its customer code in the context
 DOMAINS = ("uptime", "tickets", "backups", "security", "sites")
 
@@ -73,7 +73,8 @@ def plan_customers() -> list[str]:
 
     ctx = get_current_context()
     run, ti = ctx["dag_run"], ctx["ti"]
-    items = pipeline.plan(_settings(), run.logical_date or run.run_after, run.conf, run_id=run.run_id)
+    items = pipeline.plan(_settings(), run.logical_date or run.run_after, run.conf, run_id=run.run_id,
+                          schedule_timezone=MSP_TIMEZONE)
     for item in items:
         ti.xcom_push(pipeline.item_key(item["customer"]), item)
     ti.xcom_push("items", items)

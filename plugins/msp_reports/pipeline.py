@@ -14,13 +14,14 @@ from zoneinfo import ZoneInfo
 
 from msp_reports import approval
 from msp_reports.delivery.archive import archive_name
+from msp_reports.delivery.channels import internal_teams_channel
 from msp_reports.delivery.email import cover_note
 from msp_reports.delivery.ledger import Ledger, describe
-from msp_reports.delivery.teams import TeamsChannel
-from msp_reports.exceptions import ReportError, SourceError
+from msp_reports.exceptions import RegistryError, ReportError, SourceError
 from msp_reports.reconcile import Reconciled, reconcile
 from msp_reports.registry import Customer, Msp, load_registry
-from msp_reports.settings import Settings
+from msp_reports.settings import DEFAULT_SCHEDULE_TIMEZONE, SCHEDULE_TIMEZONE_ENV, Settings
+from msp_reports.settings import schedule_timezone as _schedule_timezone
 from msp_reports.shared import SharedListings
 from msp_reports.snapshot import DOMAINS, SECTION_DATA, Section, SourceStatus, WeeklySnapshot, merge_sections
 from msp_reports.sources import module_for
@@ -69,13 +70,17 @@ class Context:
 
 # ---- plan -----------------------------------------------------------------------------------
 def plan(settings: Settings, run_after: dt.datetime, conf: dict[str, Any] | None,
-         run_id: str | None = None) -> list[dict[str, Any]]:
+         run_id: str | None = None, *, schedule_timezone: str | None = None) -> list[dict[str, Any]]:
     """The customers of this run and the week they report on (the 7 days before the run's Monday).
 
     Each item carries what the customer's tasks need, validated once here: the settings, the
     customer's registry entry, the MSP block, and the run's scope for shared listings.
+
+    :param schedule_timezone: the zone the DAG's schedule was built with (the DAG passes it); by
+        default :func:`msp_reports.settings.schedule_timezone`. The registry must agree with it.
     """
     registry = load_registry(settings.registry_path)
+    _check_schedule_timezone(settings, registry.msp, schedule_timezone or _schedule_timezone())
     conf = conf or {}
     week_of = conf.get("week_of")
     if week_of:
@@ -90,6 +95,20 @@ def plan(settings: Settings, run_after: dt.datetime, conf: dict[str, Any] | None
     return [{"customer": c.code, "week_of": week, "run": scope, "settings": env,
              "entry": c.model_dump(mode="json"), "msp": msp}
             for c in registry.select(conf.get("customers"))]
+
+
+def _check_schedule_timezone(settings: Settings, msp: Msp, scheduled_in: str) -> None:
+    """The run starts at 06:00 in the schedule's zone, but the week, the 09:00 send time and the
+    approval deadline are reckoned in ``msp.timezone``: two zones would report the wrong week or
+    send at the wrong hour, so a run refuses to start until they are the same."""
+    if msp.timezone == scheduled_in:
+        return
+    raise RegistryError(
+        f"{settings.registry_path}: msp.timezone is {msp.timezone!r}, but the DAG is scheduled in "
+        f"{scheduled_in!r} (environment variable {SCHEDULE_TIMEZONE_ENV} of the Airflow processes, "
+        f"default {DEFAULT_SCHEDULE_TIMEZONE}). Make them the same: either set 'msp.timezone: {scheduled_in}' "
+        f"in the registry, or set {SCHEDULE_TIMEZONE_ENV}={msp.timezone} for the dag-processor, scheduler "
+        "and workers and let the DAG file be parsed again.")
 
 
 def item_key(code: str) -> str:
@@ -266,8 +285,9 @@ def post_missed_approvals(settings: Settings, items: list[dict[str, str]],
         return {"unapproved": [], "posted": "nothing to post"}
     card = missed_approvals_card(registry.msp, week_of, rows,
                                  approval_deadline(registry.msp, week_of, waiting_since or _now()))
-    channel = TeamsChannel(registry.msp.internal_teams_conn_id, card)
-    channel.name = "teams-missed-approvals"  # its own receipt: a retry never posts the list twice
+    # its own receipt: a retry never posts the list twice, and it is not taken for a roll-up part
+    channel = internal_teams_channel(registry.msp, card, f"Not approved at {registry.msp.deliver_not_before}: "
+                                     f"week of {week_of}", name="teams-missed-approvals")
     receipt = Ledger(store, "_rollup", week_of).send_once(channel, sha256(b"missed-approvals"))
     return {"unapproved": [r["customer"] for r in rows], "posted": receipt["state"]}
 
@@ -373,14 +393,11 @@ def rollup(settings: Settings, items: list[dict[str, str]]) -> dict:
     store.write_rollup(week_of, "rollup.md", text)
     digest = sha256(text.encode())
     ledger = Ledger(store, "_rollup", week_of)
-    from msp_reports.delivery.channels import teams_channel
     from msp_reports.delivery.teams import post_parts
-    from msp_reports.registry import TeamsDelivery
 
-    internal = registry.msp.internal_teams or TeamsDelivery(conn_id=registry.msp.internal_teams_conn_id)
     cards = rollup_cards(registry.msp, week_of, statuses)  # one post each: Teams caps a message at ~28 KB
     # internal channel: a changed roll-up (a late approval, a fixed source) is posted as an update
-    receipts = post_parts(ledger, [teams_channel(internal, card, f"Weekly reports: week of {week_of}")
+    receipts = post_parts(ledger, [internal_teams_channel(registry.msp, card, f"Weekly reports: week of {week_of}")
                                    for card in cards], digest)
     receipt = receipts[0]
     attention = [f"{s['customer']} {s['state']}" for s in statuses

@@ -62,7 +62,8 @@ CONNECTION_TYPES: list[dict] = [
           hidden=["schema", "port", "extra"],
           relabel={"host": "Graph base URL", "login": "Application (client) ID", "password": "Client secret"},
           placeholders={"host": "https://graph.microsoft.com/v1.0"},
-          fields={"login_url": _text("Login URL", "Microsoft identity platform", "https://login.microsoftonline.com")}),
+          fields={"login_url": _text("Login URL", "Microsoft identity platform", "https://login.microsoftonline.com"),
+                  "tenant_id": _text("MSP tenant ID", "The app's home tenant, where the Test button signs in")}),
     _conn("cloudflare", "msp_reports.sources.cloudflare.CloudflareHook", "Cloudflare health checks",
           hidden=["schema", "port", "extra", "login"],
           relabel={"host": "API base URL", "password": "API token"},
@@ -103,6 +104,15 @@ CONNECTION_TYPES: list[dict] = [
           placeholders={"host": "https://prod-00.westeurope.logic.azure.com:443/workflows/…/triggers/manual/"
                                 "paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0"}),
 ]
+
+
+def secret_fields(conn_type: str) -> frozenset[str]:
+    """The extra fields of ``conn_type`` whose values are secrets (schema format ``password``)."""
+    for conn in CONNECTION_TYPES:
+        if conn["connection-type"] == conn_type:
+            return frozenset(name for name, field in conn["conn-fields"].items()
+                             if field["schema"].get("format") == "password")
+    return frozenset()
 
 
 def get_provider_info() -> dict:

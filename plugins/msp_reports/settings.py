@@ -6,6 +6,11 @@
 - ``msp_reports_archive``: the local archive root (default ``$MSP_REPORTS_HOME/archive``).
 
 ``MSP_REPORTS_HOME`` defaults to ``var/`` at the project root.
+
+The DAG's schedule (Monday 06:00) is in the timezone of the environment variable
+``MSP_REPORTS_TIMEZONE`` (:func:`schedule_timezone`): a schedule is fixed when the file is parsed,
+and the registry is not read then. The registry's ``msp.timezone`` must name the same zone, which
+plan_customers checks (:func:`msp_reports.pipeline.plan`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,13 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 INCLUDE = PROJECT_ROOT / "include"
+SCHEDULE_TIMEZONE_ENV = "MSP_REPORTS_TIMEZONE"
+DEFAULT_SCHEDULE_TIMEZONE = "Europe/London"
+
+
+def schedule_timezone() -> str:
+    """The timezone of the DAG's Monday 06:00 schedule: ``$MSP_REPORTS_TIMEZONE``, default Europe/London."""
+    return os.environ.get(SCHEDULE_TIMEZONE_ENV) or DEFAULT_SCHEDULE_TIMEZONE
 
 
 @dataclass(frozen=True)

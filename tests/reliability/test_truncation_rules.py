@@ -9,9 +9,9 @@ import pytest
 import requests
 
 from msp_reports.exceptions import SourceResponseError, SourceUnavailable
-from msp_reports.sources import librenms, veeam, zabbix
+from msp_reports.sources import librenms, zabbix
 from msp_reports.sources.http import ApiClient, RetryPolicy
-from msp_reports.sources.paging import numbered_pages
+from msp_reports.sources.paging import numbered_pages, offset_pages
 from msp_reports.week import ReportWeek
 
 WEEK = ReportWeek.starting(dt.date(2026, 11, 16), "Europe/London")
@@ -27,8 +27,8 @@ def test_numbered_pages_refuses_an_empty_page_the_api_still_counts():
 
 def test_offset_pages_refuses_an_empty_page_before_the_total():
     with pytest.raises(SourceResponseError, match="empty page at offset 2 of 5"):
-        veeam.offset_pages(lambda offset: ([1, 2] if offset == 0 else [], 5), 2)
-    assert veeam.offset_pages(lambda offset: ([1, 2] if offset == 0 else [], None), 2) == [1, 2]
+        offset_pages("veeam", lambda offset: ([1, 2] if offset == 0 else [], 5), 2)
+    assert offset_pages("veeam", lambda offset: ([1, 2] if offset == 0 else [], None), 2) == [1, 2]
 
 
 def test_librenms_list_shorter_than_its_count_is_refused():

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from msp_reports.delivery.ledger import Channel
-    from msp_reports.registry import ArchiveDelivery, EmailDelivery, TeamsDelivery
+    from msp_reports.registry import ArchiveDelivery, EmailDelivery, Msp, TeamsDelivery
 
 
 def email_channel(cfg: EmailDelivery, *, default_sender: str, to: list[str], subject: str, cover_html: str,
@@ -65,6 +65,20 @@ def teams_channel(cfg: TeamsDelivery, card: dict, summary: str) -> Channel:
     from msp_reports.delivery.teams import TeamsChannel
 
     return TeamsChannel(conn_id=cfg.conn_id, card=card)
+
+
+def internal_teams_channel(msp: Msp, card: dict, summary: str, *, name: str = "teams") -> Channel:
+    """The MSP's own ``#weekly-reports``: ``msp.internal_teams`` (Graph or a webhook) when the registry
+    gives it, else the Workflows webhook of ``msp.internal_teams_conn_id``. Every internal post (the
+    roll-up, the missed-approvals notice) goes through here, so they all reach the same channel.
+
+    :param name: the receipt's name in the ``_rollup`` ledger (each kind of post keeps its own).
+    """
+    from msp_reports.registry import TeamsDelivery
+
+    channel = teams_channel(msp.internal_teams or TeamsDelivery(conn_id=msp.internal_teams_conn_id), card, summary)
+    channel.name = name
+    return channel
 
 
 def archive_channel(cfg: ArchiveDelivery, *, archive_root: str, filename: str, pdf: bytes,

@@ -6,6 +6,9 @@ Two optional extras this project reads: ``api_endpoint`` (handed to the hook's o
 ``get_client_options(api_endpoint_override=...)``: a private endpoint, or the simulator) and
 ``ca_certs`` (a CA bundle for httplib2, for a TLS-inspecting proxy or the simulator's
 certificate). The API clients are built with googleapiclient's static discovery documents.
+Only the provider's public API is used (``get_credentials``, ``get_client_options``, ``extras``,
+``get_field``, ``num_retries``): the provider is not pinned, and its private members may change in
+any release (``tests/delivery/test_google_public_api.py`` keeps it so).
 
 - **Gmail API** (``GmailApiChannel``): the service account acts as the reports mailbox through
   domain-wide delegation (``credentials.with_subject(sender)``; scopes ``gmail.send`` and
@@ -31,8 +34,8 @@ import email.policy
 from dataclasses import dataclass
 from typing import Any
 
-from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
-from airflow.providers.google.suite.hooks.drive import GoogleDriveHook, _escape_drive_query_value
+from airflow.providers.google.common.hooks.base_google import GoogleBaseHook, get_field
+from airflow.providers.google.suite.hooks.drive import GoogleDriveHook
 
 from msp_reports.delivery.archive import ArchiveFiles
 from msp_reports.delivery.email import ReportEmail, report_message
@@ -43,23 +46,35 @@ RESUMABLE_OVER = 5 * 1024 * 1024
 UPLOAD_CHUNK = 2 * 1024 * 1024  # a multiple of 256 KiB, as resumable uploads require
 
 
+def drive_query_literal(value: str) -> str:
+    r"""``value`` inside a Drive ``q=`` string literal: ``'`` and ``\`` escaped with a backslash,
+    as the Drive query language documents (a customer or file name may hold a quote)."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 class _ProjectEndpoint:
     """Endpoint and CA bundle from the connection's extras, for hooks built on ``GoogleBaseHook``."""
 
     def client_options(self: Any):
-        return self.get_client_options(api_endpoint_override=self._get_field("api_endpoint", None))
+        return self.get_client_options(api_endpoint_override=get_field(self.extras, "api_endpoint"))
 
-    def _authorize(self: Any):
+    def authorized_http(self: Any):
+        """httplib2 with the hook's credentials, trusting extra ``ca_certs`` when it is set."""
         import google_auth_httplib2
         from googleapiclient.http import build_http, set_user_agent
 
-        ca_certs = self._get_field("ca_certs", None)
-        if not ca_certs:
-            return super()._authorize()  # type: ignore[misc]
         http = build_http()  # keeps 308 (resumable upload) out of httplib2's redirects
-        http.ca_certs = ca_certs
+        ca_certs = get_field(self.extras, "ca_certs")
+        if ca_certs:
+            http.ca_certs = ca_certs
         http = set_user_agent(http, "msp-weekly-report (airflow)")
         return google_auth_httplib2.AuthorizedHttp(self.get_credentials(), http=http)
+
+    def build_service(self: Any, name: str, version: str):
+        from googleapiclient.discovery import build
+
+        return build(name, version, http=self.authorized_http(), cache_discovery=False,
+                     static_discovery=True, client_options=self.client_options())
 
 
 class GmailHook(_ProjectEndpoint, GoogleBaseHook):
@@ -83,24 +98,20 @@ class GmailHook(_ProjectEndpoint, GoogleBaseHook):
         return super().get_credentials().with_subject(self.mailbox)
 
     def get_conn(self):
-        from googleapiclient.discovery import build
-
         if self._service is None:
-            self._service = build("gmail", "v1", http=self._authorize(), cache_discovery=False,
-                                  static_discovery=True, client_options=self.client_options())
+            self._service = self.build_service("gmail", "v1")
         return self._service
 
 
 class ArchiveDriveHook(_ProjectEndpoint, GoogleDriveHook):
     """The provider's Drive hook, built against the connection's endpoint and CA bundle."""
 
-    def get_conn(self) -> Any:
-        from googleapiclient.discovery import build
+    _service: Any = None
 
-        if not self._conn:
-            self._conn = build("drive", self.api_version, http=self._authorize(), cache_discovery=False,
-                               static_discovery=True, client_options=self.client_options())
-        return self._conn
+    def get_conn(self) -> Any:
+        if self._service is None:
+            self._service = self.build_service("drive", self.api_version)
+        return self._service
 
 
 @dataclass
@@ -140,8 +151,8 @@ class DriveArchiveChannel(ArchiveFiles):
     fields: str = "id, name, md5Checksum, size, webViewLink"
 
     def _find(self, hook: ArchiveDriveHook, name: str) -> dict | None:
-        query = (f"name = '{_escape_drive_query_value(name)}' and "
-                 f"'{_escape_drive_query_value(self.folder_id)}' in parents and trashed = false")
+        query = (f"name = {drive_query_literal(name)} and "
+                 f"{drive_query_literal(self.folder_id)} in parents and trashed = false")
         scope: dict[str, Any] = {"corpora": "drive", "driveId": self.drive_id} if self.drive_id else {}
         found = hook.get_conn().files().list(
             q=query, spaces="drive", fields=f"files({self.fields})", supportsAllDrives=True,

@@ -17,11 +17,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from msp_reports.exceptions import SourceAuthError, SourceResponseError
 from msp_reports.sources.base import SourceHook
 from msp_reports.sources.http import ApiClient, RetryPolicy
 
 if TYPE_CHECKING:
     from msp_reports.delivery.ledger import Channel, Ledger
+
+
+#: the trigger's answer to a request whose sig it accepted but whose method it does not take
+METHOD_REFUSED = "TriggerRequestMethodNotValid"
 
 
 class TeamsWorkflowHook(SourceHook):
@@ -46,6 +51,20 @@ class TeamsWorkflowHook(SourceHook):
         if self.connection.password:
             query["sig"] = self.connection.password
         return urlunsplit(parts._replace(query=urlencode(query)))
+
+    def probe(self) -> str:
+        """A GET of the trigger URL: the trigger checks the ``sig`` first, then refuses the method
+        (``TriggerRequestMethodNotValid``) before the flow starts, so nothing is posted."""
+        try:
+            self.client.request("GET", self.webhook_url())
+        except SourceAuthError as exc:
+            raise SourceAuthError(self.system, f"the Workflows webhook refused the sig of connection "
+                                               f"'{self.conn_id}' (HTTP {exc.status}): copy the sig value of "
+                                               "the workflow's URL into the password", status=exc.status) from None
+        except SourceResponseError as exc:
+            if METHOD_REFUSED not in str(exc):
+                raise
+        return f"the Workflows webhook of connection '{self.conn_id}' accepted its sig (nothing was posted)"
 
     def post_card(self, card: dict, idempotency_key: str) -> dict:
         body = {"type": "message", "attachments": [

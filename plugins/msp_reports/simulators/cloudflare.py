@@ -214,6 +214,12 @@ def router(state: SimState) -> APIRouter:
     def auth_error() -> JSONResponse:
         return _failure(403, 10000, "Authentication error")
 
+    @api.get("/client/v4/user/tokens/verify")
+    async def verify_token(request: Request):
+        if not authorized(request):
+            return _failure(401, 1000, "Invalid API Token")
+        return _envelope({"id": "sim-token", "status": "active"})
+
     @api.get("/client/v4/zones/{zone_id}/healthchecks")
     async def healthchecks(zone_id: str, request: Request):
         if not authorized(request):

@@ -255,6 +255,7 @@ def _aad_error(status: int, error: str, description: str) -> JSONResponse:
 
 
 def router(state: SimState) -> APIRouter:
+    msp_tenant_id = _msp_tenant_id()
     api = APIRouter()
     world = state.world_view()
     with state.lock:
@@ -263,7 +264,8 @@ def router(state: SimState) -> APIRouter:
     @api.post("/login/{tenant_id}/oauth2/v2.0/token")
     async def token(tenant_id: str, request: Request):
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
-        refused = aad_client_credentials_error(form, tenant_id, tenant_known=world.by_tenant(tenant_id) is not None,
+        refused = aad_client_credentials_error(form, tenant_id, tenant_known=tenant_id == msp_tenant_id
+                                               or world.by_tenant(tenant_id) is not None,
                                                client_id=state.creds.graph_client_id,
                                                client_secret=state.creds.graph_client_secret)
         if refused is not None:
@@ -291,7 +293,10 @@ def router(state: SimState) -> APIRouter:
         if expires <= _now():
             return _odata_error(401, "InvalidAuthenticationToken",
                                 "Lifetime validation failed, the token is expired.", challenge)
-        return world.by_tenant(tenant_id)
+        customer = world.by_tenant(tenant_id)
+        if customer is None:  # the MSP's own tenant: no customer's security data
+            return _odata_error(403, "Forbidden", "Insufficient privileges to complete the operation.")
+        return customer
 
     def collection(request: Request, rows: list[tuple[dict, dict]], fields: dict[str, _Field],
                    context: str) -> JSONResponse:
@@ -340,6 +345,13 @@ def router(state: SimState) -> APIRouter:
     return api
 
 
+def _msp_tenant_id() -> str:
+    """The MSP app's home tenant, where the Test button signs in (graph imports this module)."""
+    from msp_reports.simulators.graph import MSP_TENANT_ID
+
+    return MSP_TENANT_ID
+
+
 def demo_connections(base_url: str, creds: SimCredentials, teams_channels: dict) -> dict[str, dict]:
     return {
         "defender_default": {
@@ -347,6 +359,6 @@ def demo_connections(base_url: str, creds: SimCredentials, teams_channels: dict)
             "host": f"{base_url}/defender/graph/v1.0",
             "login": creds.graph_client_id,
             "password": creds.graph_client_secret,
-            "extra": {"login_url": f"{base_url}/defender/login"},
+            "extra": {"login_url": f"{base_url}/defender/login", "tenant_id": _msp_tenant_id()},
         }
     }

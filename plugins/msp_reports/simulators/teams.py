@@ -1,7 +1,8 @@
 """Teams Workflows webhook simulator: ``POST /teams/workflows/<id>/triggers/manual/paths/invoke``.
 
 Like the real trigger URL, the query carries ``api-version``, ``sp``, ``sv`` and a ``sig``
-that authorises the call; a wrong ``sig`` gets 401 with the Logic Apps error body. Accepted
+that authorises the call; a wrong ``sig`` gets 401 with the Logic Apps error body, and a GET
+with the right one gets 400 ``TriggerRequestMethodNotValid`` (the trigger takes POST only). Accepted
 posts answer 202 with a run id and are kept per channel for the tests and the demo to read
 at ``GET /teams/_sim/posts``. A message over Teams' ~28 KB limit gets 413, as in Teams.
 """
@@ -31,8 +32,8 @@ def router(state) -> APIRouter:
     posts: dict[str, list[dict[str, Any]]] = state.extra.setdefault("teams_posts", {})
     run_ids = itertools.count(1)
 
-    @api.post("/workflows/{workflow_id}/triggers/manual/paths/invoke")
-    async def invoke(workflow_id: str, request: Request):
+    def refused(workflow_id: str, request: Request) -> JSONResponse | None:
+        """The trigger's checks of the URL, before anything else: its query, then its ``sig``."""
         q = request.query_params
         if q.get("api-version") != "2016-06-01" or "sp" not in q or "sv" not in q:
             return JSONResponse({"error": {"code": "InvalidRequest",
@@ -40,6 +41,20 @@ def router(state) -> APIRouter:
         if not hmac.compare_digest(q.get("sig", ""), channel_sig(state.creds, workflow_id)):
             return JSONResponse({"error": {"code": "DirectApiAuthorizationRequired",
                                            "message": "The request must be authenticated only by Shared Access scheme."}}, 401)
+        return None
+
+    @api.get("/workflows/{workflow_id}/triggers/manual/paths/invoke")
+    async def invoke_with_get(workflow_id: str, request: Request):
+        """A POST-only trigger refuses another method once the sig is accepted, before the flow runs."""
+        return refused(workflow_id, request) or JSONResponse(
+            {"error": {"code": "TriggerRequestMethodNotValid",
+                       "message": "The HTTP method for this request is not valid: expected 'POST' and actual 'GET'."}},
+            400)
+
+    @api.post("/workflows/{workflow_id}/triggers/manual/paths/invoke")
+    async def invoke(workflow_id: str, request: Request):
+        if (denied := refused(workflow_id, request)) is not None:
+            return denied
         if len(await request.body()) > MESSAGE_LIMIT:
             return JSONResponse({"error": {"code": "RequestEntityTooLarge",
                                            "message": "Teams messages are limited to about 28 KB."}}, 413)

@@ -3,6 +3,10 @@
 Each system's hook subclasses :class:`SourceHook` and says only how to build an
 :class:`~msp_reports.sources.http.ApiClient` from a connection; paging and envelopes live in
 that system's module, retries and rate limits in :mod:`msp_reports.sources.http`.
+
+The connection form's **Test** button calls :meth:`SourceHook.test_connection`; each hook names
+its cheapest authenticated request in :meth:`SourceHook.probe`. The answer never carries a
+credential: the connection's password and secret extra fields are masked in it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
+from msp_reports.provider import secret_fields
 from msp_reports.sources.http import ApiClient, RetryPolicy
 
 if TYPE_CHECKING:
@@ -68,6 +73,35 @@ class SourceHook(BaseHook):
 
     def build_client(self, conn: Connection, extra: dict[str, Any]) -> ApiClient:
         raise NotImplementedError
+
+    def probe(self) -> str:
+        """Make the system's cheapest authenticated request that changes nothing; say what it proved."""
+        raise NotImplementedError(f"{type(self).__name__} cannot test its connection: it names no probe")
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Airflow's **Test** button: ``(True, what the probe proved)`` or ``(False, what to fix)``.
+
+        Any failure is an answer, not an error (a missing field, a refused secret, a host that does
+        not answer); the message has every secret of the connection masked.
+        """
+        try:
+            ok, message = True, self.probe()
+        except Exception as exc:  # noqa: BLE001 - the Test button shows whatever went wrong
+            ok, message = False, str(exc)
+        return ok, self.mask_secrets(message)
+
+    def mask_secrets(self, text: str) -> str:
+        """``text`` with the connection's password and secret extra fields replaced by ``***``."""
+        try:
+            conn = self.connection
+        except Exception:  # noqa: BLE001 - no connection, so no secret of it to mask
+            return text
+        names = secret_fields(self.conn_type)
+        extra = conn.extra_dejson
+        values = [conn.password] + [v for k, v in extra.items() if k.rpartition("__")[2] in names]
+        for value in sorted((str(v) for v in values if v), key=len, reverse=True):
+            text = text.replace(value, "***")
+        return text
 
     @staticmethod
     def base_url(conn: Connection, default_path: str = "") -> str:

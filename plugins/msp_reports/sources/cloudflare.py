@@ -107,6 +107,15 @@ class CloudflareHook(SourceHook):
                 ) from exc
             raise
 
+    def probe(self) -> str:
+        """Cloudflare's own check of an API token (``GET /user/tokens/verify``)."""
+        result = envelope_result(self.call("GET", "/user/tokens/verify"))
+        status = result.get("status") if isinstance(result, dict) else None
+        if status != "active":
+            raise SourceAuthError(self.system, f"the API token of connection '{self.conn_id}' is {status!r}, "
+                                               "not active: create a new one and update the connection")
+        return f"Cloudflare verified the API token of connection '{self.conn_id}': active"
+
     def health_checks(self, zone_id: str) -> list[dict[str, Any]]:
         path = f"/zones/{quote(zone_id, safe='')}/healthchecks"
 

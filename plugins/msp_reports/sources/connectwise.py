@@ -103,6 +103,10 @@ class ConnectWiseHook(SourceHook):
                 status=exc.status,
             ) from None
 
+    def probe(self) -> str:
+        self.get("/service/tickets", {"fields": "id", "pageSize": 1})
+        return f"ConnectWise accepted the API member keys of connection '{self.conn_id}' and listed service tickets"
+
     def records(self, path: str, conditions: str, fields: str) -> list[dict[str, Any]]:
         """Every record matching ``conditions``; another page exists while ``Link`` has ``rel="next"``."""
         params = {"conditions": conditions, "fields": fields, "orderBy": "id asc", "pageSize": self.request_page_size}

@@ -98,18 +98,25 @@ class DattoHook(SourceHook):
             params: dict[str, Any] = {"_page": page}
             if self.page_size:
                 params["_perPage"] = self.page_size
-            try:
-                body = self.client.json("GET", path, params=params)
-            except SourceAuthError as exc:
-                raise SourceAuthError(
-                    self.system,
-                    f"Datto rejected the API keys of connection '{self.conn_id}' (HTTP {exc.status}); "
-                    "check login = public key and password = secret key",
-                    status=exc.status,
-                ) from exc
-            return read_page(body)
+            return read_page(self.get(path, params))
 
         return numbered_pages(self.system, fetch)
+
+    def get(self, path: str, params: dict[str, Any]) -> Any:
+        """GET with the shared retries; refused keys say what to check in the connection."""
+        try:
+            return self.client.json("GET", path, params=params)
+        except SourceAuthError as exc:
+            raise SourceAuthError(
+                self.system,
+                f"Datto rejected the API keys of connection '{self.conn_id}' (HTTP {exc.status}); "
+                "check login = public key and password = secret key",
+                status=exc.status,
+            ) from exc
+
+    def probe(self) -> str:
+        read_page(self.get("/bcdr/device", {"_page": 1, "_perPage": 1}))
+        return f"Datto accepted the API keys of connection '{self.conn_id}' and listed BCDR devices"
 
     def devices(self) -> list[dict[str, Any]]:
         return self.list_all("/bcdr/device")

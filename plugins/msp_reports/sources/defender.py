@@ -34,6 +34,7 @@ from msp_reports.sources import Extracted, figures, msidentity
 from msp_reports.sources.base import SourceHook
 from msp_reports.sources.http import ApiClient
 from msp_reports.sources.oauth import ClientCredentialsTokens, with_token
+from msp_reports.sources.paging import next_link_pages, odata_page
 from msp_reports.sources.timestamps import iso_z, parse_instant
 
 if TYPE_CHECKING:
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 SYSTEM = "defender"
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 SCORE_LOOKBACK = dt.timedelta(days=3)
-MAX_PAGES = 1000
 SEVERITIES: frozenset[str] = frozenset({"high", "medium", "low", "informational", "unknown"})
 
 class DefenderHook(SourceHook):
@@ -88,6 +88,16 @@ class DefenderHook(SourceHook):
     def forget_token(self, tenant_id: str) -> None:
         self.tokens.forget(tenant_id)
 
+    def probe(self) -> str:
+        """A token in the MSP's own tenant: proves the client id and secret (each customer tenant's
+        consent and permissions are checked when its report runs)."""
+        tenant = str(self.connection.extra_dejson.get("tenant_id") or "").strip()
+        if not tenant:
+            raise SourceAuthError(self.system, f"connection '{self.conn_id}' needs extra tenant_id (the MSP "
+                                               "tenant, the app's home) to be tested")
+        self.token(tenant)
+        return f"Azure AD issued a Graph token to the app of connection '{self.conn_id}' in tenant {tenant}"
+
     # --- Graph requests
     def get(self, tenant_id: str, path_or_url: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """GET as the MSP app in ``tenant_id``; a rejected cached token is renewed once."""
@@ -115,16 +125,12 @@ class DefenderHook(SourceHook):
         params: dict[str, Any] = {"$filter": filter_}
         if self.page_size:
             params["$top"] = self.page_size
-        body = self.get(tenant_id, path, params)
-        items = _values(body)
-        pages = 1
-        while body.get("@odata.nextLink"):
-            if pages >= MAX_PAGES:
-                raise SourceResponseError(self.system, f"{path}: still more pages after {MAX_PAGES}")
-            body = self.get(tenant_id, body["@odata.nextLink"])
-            items.extend(_values(body))
-            pages += 1
-        return items
+
+        def fetch(link: str | None) -> tuple[list[Any], str | None]:
+            body = self.get(tenant_id, link or path, None if link else params)
+            return odata_page(self.system, body, "@odata.nextLink")
+
+        return next_link_pages(self.system, fetch)
 
     def incidents(self, tenant_id: str, week: ReportWeek) -> list[dict[str, Any]]:
         seen: dict[str, dict[str, Any]] = {}
@@ -138,13 +144,6 @@ class DefenderHook(SourceHook):
 
 
 HOOK = DefenderHook
-
-
-def _values(body: dict[str, Any]) -> list[dict[str, Any]]:
-    values = body.get("value")
-    if not isinstance(values, list):
-        raise SourceResponseError(SYSTEM, "Graph collection without a 'value' list")
-    return list(values)
 
 
 # --- OData filters -------------------------------------------------------------------------

@@ -152,6 +152,10 @@ class HaloPSAHook(SourceHook):
 
         return with_token(self.tokens, "", call, self._api_refused)
 
+    def probe(self) -> str:
+        return (f"HaloPSA issued a token to connection '{self.conn_id}' and listed "
+                f"{len(self.ticket_types)} ticket types")
+
     def tickets(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Every ticket matching ``params``, page by page (``record_count`` gives the page count)."""
         size = self.request_page_size

@@ -135,6 +135,10 @@ class LibreNMSHook(SourceHook):
             ) from None
         return read_envelope(body, result_name)
 
+    def probe(self) -> str:
+        groups = self.call("/devicegroups", "groups")
+        return f"LibreNMS accepted the API token of connection '{self.conn_id}'; {len(groups)} device groups visible"
+
     def group_devices(self, group: str) -> list[dict[str, Any]]:
         try:
             return self.call(f"/devicegroups/{quote(group, safe='')}", "devices", params={"full": 1})

@@ -50,6 +50,7 @@ from msp_reports.sources.base import SourceHook
 from msp_reports.sources.defender import severity_of, status_at_week_end
 from msp_reports.sources.http import ApiClient
 from msp_reports.sources.oauth import ClientCredentialsTokens, with_token
+from msp_reports.sources.paging import next_link_pages, odata_page
 from msp_reports.sources.timestamps import iso_z, parse_instant
 
 if TYPE_CHECKING:
@@ -61,7 +62,6 @@ SYSTEM = "sentinel"
 DEFAULT_ARM_URL = "https://management.azure.com"
 API_VERSION = "2024-03-01"
 DEFAULT_TOP = 50
-MAX_PAGES = 1000
 CREATED = "properties/createdTimeUtc"
 MODIFIED = "properties/lastModifiedTimeUtc"
 STATUS = "properties/status"
@@ -144,6 +144,13 @@ class SentinelHook(SourceHook):
                                           "Lighthouse managing tenant), or the customer needs ref.tenant_id")
         return tenant
 
+    def probe(self) -> str:
+        """A token in the managing tenant: proves the client id and secret (each workspace's access
+        is checked when its customer's report runs)."""
+        tenant = self.tenant_for({})
+        self.tokens.token(tenant)
+        return f"Azure AD issued an ARM token to the app of connection '{self.conn_id}' in tenant {tenant}"
+
     def get(self, tenant_id: str, workspace: Workspace, path_or_url: str,
             params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """GET with an ARM token of ``tenant_id``; a refused cached token is renewed once."""
@@ -182,16 +189,12 @@ class SentinelHook(SourceHook):
         another host than the connection's)."""
         params = {"api-version": self.api_version, "$filter": filter_, "$orderby": f"{CREATED} desc",
                   "$top": self.top}
-        body = self.get(tenant_id, workspace, workspace.incidents_path, params)
-        items = _values(body)
-        pages = 1
-        while body.get("nextLink"):
-            if pages >= MAX_PAGES:
-                raise SourceResponseError(SYSTEM, f"still more pages after {MAX_PAGES}; refusing to continue")
-            body = self.get(tenant_id, workspace, str(body["nextLink"]))
-            items.extend(_values(body))
-            pages += 1
-        return items
+
+        def fetch(link: str | None) -> tuple[list[Any], str | None]:
+            body = self.get(tenant_id, workspace, link or workspace.incidents_path, None if link else params)
+            return odata_page(SYSTEM, body, "nextLink")
+
+        return next_link_pages(SYSTEM, fetch)
 
     def incidents(self, tenant_id: str, workspace: Workspace, week: ReportWeek) -> list[dict[str, Any]]:
         seen: dict[str, dict[str, Any]] = {}
@@ -208,13 +211,6 @@ def arm_error_code(exc: SourceError) -> str:
     """The ``code`` of ARM's ``{"error": {"code": ...}}`` inside an error message, if any."""
     match = re.search(r'"code"\s*:\s*"([A-Za-z]+)"', str(exc))
     return match.group(1) if match else "no error code"
-
-
-def _values(body: dict[str, Any]) -> list[dict[str, Any]]:
-    values = body.get("value")
-    if not isinstance(values, list):
-        raise SourceResponseError(SYSTEM, "ARM collection without a 'value' list")
-    return list(values)
 
 
 # --- OData filters -------------------------------------------------------------------------

@@ -51,7 +51,7 @@ from msp_reports.snapshot import SiteCheck, SiteData
 from msp_reports.sources import Extracted, figures
 from msp_reports.sources.base import SourceHook
 from msp_reports.sources.http import ApiClient
-from msp_reports.sources.paging import numbered_pages
+from msp_reports.sources.paging import offset_pages
 from msp_reports.sources.timestamps import parse_instant
 
 if TYPE_CHECKING:
@@ -113,6 +113,10 @@ class UptimeRobotHook(SourceHook):
             raise SourceAuthError(SYSTEM, f"connection '{self.conn_id}': {str(exc).split(': ', 1)[-1]}; {FIX_KEY}",
                                   status=exc.status) from None
 
+    def probe(self) -> str:
+        total = read_page(self.call("getMonitors", {"limit": 1}))[1]
+        return f"UptimeRobot accepted the API key of connection '{self.conn_id}'; {total} monitors visible"
+
     def monitors(self, prefix: str, week: ReportWeek) -> list[dict[str, Any]]:
         """Monitors matching ``search=prefix``, with the week's ratio and down logs, all pages."""
         start, end = int(week.start.timestamp()), int(week.end.timestamp())
@@ -124,19 +128,14 @@ class UptimeRobotHook(SourceHook):
             "logs_start_date": int((week.start - LOG_LOOKBACK).timestamp()),
             "logs_end_date": end,
         }
+        limit = min(self.page_size or MAX_LIMIT, MAX_LIMIT)
         if self.page_size:
-            form["limit"] = min(self.page_size, MAX_LIMIT)
-        seen = 0
+            form["limit"] = limit
 
-        def fetch(page: int) -> tuple[list[Any], int]:
-            nonlocal seen
-            items, total = read_page(self.call("getMonitors", {**form, "offset": seen}))
-            if not items and seen < total:
-                raise SourceResponseError(SYSTEM, f"getMonitors returned an empty page at offset {seen} of {total}")
-            seen += len(items)
-            return items, page + 1 if seen < total else page
+        def fetch(offset: int) -> tuple[list[Any], int | None]:
+            return read_page(self.call("getMonitors", {**form, "offset": offset}))
 
-        return numbered_pages(SYSTEM, fetch)
+        return offset_pages(SYSTEM, fetch, limit)
 
 
 HOOK = UptimeRobotHook

@@ -73,6 +73,7 @@ from msp_reports.sources import Extracted
 from msp_reports.sources.backup_rules import BackupAttempt, backup_asset, newest_before, rpo_hours
 from msp_reports.sources.base import SourceHook
 from msp_reports.sources.http import ApiClient, RetryPolicy
+from msp_reports.sources.paging import offset_pages
 from msp_reports.sources.timestamps import iso_z, parse_instant
 
 if TYPE_CHECKING:
@@ -88,35 +89,13 @@ VSPC_PAGE_SIZE = 100  # documented default; the maximum is 500
 VBR_PAGE_SIZE = 500  # what real clients ask for
 HISTORY = dt.timedelta(days=14)  # sessions before week start read for the last good backup
 TOKEN_MARGIN_SECONDS = 60
-MAX_PAGES = 1000
 GOOD_RESULTS = frozenset({"success", "warning"})
 FINISHED_JOB_STATUSES = frozenset({"success", "warning", "failed"})
 _UID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _MIN_REAL_TIME = dt.datetime(1971, 1, 1, tzinfo=dt.timezone.utc)  # .NET writes 0001-01-01 for "none"
 
 
-# --- paging (VSPC limit/offset, VBR skip/limit) ----------------------------------------------
-def offset_pages(
-    fetch: Callable[[int], tuple[list[Any], int | None]], page_size: int, *, max_pages: int = MAX_PAGES
-) -> list[Any]:
-    """All items of an offset-paged collection.
-
-    :param fetch: fetches the page starting at an offset; returns its items and the total the
-        API reports (``None`` if it reports none: then a short page is the last).
-    :param page_size: the limit asked for.
-    """
-    items: list[Any] = []
-    for _ in range(max_pages):
-        page, total = fetch(len(items))
-        items.extend(page)
-        if not page and total is not None and len(items) < total:
-            raise SourceResponseError(SYSTEM, f"an empty page at offset {len(items)} of {total}; the listing "
-                                              "was cut short")
-        if not page or (total is not None and len(items) >= total) or (total is None and len(page) < page_size):
-            return items
-    raise SourceResponseError(SYSTEM, f"still more items after {max_pages} pages; refusing to continue")
-
-
+# --- paging envelopes (VSPC limit/offset, VBR skip/limit; the loop is paging.offset_pages) -------
 def read_vspc_page(body: Any) -> tuple[list[Any], int | None]:
     """``{"meta": {"pagingInfo": {"total", "count", "offset"}}, "data": [...]}``."""
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
@@ -208,6 +187,10 @@ class VeeamVbrHook(SourceHook):
         self._token = (token, self.clock() + max(0.0, lifetime - TOKEN_MARGIN_SECONDS))
         return token, True
 
+    def probe(self) -> str:
+        self.token()
+        return f"VBR server {self.client.base_url} issued a token to login '{self.connection.login}'"
+
     def get(self, path: str, params: dict[str, Any]) -> Any:
         """GET with the cached token; one that the server rejects is replaced once."""
         token, fresh = self.token()
@@ -242,7 +225,7 @@ class VeeamVbrHook(SourceHook):
         def fetch(skip: int) -> tuple[list[Any], int | None]:
             return read_vbr_page(self.get("/api/v1/sessions", {**window, "skip": skip, "limit": limit}))
 
-        return offset_pages(fetch, limit)
+        return offset_pages(SYSTEM, fetch, limit)
 
 
 # --- the hook ---------------------------------------------------------------------------------
@@ -306,7 +289,11 @@ class VeeamHook(SourceHook):
                     status=exc.status,
                 ) from exc
 
-        return offset_pages(fetch, limit)
+        return offset_pages(SYSTEM, fetch, limit)
+
+    def probe(self) -> str:
+        servers = self.server_names()
+        return f"VSPC accepted the API key of connection '{self.conn_id}'; {len(servers)} backup servers visible"
 
     def company_uid(self, organization: str) -> str:
         """The VSPC company's ``instanceUid`` for a company name (or that uid itself)."""

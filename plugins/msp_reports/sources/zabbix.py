@@ -193,6 +193,22 @@ class ZabbixHook(SourceHook):
         if version >= BEARER_FROM:
             self.client.session.headers["Authorization"] = f"Bearer {token}"
 
+    def probe(self) -> str:
+        """Sign in as the connection says and read one host id; end the session it opened."""
+        uses_token = bool(self.connection.extra_dejson.get("api_token"))
+        how = "extra api_token" if uses_token else f"login '{self.connection.login}'"
+        try:
+            self.rpc("host.get", {"output": ["hostid"], "limit": 1})
+        except SourceAuthError as exc:  # a refused API token is an application error, with HTTP 200
+            if not uses_token:
+                raise  # login() has said what to fix
+            raise SourceAuthError(SYSTEM, f"connection {self.conn_id!r}: Zabbix refused the {how} ({_reason(exc)}); "
+                                          f"check the connection's {how}", status=exc.status) from None
+        finally:
+            self.logout()
+        major, minor = self.version()
+        return f"Zabbix {major}.{minor} accepted the {how} of connection '{self.conn_id}'"
+
     def logout(self) -> None:
         """End a session this hook opened, so weekly runs do not pile sessions up on the server."""
         if not self._logged_in:
