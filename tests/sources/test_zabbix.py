@@ -389,3 +389,14 @@ def test_demo_connection_points_at_the_simulator():
     conn = zabbix_sim.demo_connections("http://127.0.0.1:1", creds, {})["zabbix_default"]
     assert conn["host"] == "http://127.0.0.1:1/zabbix/api_jsonrpc.php"
     assert conn["extra"] == {"api_token": creds.zabbix_api_token} and "password" not in conn
+
+
+def test_setup_command_says_which_connection_is_missing(monkeypatch, capsys):
+    from msp_reports.sources import zabbix_setup
+
+    monkeypatch.delenv("AIRFLOW_CONN_ZABBIX_DEFAULT", raising=False)
+    assert zabbix_setup.main(["ACME", "Leeds/Servers/99.9"]) == 2
+    assert "the Airflow connection 'zabbix_default' is not defined" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        zabbix_setup.main(["ACME", "Leeds/Servers"])  # not SITE/CLASS/SLO
+    assert "is not SITE/CLASS/SLO" in capsys.readouterr().err

@@ -150,11 +150,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = [RowSpec.parse(text) for text in args.rows]
     except ValueError as exc:
         parser.error(str(exc))
-    hook = ZabbixHook(refs[0].conn_id)
+    from airflow.exceptions import AirflowNotFoundException
+
+    from msp_reports.exceptions import SourceError
+
+    conn_id = refs[0].conn_id
+    hook = ZabbixHook(conn_id)
     try:
         changes = provision(hook, refs[0].ref["service_tag"], customer.timezone, rows)
-    finally:
         hook.logout()
+    except AirflowNotFoundException:
+        print(f"customer {args.customer}: the Airflow connection {conn_id!r} is not defined here; define it "
+              f"(Admin -> Connections, `airflow connections add`, or AIRFLOW_CONN_{conn_id.upper()})",
+              file=sys.stderr)
+        return 2
+    except SourceError as exc:
+        print(f"customer {args.customer}: {exc}", file=sys.stderr)
+        return 1
     print(f"customer {args.customer}: {changes}")
     return 0
 
