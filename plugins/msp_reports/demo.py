@@ -36,6 +36,7 @@ def airflow_env(home: Path, demo_dir: Path) -> dict[str, str]:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",  # the connection form's Test button, on loopback
         "MSP_REPORTS_HOME": str(demo_dir),
         "MSP_REPORTS_TIMEZONE": MSP_TIMEZONE,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "plugins"), os.environ.get("PYTHONPATH")])),
