@@ -268,3 +268,23 @@ def test_snapshot_model_stops_a_figure_that_a_parser_forgot_to_check(sim_setting
     _error, part, text = _report(sim_settings, "GOLF", "sites")
     assert "ValidationError" in part["status"]["error"] and "availability_pct" in part["status"]["error"]
     _assert_unavailable(text, "uptimerobot", "Public sites", "150.00")
+
+
+def test_an_old_stored_week_with_an_impossible_figure_is_a_gap_not_a_failure(tmp_path, caplog):
+    """A snapshot stored before the figure checks (uptime 103.6 %) is left out of the baseline and
+    the trends with a warning; it neither fails this week nor becomes a figure."""
+    from msp_reports.pipeline import load_snapshot
+    from msp_reports.store import ReportStore
+
+    from tests.factories import snapshot
+
+    store = ReportStore(str(tmp_path))
+    week_of = dt.date(2026, 11, 9)
+    good = snapshot(week_of).model_dump(mode="json")
+    store.write_json("ACME", week_of, "snapshot.json", good)
+    assert load_snapshot(store, "ACME", week_of) is not None
+    good["uptime"]["data"]["rows"][0]["uptime_pct"] = 103.6
+    store.write_json("ACME", week_of, "snapshot.json", good)
+    with caplog.at_level("WARNING"):
+        assert load_snapshot(store, "ACME", week_of) is None
+    assert "ACME 2026-11-09: the stored snapshot.json fails the figure checks" in caplog.text

@@ -173,8 +173,19 @@ def _section(ctx: Context, domain: str) -> Section:
 
 
 def load_snapshot(store: ReportStore, customer: str, week_of: dt.date) -> WeeklySnapshot | None:
+    """A stored week, or None. A week stored before today's figure checks that no longer passes
+    them (say an uptime above 100 %) is no baseline and no trend point: a gap, logged, never a figure."""
+    from pydantic import ValidationError
+
     raw = store.read_json(customer, week_of, "snapshot.json")
-    return None if raw is None else WeeklySnapshot.model_validate(raw)
+    if raw is None:
+        return None
+    try:
+        return WeeklySnapshot.model_validate(raw)
+    except ValidationError as exc:
+        log.warning("%s %s: the stored snapshot.json fails the figure checks and is left out of the baseline "
+                    "and the trends: %s", customer, week_of, str(exc).splitlines()[0])
+        return None
 
 
 def build_snapshot(settings: Settings, item: dict[str, str]) -> dict:
