@@ -55,7 +55,7 @@ def _history_store(root: Path) -> Path:
 def parse_section(workdir: Path) -> tuple[list[Row], dict]:
     from benchmarks import parse
     from benchmarks.common import bench_week, synthetic_profiles, write_registry
-    from msp_reports.simulators.world import World
+    from devtools.simulators.world import World
 
     week = bench_week()
     registries = {f"{n} customers": write_registry(World(week, profiles=synthetic_profiles(n)),

@@ -119,7 +119,7 @@ def self_peak_rss_mb() -> float:
 # ---- the week every benchmark reports on ------------------------------------------------------
 def bench_week() -> dt.date:
     """The latest week whose report is due by now, as the demo uses: approvals deliver at once."""
-    from msp_reports.simulators.world import latest_complete_week
+    from devtools.simulators.world import latest_complete_week
 
     return latest_complete_week(dt.datetime.now(dt.timezone.utc), MSP_TIMEZONE)
 
@@ -130,7 +130,7 @@ def synthetic_profiles(n: int):
     classes, agents, web checks, ticket volume and story), so every size has the same mix."""
     from dataclasses import replace
 
-    from msp_reports.simulators.world import PROFILES
+    from devtools.simulators.world import PROFILES
 
     profiles = []
     for i in range(n):
@@ -152,8 +152,8 @@ def sample_indices(n: int, shapes: tuple[int, ...] = tuple(range(SHAPES))) -> li
 
 def _identities(cw) -> dict[str, str]:
     """How the simulators know one customer: the values its registry entry may name."""
-    from msp_reports.simulators.halopsa import halo_client_id
-    from msp_reports.simulators.sentinel import subscription_id
+    from devtools.simulators.halopsa import halo_client_id
+    from devtools.simulators.sentinel import subscription_id
 
     p = cw.profile
     return {"code": p.code, "name": p.name, "tenant": cw.tenant_id, "zone": cw.zone_id,
@@ -178,7 +178,7 @@ def registry_document(world) -> dict[str, Any]:
 
     import yaml
 
-    from msp_reports.simulators.world import PROFILES, World
+    from devtools.simulators.world import PROFILES, World
 
     demo = yaml.safe_load((PROJECT_ROOT / "include" / "customers.yaml").read_text(encoding="utf-8"))
     entries = {c["code"]: c for c in demo["customers"]}

@@ -37,7 +37,7 @@ APPROVAL = json.dumps({"decision": "approve", "by": "benchmark"})
 
 def _services(home: Path):
     from benchmarks.common import bench_week
-    from msp_reports.demo import DemoServices
+    from devtools.demo import DemoServices
 
     week = bench_week()
     os.environ["MSP_REPORTS_HOME"] = str(home)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 def child(home: Path) -> dict:
     from benchmarks.common import bench_week
-    from msp_reports.demo import DemoServices, seed_history
+    from devtools.demo import DemoServices, seed_history
     from msp_reports.render import TREND_WEEKS
 
     week = bench_week()

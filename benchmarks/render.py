@@ -109,7 +109,7 @@ def prepare(home: Path) -> dict:
 
     from benchmarks.common import bench_week
     from msp_reports import pipeline
-    from msp_reports.demo import DemoServices
+    from devtools.demo import DemoServices
     from msp_reports.render import render_markdown
 
     week = bench_week()

@@ -54,7 +54,7 @@ class _SimulatorClock:
 
 
 def _serve(world, creds, sim_seconds: Counter):
-    from msp_reports.simulators.server import SimServer, connection_env, demo_connections
+    from devtools.simulators.server import SimServer, connection_env, demo_connections
 
     server = SimServer(world, creds)
     server.app.add_middleware(_SimulatorClock, seconds=sim_seconds)
@@ -113,8 +113,8 @@ def child(n: int, home: Path, shapes: tuple[int, ...]) -> dict:
     from benchmarks.common import bench_week, sample_indices, synthetic_profiles, write_registry
     from msp_reports.registry import load_registry
     from msp_reports.settings import Settings
-    from msp_reports.simulators.credentials import SimCredentials
-    from msp_reports.simulators.world import World
+    from devtools.simulators.credentials import SimCredentials
+    from devtools.simulators.world import World
 
     week = bench_week()
     profiles = synthetic_profiles(n)

@@ -16,9 +16,9 @@ MODULES = (
     "pypdf",
     "msp_reports.pipeline",
     "msp_reports.render",
-    "msp_reports.demo",
-    "msp_reports.simulators.server",
-    "msp_reports.simulators.mailsink",
+    "devtools.demo",
+    "devtools.simulators.server",
+    "devtools.simulators.mailsink",
 )
 
 

@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-export PYTHONPATH="$PWD/plugins${PYTHONPATH:+:$PYTHONPATH}"
-exec .venv/bin/python -m msp_reports.demo run "$@"
+export PYTHONPATH="$PWD/plugins:$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the product; the root holds devtools/ (simulators, demo)
+exec .venv/bin/python -m devtools.demo run "$@"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The SIGKILL campaign (see plugins/msp_reports/chaos.py): kill the pipeline's worker during
+# The SIGKILL campaign (see devtools/chaos.py): kill the pipeline's worker during
 # extract, render and each delivery, re-run it, and count duplicates, losses and corrupt files.
 #
 #   bash scripts/kill_campaign.sh                       # 200 iterations, seed 1
@@ -10,6 +10,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || bash scripts/bootstrap.sh
-export PYTHONPATH="$PWD/plugins${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$PWD/plugins:$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the product; the root holds devtools/ (simulators, demo)
 export AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING
-exec .venv/bin/python -m msp_reports.chaos "$@"
+exec .venv/bin/python -m devtools.chaos "$@"

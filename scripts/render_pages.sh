@@ -6,5 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || bash scripts/bootstrap.sh
-export PYTHONPATH="$PWD/plugins${PYTHONPATH:+:$PYTHONPATH}"
-exec .venv/bin/python -m msp_reports.render_pages "$@"
+export PYTHONPATH="$PWD/plugins:$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the product; the root holds devtools/ (simulators, demo)
+exec .venv/bin/python -m devtools.render_pages "$@"

@@ -4,5 +4,5 @@
 # Uses the deployment's Airflow configuration (AIRFLOW_HOME, connections, Variables) from the environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PYTHONPATH="$PWD/plugins${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$PWD/plugins:$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the product; the root holds devtools/ (simulators, demo)
 exec .venv/bin/python -m msp_reports.resend "$@"

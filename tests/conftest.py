@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # devtools/: simulators, demo
 sys.path.insert(0, str(ROOT / "plugins"))
 
 # Airflow reads its home at import time: give the test session its own, before anything imports it.
@@ -25,12 +26,11 @@ os.environ.update({
     "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
 })
 
-from msp_reports.simulators.credentials import SimCredentials  # noqa: E402
-from msp_reports.simulators.server import SimServer  # noqa: E402
-from msp_reports.simulators.world import World  # noqa: E402
+from devtools.simulators.credentials import SimCredentials  # noqa: E402
+from devtools.simulators.server import SimServer  # noqa: E402
+from devtools.simulators.world import World  # noqa: E402
 
-# A fixed latest week keeps every test deterministic, whatever day the suite runs.
-WEEK_OF = dt.date(2026, 11, 16)
+from tests.factories import WEEK_OF  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +74,7 @@ def sim_settings(sim, tmp_path, monkeypatch):
     """The demo registry's source connections pointed at the simulators; a fresh store and archive."""
     from msp_reports.registry import load_registry
     from msp_reports.settings import Settings
-    from msp_reports.simulators.server import connection_env, demo_connections
+    from devtools.simulators.server import connection_env, demo_connections
 
     registry = load_registry(Settings.load().registry_path)
     channels = {c.delivery.teams.conn_id: c.code.lower() for c in registry.customers}

@@ -1,8 +1,10 @@
-"""Small builders for snapshots, so rule tests read like the rule."""
+"""The tests' shared constants and builders: the fixed week, the project root, snapshots and
+report weeks, so rule tests read like the rule."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from msp_reports.snapshot import (
     BackupAsset, BackupData, Incident, PriorityCount, SecurityData, Section, SiteCheck, SiteData,
@@ -10,6 +12,9 @@ from msp_reports.snapshot import (
 )
 from msp_reports.week import ReportWeek
 
+ROOT = Path(__file__).resolve().parents[1]
+# A fixed latest week keeps every test deterministic, whatever day the suite runs.
+WEEK_OF = dt.date(2026, 11, 16)
 NOW = dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.timezone.utc)
 
 
@@ -17,7 +22,7 @@ def status(domain: str, system: str, ok: bool = True, error: str | None = None) 
     return SourceStatus(domain=domain, system=system, ok=ok, error=error, fetched_at=NOW, as_of=NOW if ok else None)
 
 
-def snapshot(week_of: dt.date = dt.date(2026, 11, 16), *, uptime=None, backlog=10, opened=20, closed=19,
+def snapshot(week_of: dt.date = WEEK_OF, *, uptime=None, backlog=10, opened=20, closed=19,
              breaches=1, assets=None, incidents=(), score=(71.0, 70.5), failed=(), tz="Europe/London",
              customer="ACME") -> WeeklySnapshot:
     week = ReportWeek.starting(week_of, tz)
@@ -48,3 +53,9 @@ def snapshot(week_of: dt.date = dt.date(2026, 11, 16), *, uptime=None, backlog=1
             sections[domain] = Section(status=status(domain, systems[domain]), data=d)
     return WeeklySnapshot(customer=customer, customer_name="Acme Manufacturing Ltd", week_of=week_of, timezone=tz,
                           week_start=week.start, week_end=week.end, **sections)
+
+
+def report_week(world, code: str, offset: int = 0) -> ReportWeek:
+    """The product's week for ``code`` in the simulated world, ``offset`` weeks before its latest."""
+    profile = world.customers[code].profile
+    return ReportWeek.starting(world.latest_week_of - dt.timedelta(weeks=offset), profile.timezone)

@@ -14,7 +14,7 @@ import tomllib
 import pytest
 import yaml
 
-from conftest import ROOT
+from tests.factories import ROOT
 
 COMPOSE = ROOT / "docker-compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"

@@ -9,7 +9,7 @@ import importlib
 import pytest
 
 from msp_reports.provider import CONNECTION_TYPES, secret_fields
-from msp_reports.simulators.server import demo_connections
+from devtools.simulators.server import demo_connections
 
 WRONG_SECRET = "wrong-secret-5f2c9d81b7e4a6"
 TEAMS_CHANNELS = {"teams_acme": "acme"}
@@ -71,7 +71,7 @@ def test_test_button_fails_with_a_wrong_secret_and_does_not_repeat_it(sim, use_c
 
 
 def test_zabbix_login_and_password_are_tested_too(sim, use_connection):
-    from msp_reports.simulators.zabbix import login_connection
+    from devtools.simulators.zabbix import login_connection
 
     conn = login_connection(sim.base_url, sim.creds)
     good = _hook("zabbix", use_connection("zabbix_login", conn)).test_connection()
@@ -148,7 +148,7 @@ def test_the_stack_enables_the_test_button():
     """Airflow disables the Test button unless ``[core] test_connection`` says otherwise."""
     import yaml
 
-    from conftest import ROOT
+    from tests.factories import ROOT
 
     compose = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
     assert compose["services"]["airflow-apiserver"]["environment"]["AIRFLOW__CORE__TEST_CONNECTION"] == "Enabled"

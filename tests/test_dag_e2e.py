@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pypdf import PdfReader
 
-from conftest import ROOT, WEEK_OF
+from tests.factories import ROOT, WEEK_OF
 
 pytestmark = pytest.mark.e2e
 REPORT_MONDAY = WEEK_OF + dt.timedelta(days=7)
@@ -25,8 +25,8 @@ REPORT_MONDAY = WEEK_OF + dt.timedelta(days=7)
 def demo(sim, tmp_path_factory):
     from msp_reports.registry import load_registry
     from msp_reports.settings import Settings
-    from msp_reports.simulators.mailsink import MailSink
-    from msp_reports.simulators.server import connection_env, demo_connections
+    from devtools.simulators.mailsink import MailSink
+    from devtools.simulators.server import connection_env, demo_connections
 
     home = tmp_path_factory.mktemp("msp-home")
     registry = load_registry(Settings.load().registry_path)
@@ -40,7 +40,7 @@ def demo(sim, tmp_path_factory):
         os.environ["MSP_REPORTS_HOME"] = str(home)
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True,
                        stdout=subprocess.DEVNULL, env=os.environ.copy())
-        from msp_reports.demo import seed_history
+        from devtools.demo import seed_history
 
         seed_history(WEEK_OF, 1)  # last week's snapshot: the baseline for the week-over-week rules
         yield {"home": home, "mail": mail, "registry": registry, "sim": sim}
@@ -51,7 +51,7 @@ def demo(sim, tmp_path_factory):
 def _approving(codes, by="e2e test", week_of=WEEK_OF):
     """Each report approved once it is rendered (an approval must postdate the report it approves)."""
     from msp_reports.settings import Settings
-    from msp_reports.simulators.engineer import approving_when_rendered
+    from devtools.engineer import approving_when_rendered
 
     return approving_when_rendered(Settings.load().store_root, week_of, list(codes), by=by)
 
@@ -66,7 +66,7 @@ def _run_dag():
 
 def _received(demo, customer):
     """What the customer received on each channel, wherever that channel delivers (tests/delivery/observed.py)."""
-    from delivery.observed import received
+    from tests.delivery.observed import received
 
     return received(customer, WEEK_OF, sim=demo["sim"], mail_folder=demo["mail"].folder,
                     archive_root=demo["home"] / "archive", sender=str(demo["registry"].msp.from_email),

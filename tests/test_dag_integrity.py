@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import ROOT
+from tests.factories import ROOT
 
 DAG_ID = "weekly_executive_report"
 

@@ -22,10 +22,11 @@ import pytest
 import requests
 
 from msp_reports.exceptions import SourceResponseError
-from msp_reports.simulators import defender as defender_sim
-from msp_reports.simulators import sentinel as sentinel_sim
+from devtools.simulators import defender as defender_sim
+from devtools.simulators import sentinel as sentinel_sim
 from msp_reports.sources import defender, sentinel
 from msp_reports.sources.http import ApiClient, RetryPolicy
+from tests.factories import report_week
 
 POLICY = RetryPolicy(attempts=2, base_delay=0.01, sleep=lambda _s: None)
 NEXT_LINK_KEYS = ("@odata.nextLink", "nextLink")
@@ -140,7 +141,7 @@ def test_next_links_on_the_connections_host_are_followed(system, sim, creds, use
     make_hook, ref = SOURCES[system]
     module = defender if system == "defender" else sentinel
     before = sim.state.requests[system]
-    result = module.extract(make_hook(use_connection, sim, creds, origin), ref(world, "CNDR"), world.week("CNDR"))
+    result = module.extract(make_hook(use_connection, sim, creds, origin), ref(world, "CNDR"), report_week(world, "CNDR"))
     assert len(result.data.incidents) >= 2
     assert sim.state.requests[system] - before >= len(result.data.incidents) + 2  # one page per incident
 
@@ -153,7 +154,7 @@ def test_a_next_link_to_another_host_gets_no_token(system, sim, creds, use_conne
     make_hook, ref = SOURCES[system]
     module = defender if system == "defender" else sentinel
     with pytest.raises(SourceResponseError) as err:
-        module.extract(make_hook(use_connection, sim, creds, origin), ref(world, "CNDR"), world.week("CNDR"))
+        module.extract(make_hook(use_connection, sim, creds, origin), ref(world, "CNDR"), report_week(world, "CNDR"))
     assert recorder.seen == []  # nothing reached the other host, so no bearer token either
     text = str(err.value)
     assert text.startswith(f"{system}: ") and attacker_origin in text and origin in text

@@ -21,7 +21,7 @@ import requests
 from pydantic import ValidationError
 from pypdf import PdfReader
 
-from conftest import WEEK_OF
+from tests.factories import WEEK_OF
 
 from msp_reports import pipeline
 from msp_reports.exceptions import SourceError, SourceResponseError

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 import yaml
-from factories import NOW, snapshot, status
+from tests.factories import NOW, snapshot, status
 
 from msp_reports.exceptions import RegistryError
 from msp_reports.reconcile import reconcile
@@ -13,7 +13,7 @@ from msp_reports.snapshot import (
     ChangeRecord, PriorityCount, Section, TicketData, UptimeData, UptimeRow, merge_sections,
 )
 
-from conftest import ROOT
+from tests.factories import ROOT
 
 
 def _rows(source, *rows):

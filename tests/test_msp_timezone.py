@@ -10,7 +10,7 @@ import datetime as dt
 import pytest
 import yaml
 
-from conftest import ROOT, WEEK_OF
+from tests.factories import ROOT, WEEK_OF
 
 RUN_AFTER = dt.datetime.combine(WEEK_OF + dt.timedelta(days=7), dt.time(6), dt.timezone.utc)
 

@@ -1,6 +1,6 @@
 import datetime as dt
 
-from factories import snapshot
+from tests.factories import snapshot
 
 from msp_reports.reconcile import reconcile
 from msp_reports.registry import Thresholds

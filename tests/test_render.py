@@ -821,7 +821,7 @@ def test_teams_card_and_rollup_carry_the_pdf_numbers(report, tmp_path):
 
 # --- render_pages ---------------------------------------------------------------------------------
 def test_render_pages_finds_the_latest_week_and_its_history(tmp_path):
-    from msp_reports import render_pages
+    from devtools import render_pages
 
     for back in (0, 1, 3):
         snap = make_snapshot(WEEK_OF - dt.timedelta(days=7 * back), healthy=True)

@@ -17,7 +17,7 @@ from msp_reports.render import TABLE_ROW_LIMIT, render_report
 from msp_reports.snapshot import ChangeRecord, Incident, WeeklySnapshot
 from msp_reports.store import ReportStore
 from msp_reports.week import ReportWeek
-from test_render import MSP, WEEK_OF, make_customer, make_previous, make_snapshot
+from tests.test_render import MSP, WEEK_OF, make_customer, make_previous, make_snapshot
 
 CHANGES, INCIDENTS, TICKETS = 10_000, 2_000, 10_000
 MAX_PAGES = 16  # the normal report is 5 pages; the capped tables add a few, however long the week

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 import requests
 
-from conftest import WEEK_OF
+from tests.factories import WEEK_OF
 
 from msp_reports import pipeline
 from msp_reports.shared import SharedListings

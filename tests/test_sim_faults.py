@@ -11,7 +11,7 @@ from msp_reports.registry import load_registry
 from msp_reports.sources import module_for
 from msp_reports.sources.http import RetryPolicy
 
-from conftest import ROOT
+from tests.factories import ROOT, report_week
 
 REGISTRY = load_registry(ROOT / "include" / "customers.yaml")
 # one (customer, domain, source) per system the demo uses
@@ -24,7 +24,7 @@ for c in REGISTRY.customers:
 
 @pytest.fixture
 def connections(sim, monkeypatch):
-    from msp_reports.simulators.server import connection_env, demo_connections
+    from devtools.simulators.server import connection_env, demo_connections
 
     for key, value in connection_env(demo_connections(sim.base_url, sim.creds, {})).items():
         monkeypatch.setenv(key, value)
@@ -33,7 +33,7 @@ def connections(sim, monkeypatch):
 def _extract(world, code, src):
     module = module_for(src.system)
     hook = module.HOOK(src.conn_id, policy=RetryPolicy(attempts=2, base_delay=0.01, sleep=lambda s: None))
-    return module.extract(hook, dict(src.ref), world.week(code))
+    return module.extract(hook, dict(src.ref), report_week(world, code))
 
 
 def _records(data) -> int:

@@ -9,7 +9,7 @@ import pytest
 import requests
 from pypdf import PdfReader
 
-from conftest import WEEK_OF
+from tests.factories import WEEK_OF
 
 from msp_reports import pipeline
 from msp_reports.exceptions import SourceUnavailable

@@ -19,10 +19,11 @@ import yaml
 
 from msp_reports.exceptions import RegistryError
 from msp_reports.registry import parse_registry
-from msp_reports.simulators.server import SimServer, demo_connections
-from msp_reports.simulators.world import PROFILES, Profile, World
+from devtools.simulators.server import SimServer, demo_connections
+from devtools.simulators.world import PROFILES, Profile, World
 from msp_reports.sources import datto, uptimerobot, veeam
 from msp_reports.sources.http import RetryPolicy
+from tests.factories import report_week
 
 DEMO = Path(__file__).resolve().parents[1] / "include" / "customers.yaml"
 WEEK_OF = dt.date(2026, 11, 16)
@@ -48,7 +49,7 @@ def _connect(use_connection, server: SimServer, creds, conn_id: str) -> None:
 # ---- what a careless spelling would be handed, and the registry refusing it -------------------
 def test_a_datto_company_with_two_spaces_is_acmes_company_and_is_refused(sim, creds, use_connection, world, raw):
     _connect(use_connection, sim, creds, "datto_default")
-    week = world.week("ACME")
+    week = report_week(world, "ACME")
     acme = datto.extract(datto.DattoHook(policy=POLICY), {"client_company": "Acme Manufacturing Ltd"}, week)
     spaced = datto.extract(datto.DattoHook(policy=POLICY), {"client_company": "Acme  Manufacturing Ltd"}, week)
     assert len(acme.data.assets) == 4 and spaced.data == acme.data  # Datto hands it ACME's four assets
@@ -101,7 +102,7 @@ def test_a_prefix_takes_only_the_monitors_labelled_exactly_with_it(golf_sim, cre
     _connect(use_connection, golf_sim, creds, "uptimerobot_default")
     world = golf_sim.world
     got = uptimerobot.extract(uptimerobot.UptimeRobotHook(policy=POLICY), {"monitor_prefix": prefix},
-                              world.week("GOLF")).data
+                              report_week(world, "GOLF")).data
     assert sorted(c.address for c in got.checks) == sorted(c.address for c in world.customers["GOLF"].checks)
     assert sorted(c.name for c in got.checks) == sorted(c.name for c in world.customers["GOLF"].checks)
 

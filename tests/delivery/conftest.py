@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, WEEK_OF
+from tests.factories import ROOT, WEEK_OF
 
 MSP_SENDER = "reports@northwind-msp.example"
 
@@ -55,7 +55,7 @@ class Case:
 @pytest.fixture
 def delivery_conns(sim, use_connection):
     """The Graph, Gmail and Drive connections (TLS, with the simulators' CA bundle)."""
-    from msp_reports.simulators import drive, gmail, graph
+    from devtools.simulators import drive, gmail, graph
 
     conns = {}
     for module in (graph, gmail, drive):
@@ -74,7 +74,7 @@ def make_case(tmp_path, delivery_conns):
     from msp_reports.settings import Settings
     from msp_reports.store import ReportStore, sha256
 
-    from factories import snapshot
+    from tests.factories import snapshot
 
     def _make(delivery: dict, *, pdf_bytes: int = 0, code: str = "ACME", msp_extra: dict | None = None) -> Case:
         raw = yaml.safe_load((ROOT / "include" / "customers.yaml").read_text())
@@ -104,7 +104,7 @@ def make_case(tmp_path, delivery_conns):
 
 
 def graph_world(sim):
-    from msp_reports.simulators.graph import graph_world as gw
+    from devtools.simulators.graph import graph_world as gw
 
     return gw(sim.state)
 

@@ -1,5 +1,5 @@
-"""What each customer received, whatever carries its channels (see :mod:`msp_reports.simulators.inbox`)."""
+"""What each customer received, whatever carries its channels (see :mod:`devtools.inbox`)."""
 
-from msp_reports.simulators.inbox import Received, received
+from devtools.inbox import Received, received
 
 __all__ = ["Received", "received"]

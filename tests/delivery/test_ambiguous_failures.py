@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from conftest import WEEK_OF
-from delivery.conftest import MSP_SENDER, SP_DRIVE, graph_world
+from tests.factories import WEEK_OF
+from tests.delivery.conftest import MSP_SENDER, SP_DRIVE, graph_world
 
 LOCAL = {"via": "local", "folder": "Acme/Reports"}
 WEBHOOK = {"via": "workflow", "conn_id": "teams_acme"}
@@ -20,7 +20,7 @@ def _fault(sim, system: str, **fault) -> None:
 
 
 def _webhook(sim, use_connection, conn_id: str, workflow: str, **extra) -> None:
-    from msp_reports.simulators import teams as teams_sim
+    from devtools.simulators import teams as teams_sim
 
     for cid, conn in teams_sim.demo_connections(sim.base_url, sim.creds, {conn_id: workflow}).items():
         use_connection(cid, {**conn, "extra": extra} if extra else conn)
@@ -57,8 +57,8 @@ def test_webhook_timeout_or_5xx_leaves_attempted_and_the_retry_does_not_post_aga
 def test_webhook_refused_connection_is_a_plain_failure_and_the_retry_posts(sim, make_case, use_connection):
     """Nothing can have arrived through a refused connection: that is ``failed``, and safe to resend."""
     from msp_reports.exceptions import SourceUnavailable
-    from msp_reports.simulators.server import free_port
-    from msp_reports.simulators import teams as teams_sim
+    from devtools.simulators.server import free_port
+    from devtools.simulators import teams as teams_sim
 
     case = make_case({"teams": {"via": "workflow", "conn_id": "teams_refused"}, "archive": LOCAL})
     [(cid, conn)] = teams_sim.demo_connections(sim.base_url, sim.creds, {"teams_refused": "acme-refused"}).items()
@@ -116,7 +116,7 @@ def test_smtp_sends_once_per_attempt_whatever_the_connections_retry_limit(make_c
     may follow the server's acceptance; the channel ignores ``retry_limit``."""
     from aiosmtpd.controller import Controller
 
-    from msp_reports.simulators.server import free_port
+    from devtools.simulators.server import free_port
 
     class AcceptsThenFails:  # stores the message, then answers as if it had not
         received = 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, WEEK_OF
+from tests.factories import ROOT, WEEK_OF
 
 PDF = b"%PDF-1.7 approved bytes"
 

@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from conftest import ROOT, WEEK_OF
-from delivery.conftest import CHANNEL, MSP_SENDER, SP_DRIVE, TEAM, graph_world
+from tests.factories import ROOT, WEEK_OF
+from tests.delivery.conftest import CHANNEL, MSP_SENDER, SP_DRIVE, TEAM, graph_world
 
 WEBHOOK = {"via": "workflow", "conn_id": "teams_acme"}
 LOCAL = {"via": "local", "folder": "Acme/Reports"}
@@ -29,7 +29,7 @@ def _start_delivery(case, channel: str) -> subprocess.Popen:
         pipeline.deliver(Settings(registry_path={case.settings.registry_path!r}, store_root={case.settings.store_root!r},
                                   archive_root={case.settings.archive_root!r}), {case.item!r}, {channel!r})
     """)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
 
@@ -87,7 +87,7 @@ def _count(sim, case, name: str, key: str) -> int:
     if name == "archive/sharepoint":
         path = f"/graph/v1.0/drives/{SP_DRIVE}/root:/Acme/crash/ACME_weekly-report_{WEEK_OF}.pdf:/content"
         return sum(c["method"] == "PUT" and c["path"] == path for c in graph_world(sim).log)
-    from msp_reports.simulators.drive import file_tree, folder_id
+    from devtools.simulators.drive import file_tree, folder_id
 
     return sum(f["name"] == f"LIMA_weekly-report_{WEEK_OF}.pdf" and folder_id("LIMA") in f["parents"]
                for f in file_tree(sim.state))
@@ -95,7 +95,7 @@ def _count(sim, case, name: str, key: str) -> int:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_killed_after_the_send_a_rerun_finds_it_and_sends_nothing_more(sim, make_case, name):
-    from msp_reports.simulators.drive import SHARED_DRIVE_ID, folder_id
+    from devtools.simulators.drive import SHARED_DRIVE_ID, folder_id
 
     delivery, channel, point = CASES[name]
     code = "ACME"
@@ -122,7 +122,7 @@ def test_killed_after_the_send_a_rerun_finds_it_and_sends_nothing_more(sim, make
 def test_smtp_killed_mid_send_stops_for_a_person_then_resend_delivers_once(sim, make_case, use_connection, tmp_path):
     from msp_reports.exceptions import DeliveryStateUnknown
     from msp_reports.resend import resend
-    from msp_reports.simulators.mailsink import MailSink
+    from devtools.simulators.mailsink import MailSink
 
     case = make_case({"email": {"via": "smtp", "conn_id": "smtp_crash"}, "teams": WEBHOOK, "archive": LOCAL})
     with socket.socket() as tarpit:  # accepts the connection, never greets: the send hangs mid-way
@@ -155,7 +155,7 @@ def test_workflow_webhook_killed_mid_post_stops_for_a_person(sim, make_case, use
     import requests
 
     from msp_reports.exceptions import DeliveryStateUnknown
-    from msp_reports.simulators import teams as teams_sim
+    from devtools.simulators import teams as teams_sim
 
     case = make_case({"teams": {"via": "workflow", "conn_id": "teams_crash"}, "archive": LOCAL})
     for conn_id, conn in teams_sim.demo_connections(sim.base_url, sim.creds, {"teams_crash": "acme-crash"}).items():

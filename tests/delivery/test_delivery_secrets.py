@@ -76,8 +76,8 @@ def test_refused_google_key_leaks_nothing(sim, make_case, delivery_conns, use_co
 
 @pytest.mark.parametrize("how", ["wrong sig", "unreachable"])
 def test_webhook_signature_never_appears_on_failure(sim, make_case, use_connection, caplog, how):
-    from msp_reports.simulators import teams as teams_sim
-    from msp_reports.simulators.server import free_port
+    from devtools.simulators import teams as teams_sim
+    from devtools.simulators.server import free_port
 
     caplog.set_level(logging.DEBUG)
     [(cid, conn)] = teams_sim.demo_connections(sim.base_url, sim.creds, {"teams_secret": "acme-secret"}).items()
@@ -97,7 +97,7 @@ def test_refused_smtp_login_leaks_nothing(make_case, use_connection, caplog, tmp
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult
 
-    from msp_reports.simulators.server import free_port
+    from devtools.simulators.server import free_port
 
     caplog.set_level(logging.DEBUG)
     wrong = f"WRONG-smtp-{uuid.uuid4().hex}"

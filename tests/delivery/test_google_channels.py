@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from conftest import WEEK_OF
-from delivery.conftest import MSP_SENDER
+from tests.factories import WEEK_OF
+from tests.delivery.conftest import MSP_SENDER
 
 LOCAL = {"via": "local", "folder": "Acme/Reports"}
 WEBHOOK = {"via": "workflow", "conn_id": "teams_acme"}
@@ -86,14 +86,14 @@ def test_gmail_without_domain_wide_delegation_is_refused_as_gmail_does(sim, deli
 
 
 def _drive_files(sim, folder_id):
-    from msp_reports.simulators.drive import file_tree
+    from devtools.simulators.drive import file_tree
 
     return [f for f in file_tree(sim.state) if folder_id in f["parents"]]
 
 
 @pytest.mark.parametrize("code, size, path", [("ECHO", 0, "multipart"), ("FXTR", 6 * 1024 * 1024, "resumable")])
 def test_drive_archive_puts_snapshot_and_pdf_in_the_customers_shared_drive_folder(sim, make_case, code, size, path):
-    from msp_reports.simulators.drive import SHARED_DRIVE_ID, folder_id
+    from devtools.simulators.drive import SHARED_DRIVE_ID, folder_id
 
     archive = {"via": "drive", "drive_id": SHARED_DRIVE_ID, "folder_id": folder_id(code), "folder": "Reports"}
     case = make_case({"teams": {"via": "workflow", "conn_id": f"teams_{code.lower()}"}, "archive": archive},
@@ -141,7 +141,7 @@ def test_drive_archive_puts_snapshot_and_pdf_in_the_customers_shared_drive_folde
 
 def test_drive_requests_say_supports_all_drives_and_the_shared_drive_hides_files_otherwise(sim, delivery_conns):
     from msp_reports.delivery.google import ArchiveDriveHook
-    from msp_reports.simulators.drive import SHARED_DRIVE_ID, folder_id
+    from devtools.simulators.drive import SHARED_DRIVE_ID, folder_id
 
     service = ArchiveDriveHook(gcp_conn_id="google_drive_default").get_conn()
     q = f"'{folder_id('ACME')}' in parents and trashed = false"
@@ -153,24 +153,3 @@ def test_drive_requests_say_supports_all_drives_and_the_shared_drive_hides_files
     assert [f["id"] for f in seen["files"]] == [folder_id("ACME")]
     assert "files" in service.files().list(q=q, supportsAllDrives=True, includeItemsFromAllDrives=True,
                                            corpora="drive", driveId=SHARED_DRIVE_ID).execute(num_retries=0)
-
-
-# Reference values published with rclone's OneDrive backend (quickxorhash_test.go): the hash
-# SharePoint reports in file.hashes.quickXorHash; 21+ bytes wrap around the 160-bit cell.
-QUICKXOR_VECTORS = [
-    ("", "AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
-    ("Sg==", "SgAAAAAAAAAAAAAAAQAAAAAAAAA="),
-    ("/aNzzCFPS/A=", "/RjFHJgRgicsAR4ACAAAAAAAAAA="),
-    ("DWAAX5/CIfrmErgZa8ot6ZraeSbu", "LR2Z0PjuRYGKQB/mhQAuMrAGZbQ="),
-    ("qwGf2ESubE5jOUHHyc94ORczFYYbc2OmEzo+hBIyzJiNwAzC8PvJqtTzwkWkSslgHFGWQZR2BV5+uYTrYT7HVwRM40vqfj0dBgeDENyTenIO"
-     "L1LHkjtDKoXEnQ0mXAHoJ8PjbNC93zi5TovVRXTNzfGEs5dpWVqxUzb5lc7dwkyvOluBw482mQ4xrzYyIY1t+//OrNi1ObGXuUw2jBQOFfJV"
-     "j2Y6BOyYmfB1y36eBxi3zxeG5d5NYjm2GSh6e08QMAwu3zrINcqIzLOuNIiGXBtl7DjKt7b5wqi4oFiRpZsCyx2smhSrdrtK/CkdU6nDN+34"
-     "vSR/M8rZpWQdBE7a8g==", "WYT9JY3JIo/pEBp+tIM6Gt2nyTM="),
-]
-
-
-@pytest.mark.parametrize("data, expected", QUICKXOR_VECTORS)
-def test_quick_xor_hash_matches_the_published_reference_values(data, expected):
-    from msp_reports.delivery.hashes import quick_xor_hash
-
-    assert quick_xor_hash(base64.b64decode(data)) == expected

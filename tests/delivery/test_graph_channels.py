@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from conftest import WEEK_OF
-from delivery.conftest import CHANNEL, MSP_SENDER, SP_DRIVE, TEAM, graph_world
+from tests.factories import WEEK_OF
+from tests.delivery.conftest import CHANNEL, MSP_SENDER, SP_DRIVE, TEAM, graph_world
 
 LOCAL = {"via": "local", "folder": "Acme/Reports"}
 WEBHOOK = {"via": "workflow", "conn_id": "teams_acme"}

@@ -9,8 +9,8 @@ import json
 import pytest
 import yaml
 
-from conftest import ROOT, WEEK_OF
-from delivery.conftest import TEAM, graph_world
+from tests.factories import ROOT, WEEK_OF
+from tests.delivery.conftest import TEAM, graph_world
 
 INTERNAL = {"via": "graph", "team_id": TEAM, "channel_id": "19:weekly-reports-internal-channel@thread.tacv2"}
 

@@ -11,8 +11,8 @@ import socket
 
 import pytest
 
-from conftest import WEEK_OF
-from delivery.conftest import MSP_SENDER
+from tests.factories import WEEK_OF
+from tests.delivery.conftest import MSP_SENDER
 
 CTO = "sarah.whitfield@acme.example"
 OWNER = "marcus.bell@northwind-msp.example"
@@ -24,7 +24,7 @@ WEBHOOK = {"via": "workflow", "conn_id": "teams_acme"}
 @pytest.fixture
 def mailbox(tmp_path, use_connection):
     """A real SMTP server that refuses the addresses in ``mailbox.refuse`` at ``RCPT TO``."""
-    from msp_reports.simulators.mailsink import MailSink
+    from devtools.simulators.mailsink import MailSink
 
     with MailSink(tmp_path / "outbox") as sink:
         sink.refuse = {}  # address -> the SMTP reply; change it to "fix" a mailbox

@@ -11,7 +11,7 @@ import re
 import pytest
 import yaml
 
-from conftest import ROOT, WEEK_OF
+from tests.factories import ROOT, WEEK_OF
 
 CUSTOMERS = 500
 TEAMS_LIMIT = 28 * 1024
@@ -42,10 +42,10 @@ def big_msp(sim, tmp_path, use_connection):
     from msp_reports.reconcile import reconcile
     from msp_reports.registry import Thresholds
     from msp_reports.settings import Settings
-    from msp_reports.simulators.teams import demo_connections
+    from devtools.simulators.teams import demo_connections
     from msp_reports.store import ReportStore
 
-    from test_render import make_previous, make_snapshot
+    from tests.test_render import make_previous, make_snapshot
 
     registry = tmp_path / "customers.yaml"
     registry.write_text(yaml.safe_dump(_registry_document(CUSTOMERS)))

@@ -10,8 +10,8 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import ROOT, WEEK_OF
-from delivery.conftest import MSP_SENDER, SP_DRIVE, TEAM, graph_world
+from tests.factories import ROOT, WEEK_OF
+from tests.delivery.conftest import MSP_SENDER, SP_DRIVE, TEAM, graph_world
 
 
 def _registry(delivery: dict):

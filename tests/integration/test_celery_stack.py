@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import requests
 
-from conftest import ROOT, WEEK_OF
+from tests.factories import ROOT, WEEK_OF
 
 pytestmark = pytest.mark.integration
 
@@ -226,7 +226,7 @@ class Stack:
 
 def _airflow_env(home: Path, db: str, pg_user: str, redis_db: int, api_port: int, demo_dir: Path,
                  password_file: Path) -> dict[str, str]:
-    from msp_reports.demo import MSP_TIMEZONE
+    from devtools.demo import MSP_TIMEZONE
 
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))}
     from cryptography.fernet import Fernet
@@ -264,13 +264,13 @@ def _airflow_env(home: Path, db: str, pg_user: str, redis_db: int, api_port: int
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
         "MSP_REPORTS_HOME": str(demo_dir),
         "MSP_REPORTS_TIMEZONE": MSP_TIMEZONE,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "plugins"), os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "plugins"), str(ROOT), os.environ.get("PYTHONPATH")])),
     }
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[dict]:
-    from msp_reports.demo import DemoServices, import_pools
+    from devtools.demo import DemoServices, import_pools
 
     pg_user = _require_services()
     started = time.monotonic()
@@ -430,7 +430,7 @@ def test_sensors_waited_in_reschedule_mode_and_recorded_each_approval(finished_r
 def test_every_customer_delivered_once_on_each_channel(finished_run):
     """Each customer's email, Teams post and archived PDF, wherever its channels deliver (SMTP sink,
     Gmail/Graph/Drive simulators, Teams webhook, local folder), is the approved PDF, exactly once."""
-    from msp_reports.simulators.inbox import received
+    from devtools.inbox import received
     from msp_reports.store import sha256
 
     services, demo_dir = finished_run["services"], finished_run["demo_dir"]

@@ -9,12 +9,12 @@ import stat
 
 import pytest
 
-from conftest import WEEK_OF
+from tests.factories import WEEK_OF
 
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory):
-    from msp_reports.demo import DemoServices
+    from devtools.demo import DemoServices
 
     with DemoServices(WEEK_OF, tmp_path_factory.mktemp("demo-connections")) as s:
         yield s

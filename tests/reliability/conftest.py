@@ -29,7 +29,7 @@ def pdf_text(pdf: bytes) -> str:
 
 
 def demo_connections_for(sim, registry=REGISTRY, *, teams_suffix: str = "") -> dict[str, dict]:
-    from msp_reports.simulators.server import demo_connections
+    from devtools.simulators.server import demo_connections
 
     channels = {c.delivery.teams.conn_id: f"{c.code.lower()}{teams_suffix}" for c in registry.customers}
     channels[registry.msp.internal_teams_conn_id] = f"weekly-reports{teams_suffix}"
@@ -38,7 +38,7 @@ def demo_connections_for(sim, registry=REGISTRY, *, teams_suffix: str = "") -> d
 
 @pytest.fixture
 def set_connections(monkeypatch):
-    from msp_reports.simulators.server import connection_env
+    from devtools.simulators.server import connection_env
 
     def _set(conns: dict[str, dict]) -> None:
         for key, value in connection_env(conns).items():

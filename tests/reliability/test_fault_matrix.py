@@ -27,7 +27,7 @@ import re
 
 import pytest
 
-from conftest import WEEK_OF
+from tests.factories import WEEK_OF
 
 from msp_reports import pipeline
 from msp_reports.exceptions import SourceError, SourceRateLimited, SourceResponseError, SourceUnavailable
@@ -67,7 +67,7 @@ def baseline(sim, tmp_path_factory):
     """Each case customer's five sections extracted once without faults; and the number of
     requests a clean extract of the faulted domain costs (with the tests' page size of 2)."""
     from msp_reports.settings import Settings
-    from msp_reports.simulators.server import connection_env
+    from devtools.simulators.server import connection_env
 
     root = tmp_path_factory.mktemp("baseline")
     settings = Settings(registry_path=Settings.load().registry_path, store_root=str(root / "store"),

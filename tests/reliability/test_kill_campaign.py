@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 
-from conftest import WEEK_OF
+from tests.factories import WEEK_OF
 
-from msp_reports.chaos import KILL_TARGETS, Campaign, child_env, demo_conns
+from devtools.chaos import KILL_TARGETS, Campaign, child_env, demo_conns
 
 from .conftest import REGISTRY
 
@@ -20,7 +20,7 @@ ITERATIONS = int(os.environ.get("MSP_CHAOS_ITERATIONS", len(KILL_TARGETS)))
 
 
 def test_kill_campaign(sim, tmp_path):
-    from msp_reports.simulators.mailsink import MailSink
+    from devtools.simulators.mailsink import MailSink
 
     with MailSink(tmp_path / "outbox") as mail:
         env = child_env(demo_conns(sim, mail, REGISTRY), tmp_path / "airflow")

@@ -17,10 +17,10 @@ import pytest
 import yaml
 from pypdf import PdfReader
 
-from conftest import WEEK_OF
+from tests.factories import WEEK_OF
 
 from msp_reports import pipeline
-from msp_reports.chaos import demo_conns
+from devtools.chaos import demo_conns
 from msp_reports.exceptions import RegistryError, SourceError
 from msp_reports.registry import parse_registry
 from msp_reports.settings import Settings
@@ -105,9 +105,9 @@ def test_registry_refuses_one_backup_company_for_two_customers_whatever_the_case
 @pytest.fixture(scope="module")
 def delivered(sim, tmp_path_factory):
     """All twelve customers extracted, rendered, approved and delivered on every channel."""
-    from msp_reports.simulators.inbox import received
-    from msp_reports.simulators.mailsink import MailSink
-    from msp_reports.simulators.server import connection_env
+    from devtools.inbox import received
+    from devtools.simulators.mailsink import MailSink
+    from devtools.simulators.server import connection_env
 
     home = tmp_path_factory.mktemp("isolation")
     settings = Settings(REGISTRY_PATH, str(home / "store"), str(home / "archive"))
@@ -209,8 +209,8 @@ HOSTILE = [
 
 @pytest.fixture
 def hostile_sim(creds):
-    from msp_reports.simulators.server import SimServer
-    from msp_reports.simulators.world import World
+    from devtools.simulators.server import SimServer
+    from devtools.simulators.world import World
 
     world = World(WEEK_OF)
     fxtr = world.customers["FXTR"]
@@ -229,8 +229,8 @@ def hostile_sim(creds):
 def test_hostile_source_text_renders_inert_and_fetches_nothing(hostile_sim, settings, set_connections,
                                                                tmp_path, monkeypatch):
     from msp_reports import render
-    from msp_reports.simulators.inbox import received
-    from msp_reports.simulators.mailsink import MailSink
+    from devtools.inbox import received
+    from devtools.simulators.mailsink import MailSink
 
     asked: list[str] = []
     html_seen: list[str] = []

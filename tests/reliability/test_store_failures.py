@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, WEEK_OF
+from tests.factories import ROOT, WEEK_OF
 
 from msp_reports import pipeline
 from msp_reports.exceptions import StoreError
@@ -88,7 +88,7 @@ def test_file_size_limit_stops_render_and_keeps_the_last_report(rendered):
         pipeline.render(Settings({rendered.registry_path!r}, {rendered.store_root!r}, {rendered.archive_root!r}),
                         {ITEM!r})
     """)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
     assert "StoreError" in proc.stderr and "report.pdf" in proc.stderr, proc.stderr[-3000:]
@@ -161,7 +161,7 @@ def test_full_object_store_stops_render_and_keeps_what_was_written(rendered):
 @pytest.mark.filterwarnings("ignore:UPath 'fullfs' filesystem not explicitly implemented")
 def test_full_store_before_delivery_sends_nothing(rendered, sim, tmp_path, set_connections):
     """The ledger's 'attempted' receipt cannot be written: the delivery stops before sending."""
-    from msp_reports.simulators.mailsink import MailSink
+    from devtools.simulators.mailsink import MailSink
 
     now = pipeline.send_time(rendered, ITEM)
     pipeline.check_approval(rendered, ITEM, None, now=now)  # the sensor waits before anyone decides

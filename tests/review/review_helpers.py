@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT
+from tests.factories import ROOT
 
 TEST_USERS = "reviewer:user,viewer:viewer,admin:admin"
 # Teams channels of their own in the session's shared simulator, so other tests' counts are untouched
@@ -36,7 +36,7 @@ def sim_env(sim, home: Path) -> dict[str, str]:
     """Connections pointing at the simulators (Teams channels named after customers) and the store."""
     from msp_reports.registry import load_registry
     from msp_reports.settings import Settings
-    from msp_reports.simulators.server import connection_env, demo_connections
+    from devtools.simulators.server import connection_env, demo_connections
 
     registry = load_registry(Settings.load().registry_path)
     channels = {c.delivery.teams.conn_id: f"{c.code.lower()}-{CHANNEL_TAG}" for c in registry.customers}

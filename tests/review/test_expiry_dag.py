@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from conftest import ROOT, WEEK_OF
-from review_helpers import environment, migrate_db, sim_env
+from tests.factories import ROOT, WEEK_OF
+from tests.review.review_helpers import environment, migrate_db, sim_env
 
 pytestmark = pytest.mark.e2e
 REPORT_MONDAY = WEEK_OF + dt.timedelta(days=7)
@@ -19,9 +19,9 @@ REPORT_MONDAY = WEEK_OF + dt.timedelta(days=7)
 def test_unapproved_report_expires_at_the_cutoff_and_nothing_is_sent(sim, tmp_path):
     from airflow.dag_processing.dagbag import DagBag
 
-    from msp_reports.demo import import_pools
+    from devtools.demo import import_pools
     from msp_reports.settings import INCLUDE
-    from msp_reports.simulators.mailsink import MailSink
+    from devtools.simulators.mailsink import MailSink
 
     registry = yaml.safe_load((INCLUDE / "customers.yaml").read_text())
     registry["msp"]["approval_cutoff"] = "1m"

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from conftest import WEEK_OF
-from review_helpers import INTERNAL_CHANNEL, environment, sim_env
+from tests.factories import WEEK_OF
+from tests.review.review_helpers import INTERNAL_CHANNEL, environment, sim_env
 
 WEEK = WEEK_OF.isoformat()
 

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from conftest import WEEK_OF
-from review_helpers import INTERNAL_CHANNEL, environment, sim_env
+from tests.factories import WEEK_OF
+from tests.review.review_helpers import INTERNAL_CHANNEL, environment, sim_env
 
 WEEK = WEEK_OF.isoformat()
 ITEMS = [{"customer": "ACME", "week_of": WEEK}]
@@ -83,7 +83,7 @@ def test_the_dag_hands_the_notice_the_run_start():
     """The DAG task passes when its run began (the earliest any sensor of the run can have begun)."""
     import ast
 
-    from conftest import ROOT
+    from tests.factories import ROOT
 
     tree = ast.parse((ROOT / "dags" / "weekly_executive_report.py").read_text())
     [task] = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == "post_missed_approvals"]

@@ -14,8 +14,8 @@ import re
 import pytest
 from pypdf import PdfReader
 
-from conftest import WEEK_OF
-from review_helpers import TEST_USERS, environment, migrate_db, render_week, sim_env
+from tests.factories import WEEK_OF
+from tests.review.review_helpers import TEST_USERS, environment, migrate_db, render_week, sim_env
 
 PREFIX = "/weekly-reports-review"
 WEEK = WEEK_OF.isoformat()
@@ -203,7 +203,7 @@ def test_task_processes_load_the_plugin_without_the_review_app():
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from tests.factories import ROOT
 
     probe = (
         "import sys\n"
@@ -213,7 +213,7 @@ def test_task_processes_load_the_plugin_without_the_review_app():
         "names = [p.name for p in (pm._get_plugins()[0])]\n"
         "print(names, 'msp_reports.review.app' in sys.modules)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)])}
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120,
                          check=True).stdout.strip().splitlines()[-1]
     assert out == "['weekly_report_review'] False"

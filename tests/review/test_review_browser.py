@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from conftest import ROOT, WEEK_OF
-from review_helpers import INTERNAL_CHANNEL, sim_env
+from tests.factories import ROOT, WEEK_OF
+from tests.review.review_helpers import INTERNAL_CHANNEL, sim_env
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.e2e,
@@ -73,11 +73,11 @@ def _wait_for(what: str, check, timeout: float, proc: subprocess.Popen | None = 
 @pytest.fixture
 def stack(sim, tmp_path):
     """Airflow home, SMTP server, the DAG run in progress and the API server; all stopped afterwards."""
-    from msp_reports.demo import import_pools
+    from devtools.demo import import_pools
     from msp_reports.registry import load_registry
     from msp_reports.settings import Settings
-    from msp_reports.simulators.mailsink import MailSink
-    from msp_reports.simulators.server import free_port
+    from devtools.simulators.mailsink import MailSink
+    from devtools.simulators.server import free_port
 
     home, reports = tmp_path / "airflow", tmp_path / "msp"
     home.mkdir()
@@ -101,7 +101,7 @@ def stack(sim, tmp_path):
             "AIRFLOW__API__SECRET_KEY": "review-browser-test-secret-key-0123456789",
             "AIRFLOW__API_AUTH__JWT_SECRET": "review-browser-test-jwt-secret-0123456789-0123456789-0123456789",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "plugins"), str(ROOT / "tests"),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "plugins"), str(ROOT), str(ROOT / "tests"),
                                                         os.environ.get("PYTHONPATH")])),
         }
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, env=env,

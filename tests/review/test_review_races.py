@@ -20,8 +20,8 @@ import threading
 import pytest
 import yaml
 
-from conftest import ROOT, WEEK_OF
-from review_helpers import TEST_USERS, environment, migrate_db, render_week, sim_env
+from tests.factories import ROOT, WEEK_OF
+from tests.review.review_helpers import TEST_USERS, environment, migrate_db, render_week, sim_env
 
 PREFIX = "/weekly-reports-review"
 WEEK = WEEK_OF.isoformat()
@@ -31,7 +31,7 @@ ITEM = {"customer": "ACME", "week_of": WEEK}
 @pytest.fixture(scope="module")
 def api(sim, tmp_path_factory):
     from msp_reports.settings import INCLUDE
-    from msp_reports.simulators.mailsink import MailSink
+    from devtools.simulators.mailsink import MailSink
 
     home = tmp_path_factory.mktemp("review-races")
     from_email = yaml.safe_load((INCLUDE / "customers.yaml").read_text())["msp"]["from_email"]
@@ -220,7 +220,7 @@ def test_a_render_killed_between_the_pdf_and_render_json_leaves_no_mismatched_ve
         pipeline.render(Settings({settings.registry_path!r}, {settings.store_root!r}, {settings.archive_root!r}),
                         {ITEM!r})
     """)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 9, proc.stderr[-3000:]
     pdf = store.read_bytes("ACME", WEEK_OF, "report.pdf")

@@ -157,7 +157,7 @@ def test_a_rejection_set_in_advance_still_stops_the_report(store):
 
 # ---- item 12: who decided is who Airflow authenticated ----------------------------------------
 def test_the_name_in_a_variable_is_a_labelled_note_not_the_decider(store, sensor):
-    from factories import snapshot
+    from tests.factories import snapshot
 
     from msp_reports.pipeline import customer_status
     from msp_reports.reconcile import reconcile

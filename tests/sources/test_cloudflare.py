@@ -8,11 +8,12 @@ import pytest
 import requests
 
 from msp_reports.exceptions import SourceAuthError, SourceResponseError
-from msp_reports.simulators.server import SimServer
-from msp_reports.simulators.world import Outage, Profile, World
+from devtools.simulators.server import SimServer
+from devtools.simulators.world import Outage, Profile, World
 from msp_reports.sources import cloudflare
 from msp_reports.sources.http import RetryPolicy
 from msp_reports.week import ReportWeek
+from tests.factories import report_week
 
 CONN_ID = "cloudflare_test"
 WEEK_OF = dt.date(2026, 11, 16)
@@ -61,7 +62,7 @@ def got_checks(data) -> dict[str, tuple]:
 @pytest.mark.parametrize("code", ["CNDR", "DLTA", "HTEL", "KILO"])
 def test_extract_matches_world(connect, world, code):
     """Availability and downtime equal the world's, in the customer's own week (LA, Singapore too)."""
-    week = world.week(code)
+    week = report_week(world, code)
     result = cloudflare.extract(connect(), {"zone_id": world.customers[code].zone_id}, week)
 
     assert got_checks(result.data) == expected_checks(world, code, week)
@@ -75,12 +76,12 @@ def test_extract_matches_world(connect, world, code):
 def test_pages_through_health_checks(connect, world, sim):
     """HTEL has three checks; the simulator serves two a page."""
     before = sim.state.requests["cloudflare"]
-    result = cloudflare.extract(connect(), {"zone_id": world.customers["HTEL"].zone_id}, world.week("HTEL"))
+    result = cloudflare.extract(connect(), {"zone_id": world.customers["HTEL"].zone_id}, report_week(world, "HTEL"))
 
     assert len(result.data.checks) == 3
     assert sim.state.requests["cloudflare"] - before == 3  # two REST pages and one GraphQL query
     one_by_one = cloudflare.extract(connect(page_size=1), {"zone_id": world.customers["HTEL"].zone_id},
-                                    world.week("HTEL"))
+                                    report_week(world, "HTEL"))
     assert one_by_one.data == result.data
 
 
@@ -88,7 +89,7 @@ def test_pages_through_health_checks(connect, world, sim):
 def boundary_sim(creds):
     """A one-check world whose only outages straddle the start and the end of the week."""
     world = World(WEEK_OF, profiles=(Profile("ZULU", "Zulu Ltd", "Asia/Singapore", ("SG",), web_checks=("www",)),))
-    week = world.week("ZULU")
+    week = report_week(world, "ZULU")
     world.customers["ZULU"].checks[0].outages = [
         Outage(week.start - dt.timedelta(minutes=30), week.start + dt.timedelta(minutes=10)),
         Outage(week.end - dt.timedelta(minutes=15), week.end + dt.timedelta(minutes=20)),
@@ -99,7 +100,7 @@ def boundary_sim(creds):
 
 def test_week_is_clipped_at_both_ends(connect, boundary_sim):
     world = boundary_sim.world
-    week = world.week("ZULU")
+    week = report_week(world, "ZULU")
     result = cloudflare.extract(connect(server=boundary_sim), {"zone_id": world.customers["ZULU"].zone_id}, week)
     (check,) = result.data.checks
     minutes = week.seconds / 60
@@ -112,7 +113,7 @@ def test_week_is_clipped_at_both_ends(connect, boundary_sim):
 def test_wrong_token_raises_auth_error(connect, world):
     with pytest.raises(SourceAuthError) as info:
         cloudflare.extract(connect(token="bad-token-123"), {"zone_id": world.customers["ACME"].zone_id},
-                           world.week("ACME"))
+                           report_week(world, "ACME"))
     message = str(info.value)
     assert "cloudflare_test" in message and "10000" in message
     assert "bad-token-123" not in message and info.value.status == 403
@@ -120,23 +121,23 @@ def test_wrong_token_raises_auth_error(connect, world):
 
 def test_unknown_zone_points_at_the_registry(connect, world):
     with pytest.raises(SourceResponseError, match=r"ref\.zone_id"):
-        cloudflare.extract(connect(), {"zone_id": "0" * 32}, world.week("ACME"))
+        cloudflare.extract(connect(), {"zone_id": "0" * 32}, report_week(world, "ACME"))
 
 
 def test_429_then_success_honours_retry_after(connect, world, sim, waits):
     requests.post(f"{sim.base_url}/_sim/faults/cloudflare", json={"mode": "429", "times": 1, "retry_after": 1})
-    result = cloudflare.extract(connect(), {"zone_id": world.customers["DLTA"].zone_id}, world.week("DLTA"))
+    result = cloudflare.extract(connect(), {"zone_id": world.customers["DLTA"].zone_id}, report_week(world, "DLTA"))
 
     assert waits == [1.0]
-    assert got_checks(result.data) == expected_checks(world, "DLTA", world.week("DLTA"))
+    assert got_checks(result.data) == expected_checks(world, "DLTA", report_week(world, "DLTA"))
 
 
 def test_5xx_then_success(connect, world, sim, waits):
     requests.post(f"{sim.base_url}/_sim/faults/cloudflare", json={"mode": "500", "times": 2})
-    result = cloudflare.extract(connect(), {"zone_id": world.customers["DLTA"].zone_id}, world.week("DLTA"))
+    result = cloudflare.extract(connect(), {"zone_id": world.customers["DLTA"].zone_id}, report_week(world, "DLTA"))
 
     assert len(waits) == 2
-    assert got_checks(result.data) == expected_checks(world, "DLTA", world.week("DLTA"))
+    assert got_checks(result.data) == expected_checks(world, "DLTA", report_week(world, "DLTA"))
 
 
 def test_graphql_errors_arrive_with_http_200(sim, creds, world):
@@ -169,12 +170,12 @@ def test_simulator_honours_query_variables(sim, creds, world):
 
 def test_demo_connection_and_default_conn_id(sim, creds, world, use_connection):
     """The demo's connection works with a hook built with no arguments (``cloudflare_default``)."""
-    from msp_reports.simulators import cloudflare as sim_cloudflare
+    from devtools.simulators import cloudflare as sim_cloudflare
 
     (conn_id, conn), = sim_cloudflare.demo_connections(sim.base_url, creds, {}).items()
     use_connection(conn_id, conn)
-    result = cloudflare.extract(cloudflare.HOOK(), {"zone_id": world.customers["KILO"].zone_id}, world.week("KILO"))
-    assert got_checks(result.data) == expected_checks(world, "KILO", world.week("KILO"))
+    result = cloudflare.extract(cloudflare.HOOK(), {"zone_id": world.customers["KILO"].zone_id}, report_week(world, "KILO"))
+    assert got_checks(result.data) == expected_checks(world, "KILO", report_week(world, "KILO"))
 
 
 # --- pure parsing ---------------------------------------------------------------------------

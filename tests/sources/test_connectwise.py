@@ -9,14 +9,15 @@ import pytest
 import requests
 
 from msp_reports.exceptions import SourceAuthError, SourceResponseError
-from msp_reports.simulators import connectwise as cw_sim
-from msp_reports.simulators.connectwise import ConditionError, ConditionParser
-from msp_reports.simulators.server import SimServer
-from msp_reports.simulators.world import CHANGE_BOARD, World
+from devtools.simulators import connectwise as cw_sim
+from devtools.simulators.connectwise import ConditionError, ConditionParser
+from devtools.simulators.server import SimServer
+from devtools.simulators.world import CHANGE_BOARD, World
 from msp_reports.snapshot import ChangeRecord
 from msp_reports.sources import connectwise
 from msp_reports.sources.http import RetryPolicy
 from msp_reports.week import ReportWeek
+from tests.factories import report_week
 
 DST_WEEK_OF = dt.date(2026, 10, 19)  # London leaves summer time on Sunday 25 October: 169 hours
 
@@ -101,7 +102,7 @@ def dst_sim(dst_world, creds):
 # ---- extract against the simulator ----------------------------------------------------------
 @pytest.mark.parametrize("code", ["ACME", "DLTA", "CNDR"])  # London, Los Angeles, Singapore
 def test_extract_equals_world_tickets(sim, world, creds, use_connection, code):
-    week = world.week(code)
+    week = report_week(world, code)
     result = connectwise.extract(make_hook(use_connection, sim, creds), {"company": code}, week)
     want = expected(world, code, week)
     assert actual(result.data) == without(want, "touched")
@@ -112,7 +113,7 @@ def test_extract_equals_world_tickets(sim, world, creds, use_connection, code):
 @pytest.mark.parametrize("code", ["DLTA", "CNDR"])
 def test_customer_timezone_decides_the_week(world, code):
     """Precondition for the test above: a UTC week would give different numbers for these customers."""
-    local = world.week(code)
+    local = report_week(world, code)
     utc = ReportWeek.starting(local.week_of, "UTC")
     assert without(expected(world, code, local), "touched", "by_priority") != \
         without(expected(world, code, utc), "touched", "by_priority")
@@ -121,7 +122,7 @@ def test_customer_timezone_decides_the_week(world, code):
 def test_week_ends_are_clipped(sim, world, creds, use_connection):
     """Tickets entered on the Monday after don't count; those entered before but closed inside count as closed."""
     code = "DLTA"
-    week = world.week(code)
+    week = report_week(world, code)
     tickets = [t for t in world.customers[code].tickets if t.board != CHANGE_BOARD]
     after = [t for t in tickets if week.end <= t.entered < week.end + dt.timedelta(days=1)]
     carried = [t for t in tickets if t.entered < week.start and in_week(t.closed, week)]
@@ -141,7 +142,7 @@ def test_week_ends_are_clipped(sim, world, creds, use_connection):
 
 def test_many_pages_give_the_same_numbers(sim, world, creds, use_connection):
     code, size = "DLTA", 7
-    week = world.week(code)
+    week = report_week(world, code)
     want = expected(world, code, week)
     before = sim.state.requests["connectwise"]
     result = connectwise.extract(make_hook(use_connection, sim, creds, extra={"page_size": size}),
@@ -154,7 +155,7 @@ def test_many_pages_give_the_same_numbers(sim, world, creds, use_connection):
 
 
 def test_dst_week(dst_sim, dst_world, creds, use_connection):
-    week = dst_world.week("ACME")
+    week = report_week(dst_world, "ACME")
     assert week.hours == 169
     hook = make_hook(use_connection, dst_sim, creds, conn_id="connectwise_dst")
     data = connectwise.extract(hook, {"company": "ACME"}, week).data
@@ -163,7 +164,7 @@ def test_dst_week(dst_sim, dst_world, creds, use_connection):
 
 def test_custom_change_board_name(sim, world, creds, use_connection):
     """With another change board name, the Change Management tickets count as service tickets."""
-    week = world.week("ECHO")
+    week = report_week(world, "ECHO")
     data = connectwise.extract(make_hook(use_connection, sim, creds),
                                {"company": "ECHO", "change_board": "RFC"}, week).data
     all_tickets = world.customers["ECHO"].tickets
@@ -175,7 +176,7 @@ def test_custom_change_board_name(sim, world, creds, use_connection):
 def test_wrong_private_key_is_an_auth_error_without_secrets(sim, world, creds, use_connection):
     hook = make_hook(use_connection, sim, creds, password="wrong-private-key")
     with pytest.raises(SourceAuthError) as caught:
-        connectwise.extract(hook, {"company": "ACME"}, world.week("ACME"))
+        connectwise.extract(hook, {"company": "ACME"}, report_week(world, "ACME"))
     message = str(caught.value)
     assert "HTTP 401" in message and "private key" in message and "connectwise_test" in message
     for secret in ("wrong-private-key", creds.connectwise_private_key, creds.connectwise_public_key):
@@ -185,7 +186,7 @@ def test_wrong_private_key_is_an_auth_error_without_secrets(sim, world, creds, u
 def test_wrong_client_id_is_an_auth_error(sim, world, creds, use_connection):
     hook = make_hook(use_connection, sim, creds, extra={"client_id": "00000000-0000-0000-0000-000000000000"})
     with pytest.raises(SourceAuthError, match="client_id"):
-        connectwise.extract(hook, {"company": "ACME"}, world.week("ACME"))
+        connectwise.extract(hook, {"company": "ACME"}, report_week(world, "ACME"))
 
 
 def test_missing_client_id_fails_before_any_request(sim, world, creds, use_connection):
@@ -195,7 +196,7 @@ def test_missing_client_id_fails_before_any_request(sim, world, creds, use_conne
     before = sim.state.requests["connectwise"]
     with pytest.raises(SourceAuthError, match="extra client_id is missing"):
         connectwise.extract(connectwise.ConnectWiseHook("connectwise_noclient"), {"company": "ACME"},
-                            world.week("ACME"))
+                            report_week(world, "ACME"))
     assert sim.state.requests["connectwise"] == before
 
 
@@ -204,24 +205,24 @@ def test_rate_limited_once_then_succeeds(sim, world, creds, use_connection):
     requests.post(f"{sim.base_url}/_sim/faults/connectwise", json={"mode": "429", "times": 1, "retry_after": 1},
                   timeout=5)
     result = connectwise.extract(make_hook(use_connection, sim, creds, sleeps=sleeps), {"company": "ACME"},
-                                 world.week("ACME"))
+                                 report_week(world, "ACME"))
     assert sleeps == [1.0]
-    assert actual(result.data) == without(expected(world, "ACME", world.week("ACME")), "touched")
+    assert actual(result.data) == without(expected(world, "ACME", report_week(world, "ACME")), "touched")
 
 
 def test_server_error_once_then_succeeds(sim, world, creds, use_connection):
     sleeps = Sleeps()
     requests.post(f"{sim.base_url}/_sim/faults/connectwise", json={"mode": "500", "times": 1}, timeout=5)
     result = connectwise.extract(make_hook(use_connection, sim, creds, sleeps=sleeps), {"company": "CNDR"},
-                                 world.week("CNDR"))
+                                 report_week(world, "CNDR"))
     assert len(sleeps) == 1
-    assert actual(result.data) == without(expected(world, "CNDR", world.week("CNDR")), "touched")
+    assert actual(result.data) == without(expected(world, "CNDR", report_week(world, "CNDR")), "touched")
 
 
 def test_quote_in_company_is_refused_not_sent(sim, world, creds, use_connection):
     with pytest.raises(SourceResponseError, match="quote"):
         connectwise.extract(make_hook(use_connection, sim, creds), {"company": 'ACME" or id>0 or id="'},
-                            world.week("ACME"))
+                            report_week(world, "ACME"))
 
 
 # ---- the simulator speaks ConnectWise --------------------------------------------------------

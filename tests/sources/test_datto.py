@@ -11,6 +11,7 @@ from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseE
 from msp_reports.sources import datto
 from msp_reports.sources.http import RetryPolicy
 from msp_reports.week import ReportWeek
+from tests.factories import report_week
 
 UTC = dt.timezone.utc
 CONN_ID = "datto_test"
@@ -72,7 +73,7 @@ def as_dict(data) -> dict[str, dict]:
 @pytest.mark.parametrize("code", ["ACME", "BRVO", "CNDR", "DLTA"])
 def test_extract_matches_world(connect, world, code):
     """Every agent's numbers equal the world's, in the customer's own week (LA, Singapore too)."""
-    week = world.week(code)
+    week = report_week(world, code)
     result = datto.extract(connect(), {"client_company": world.customers[code].profile.name}, week)
 
     assert as_dict(result.data) == expected_assets(world, code, week)
@@ -83,7 +84,7 @@ def test_extract_matches_world(connect, world, code):
 
 
 def test_brvo_agent_silent_for_74_hours(connect, world):
-    week = world.week("BRVO")
+    week = report_week(world, "BRVO")
     result = datto.extract(connect(), {"client_company": "Bravo Legal LLP"}, week)
     stale = [a for a in result.data.assets if a.hours_since_good(week.end) > 48]
 
@@ -95,14 +96,14 @@ def test_brvo_agent_silent_for_74_hours(connect, world):
 
 def test_rpo_comes_from_the_registry_ref(connect, world):
     result = datto.extract(connect(), {"client_company": "Acme Manufacturing Ltd", "rpo_hours": "12"},
-                           world.week("ACME"))
+                           report_week(world, "ACME"))
     assert {a.rpo_hours for a in result.data.assets} == {12.0}
 
 
 def test_week_is_clipped_at_both_ends(connect, world):
     """CNDR's week before last has backups exactly at its start (counted) and end (not counted),
     and backups after it that must not make it look better."""
-    week = world.week("CNDR", offset=1)
+    week = report_week(world, "CNDR", offset=1)
     agents = world.customers["CNDR"].agents
     assert any(r.at == week.start for a in agents for r in a.runs)
     assert any(r.at == week.end for a in agents for r in a.runs)
@@ -117,17 +118,17 @@ def test_week_is_clipped_at_both_ends(connect, world):
 def test_pages_through_devices_and_agents(connect, world, sim):
     """The simulator serves 3 items a page: 12 appliances and 4 agents need 4 + 2 requests."""
     before = sim.state.requests["datto"]
-    result = datto.extract(connect(), {"client_company": "Delta Dental Group"}, world.week("DLTA"))
+    result = datto.extract(connect(), {"client_company": "Delta Dental Group"}, report_week(world, "DLTA"))
 
     assert len(result.data.assets) == 4
     assert sim.state.requests["datto"] - before == 6
-    one_by_one = datto.extract(connect(page_size=1), {"client_company": "Delta Dental Group"}, world.week("DLTA"))
+    one_by_one = datto.extract(connect(page_size=1), {"client_company": "Delta Dental Group"}, report_week(world, "DLTA"))
     assert one_by_one.data == result.data
 
 
 def test_wrong_keys_raise_auth_error(connect, world):
     with pytest.raises(SourceAuthError) as info:
-        datto.extract(connect(password="not-the-secret"), {"client_company": "Bravo Legal LLP"}, world.week("BRVO"))
+        datto.extract(connect(password="not-the-secret"), {"client_company": "Bravo Legal LLP"}, report_week(world, "BRVO"))
     message = str(info.value)
     assert "datto_test" in message and "public key" in message
     assert "not-the-secret" not in message
@@ -136,23 +137,23 @@ def test_wrong_keys_raise_auth_error(connect, world):
 
 def test_429_then_success_honours_retry_after(connect, world, sim, waits):
     requests.post(f"{sim.base_url}/_sim/faults/datto", json={"mode": "429", "times": 1, "retry_after": 1})
-    result = datto.extract(connect(), {"client_company": "Bravo Legal LLP"}, world.week("BRVO"))
+    result = datto.extract(connect(), {"client_company": "Bravo Legal LLP"}, report_week(world, "BRVO"))
 
     assert waits == [1.0]
-    assert as_dict(result.data) == expected_assets(world, "BRVO", world.week("BRVO"))
+    assert as_dict(result.data) == expected_assets(world, "BRVO", report_week(world, "BRVO"))
 
 
 def test_5xx_then_success(connect, world, sim, waits):
     requests.post(f"{sim.base_url}/_sim/faults/datto", json={"mode": "500", "times": 2})
-    result = datto.extract(connect(), {"client_company": "Bravo Legal LLP"}, world.week("BRVO"))
+    result = datto.extract(connect(), {"client_company": "Bravo Legal LLP"}, report_week(world, "BRVO"))
 
     assert len(waits) == 2
-    assert as_dict(result.data) == expected_assets(world, "BRVO", world.week("BRVO"))
+    assert as_dict(result.data) == expected_assets(world, "BRVO", report_week(world, "BRVO"))
 
 
 def test_unknown_company_says_what_to_fix(connect, world):
     with pytest.raises(SourceError, match="client_company"):
-        datto.extract(connect(), {"client_company": "Nobody Ltd"}, world.week("ACME"))
+        datto.extract(connect(), {"client_company": "Nobody Ltd"}, report_week(world, "ACME"))
 
 
 def test_unknown_serial_is_a_404(connect):
@@ -163,12 +164,12 @@ def test_unknown_serial_is_a_404(connect):
 
 def test_demo_connection_and_default_conn_id(sim, creds, world, use_connection):
     """The demo's connection works with a hook built with no arguments (``datto_default``)."""
-    from msp_reports.simulators import datto as sim_datto
+    from devtools.simulators import datto as sim_datto
 
     (conn_id, conn), = sim_datto.demo_connections(sim.base_url, creds, {}).items()
     use_connection(conn_id, conn)
-    result = datto.extract(datto.HOOK(), {"client_company": "Bravo Legal LLP"}, world.week("BRVO"))
-    assert as_dict(result.data) == expected_assets(world, "BRVO", world.week("BRVO"))
+    result = datto.extract(datto.HOOK(), {"client_company": "Bravo Legal LLP"}, report_week(world, "BRVO"))
+    assert as_dict(result.data) == expected_assets(world, "BRVO", report_week(world, "BRVO"))
 
 
 # --- pure parsing ---------------------------------------------------------------------------

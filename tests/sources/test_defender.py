@@ -8,12 +8,13 @@ import pytest
 import requests
 
 from msp_reports.exceptions import SourceAuthError, SourceResponseError
-from msp_reports.simulators import defender as sim_defender
-from msp_reports.simulators.server import SimServer
-from msp_reports.simulators.world import Profile, SecurityIncident, World
+from devtools.simulators import defender as sim_defender
+from devtools.simulators.server import SimServer
+from devtools.simulators.world import Profile, SecurityIncident, World
 from msp_reports.sources import defender
 from msp_reports.sources.http import RetryPolicy
 from msp_reports.week import ReportWeek
+from tests.factories import report_week
 
 UTC = dt.timezone.utc
 CONN_ID = "defender_test"
@@ -69,7 +70,7 @@ def score_pct(world, code: str, day: dt.date) -> float:
 @pytest.mark.parametrize("code", ["ACME", "CNDR", "DLTA", "INDG"])
 def test_extract_matches_world(connect, world, code):
     """Incidents and scores equal the world's, in the customer's own week (LA, Singapore too)."""
-    week = world.week(code)
+    week = report_week(world, code)
     cw = world.customers[code]
     result = defender.extract(connect(), {"tenant_id": cw.tenant_id}, week)
 
@@ -82,7 +83,7 @@ def test_extract_matches_world(connect, world, code):
 
 def test_cndr_has_an_open_high_severity_incident(connect, world):
     cw = world.customers["CNDR"]
-    result = defender.extract(connect(), {"tenant_id": cw.tenant_id}, world.week("CNDR"))
+    result = defender.extract(connect(), {"tenant_id": cw.tenant_id}, report_week(world, "CNDR"))
     open_high = [i for i in result.data.incidents if i.status == "open" and i.severity == "high"]
 
     assert [i.title for i in open_high] == ["Ransomware behaviour detected on file server"]
@@ -93,7 +94,7 @@ def test_week_is_clipped_at_both_ends(connect, world):
     week 5 ago must not show it, since it was created before and resolved inside that week."""
     cw = world.customers["DLTA"]
     straddling = next(i for i in cw.incidents if i.id == "77bde378")
-    late, early = world.week("DLTA", offset=6), world.week("DLTA", offset=5)
+    late, early = report_week(world, "DLTA", offset=6), report_week(world, "DLTA", offset=5)
     assert late.start <= straddling.created < late.end < straddling.resolved < early.end
 
     late_result = defender.extract(connect(), {"tenant_id": cw.tenant_id}, late)
@@ -115,7 +116,7 @@ def aged_sim(creds):
     The week is two weeks back, so that "resolved after the week" is already in the past."""
     world = World(WEEK_OF, profiles=(Profile("ZULU", "Zulu Ltd", "America/Los_Angeles", ("LA",)),))
     cw = world.customers["ZULU"]
-    week = world.week("ZULU", offset=AGED_OFFSET)
+    week = report_week(world, "ZULU", offset=AGED_OFFSET)
     cw.incidents = [
         SecurityIncident("still-open", "Old and never closed", "Medium", week.start - dt.timedelta(days=10), None),
         SecurityIncident("closed-later", "Closed after the week", "low", week.start - dt.timedelta(days=3),
@@ -130,7 +131,7 @@ def aged_sim(creds):
 
 def test_older_incidents_open_at_week_end_are_included(connect, aged_sim):
     cw = aged_sim.world.customers["ZULU"]
-    week = aged_sim.world.week("ZULU", offset=AGED_OFFSET)
+    week = report_week(aged_sim.world, "ZULU", offset=AGED_OFFSET)
     result = defender.extract(connect(server=aged_sim), {"tenant_id": cw.tenant_id}, week)
 
     assert {i.ref: i.status for i in result.data.incidents} == {"still-open": "open", "closed-later": "open"}
@@ -139,7 +140,7 @@ def test_older_incidents_open_at_week_end_are_included(connect, aged_sim):
 
 def test_pages_follow_next_links(connect, world, sim):
     cw = world.customers["CNDR"]
-    week = world.week("CNDR", offset=1)
+    week = report_week(world, "CNDR", offset=1)
     whole = defender.extract(connect(page_size=50), {"tenant_id": cw.tenant_id}, week)
     before = sim.state.requests["defender"]
     paged = defender.extract(connect(page_size=1), {"tenant_id": cw.tenant_id}, week)
@@ -153,22 +154,22 @@ def test_token_is_cached_and_renewed_once_when_rejected(connect, world, sim):
     cw = world.customers["ACME"]
     tokens = sim.state.extra[sim_defender.TOKENS_KEY]
     hook = connect()
-    defender.extract(hook, {"tenant_id": cw.tenant_id}, world.week("ACME"))
+    defender.extract(hook, {"tenant_id": cw.tenant_id}, report_week(world, "ACME"))
     issued = len(tokens)
-    defender.extract(hook, {"tenant_id": cw.tenant_id}, world.week("ACME", offset=1))
+    defender.extract(hook, {"tenant_id": cw.tenant_id}, report_week(world, "ACME", offset=1))
     assert len(tokens) == issued  # the cached token was reused
 
     with sim.state.lock:
         tokens.clear()  # Graph now rejects the cached token with 401 invalid_token
-    result = defender.extract(hook, {"tenant_id": cw.tenant_id}, world.week("ACME"))
+    result = defender.extract(hook, {"tenant_id": cw.tenant_id}, report_week(world, "ACME"))
     assert len(tokens) == 1
-    assert got_incidents(result.data) == expected_incidents(cw.incidents, world.week("ACME"))
+    assert got_incidents(result.data) == expected_incidents(cw.incidents, report_week(world, "ACME"))
 
 
 def test_wrong_secret_raises_auth_error(connect, world):
     with pytest.raises(SourceAuthError) as info:
         defender.extract(connect(secret="wrong-secret-value"), {"tenant_id": world.customers["ACME"].tenant_id},
-                         world.week("ACME"))
+                         report_week(world, "ACME"))
     message = str(info.value)
     assert "AADSTS7000215" in message and "defender_test" in message
     assert "wrong-secret-value" not in message
@@ -176,25 +177,25 @@ def test_wrong_secret_raises_auth_error(connect, world):
 
 def test_unknown_tenant_points_at_the_registry(connect, world):
     with pytest.raises(SourceAuthError, match=r"AADSTS90002.*ref\.tenant_id"):
-        defender.extract(connect(), {"tenant_id": "00000000-0000-0000-0000-000000000000"}, world.week("ACME"))
+        defender.extract(connect(), {"tenant_id": "00000000-0000-0000-0000-000000000000"}, report_week(world, "ACME"))
 
 
 def test_429_then_success_honours_retry_after(connect, world, sim, waits):
     cw = world.customers["CNDR"]
     requests.post(f"{sim.base_url}/_sim/faults/defender", json={"mode": "429", "times": 1, "retry_after": 1})
-    result = defender.extract(connect(), {"tenant_id": cw.tenant_id}, world.week("CNDR"))
+    result = defender.extract(connect(), {"tenant_id": cw.tenant_id}, report_week(world, "CNDR"))
 
     assert waits == [1.0]
-    assert got_incidents(result.data) == expected_incidents(cw.incidents, world.week("CNDR"))
+    assert got_incidents(result.data) == expected_incidents(cw.incidents, report_week(world, "CNDR"))
 
 
 def test_5xx_then_success(connect, world, sim, waits):
     cw = world.customers["CNDR"]
     requests.post(f"{sim.base_url}/_sim/faults/defender", json={"mode": "500", "times": 2})
-    result = defender.extract(connect(), {"tenant_id": cw.tenant_id}, world.week("CNDR"))
+    result = defender.extract(connect(), {"tenant_id": cw.tenant_id}, report_week(world, "CNDR"))
 
     assert len(waits) == 2
-    assert got_incidents(result.data) == expected_incidents(cw.incidents, world.week("CNDR"))
+    assert got_incidents(result.data) == expected_incidents(cw.incidents, report_week(world, "CNDR"))
 
 
 def test_simulator_rejects_unsupported_filters_with_odata_error(connect, world, sim):
@@ -227,8 +228,8 @@ def test_demo_connection_and_default_conn_id(sim, creds, world, use_connection):
     (conn_id, conn), = sim_defender.demo_connections(sim.base_url, creds, {}).items()
     use_connection(conn_id, conn)
     cw = world.customers["CNDR"]
-    result = defender.extract(defender.HOOK(), {"tenant_id": cw.tenant_id}, world.week("CNDR"))
-    assert got_incidents(result.data) == expected_incidents(cw.incidents, world.week("CNDR"))
+    result = defender.extract(defender.HOOK(), {"tenant_id": cw.tenant_id}, report_week(world, "CNDR"))
+    assert got_incidents(result.data) == expected_incidents(cw.incidents, report_week(world, "CNDR"))
 
 
 # --- pure parsing ---------------------------------------------------------------------------

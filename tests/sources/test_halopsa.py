@@ -9,14 +9,15 @@ import pytest
 import requests
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
-from msp_reports.simulators import halopsa as halo_sim
-from msp_reports.simulators.server import SimServer
-from msp_reports.simulators.world import CHANGE_BOARD, World
+from devtools.simulators import halopsa as halo_sim
+from devtools.simulators.server import SimServer
+from devtools.simulators.world import CHANGE_BOARD, World
 from msp_reports.snapshot import ChangeRecord
 from msp_reports.sources import halopsa
 from msp_reports.sources.http import RetryPolicy
 from msp_reports.sources.oauth import TOKEN_MARGIN_SECONDS
 from msp_reports.week import ReportWeek
+from tests.factories import report_week
 
 UTC = dt.timezone.utc
 DST_WEEK_OF = dt.date(2026, 10, 19)  # London leaves summer time on Sunday 25 October: 169 hours
@@ -105,7 +106,7 @@ def dst_sim(dst_world, creds):
 # ---- extract against the simulator ----------------------------------------------------------
 @pytest.mark.parametrize("code", ["ACME", "DLTA", "CNDR"])  # London, Los Angeles, Singapore
 def test_extract_equals_world_tickets(sim, world, creds, use_connection, code):
-    week = world.week(code)
+    week = report_week(world, code)
     result = halopsa.extract(make_hook(use_connection, sim, creds), ref(code), week)
     want = expected(world, code, week)
     assert actual(result.data) == want
@@ -117,7 +118,7 @@ def test_extract_equals_world_tickets(sim, world, creds, use_connection, code):
 @pytest.mark.parametrize("code", ["DLTA", "CNDR"])
 def test_customer_timezone_decides_the_week(world, code):
     """Precondition for the test above: a UTC week would give different numbers for these customers."""
-    local = world.week(code)
+    local = report_week(world, code)
     utc = ReportWeek.starting(local.week_of, "UTC")
     assert expected(world, code, local)["opened"] != expected(world, code, utc)["opened"] or \
         expected(world, code, local)["closed"] != expected(world, code, utc)["closed"]
@@ -126,7 +127,7 @@ def test_customer_timezone_decides_the_week(world, code):
 def test_week_ends_are_clipped(sim, world, creds, use_connection):
     """Tickets entered on the Monday after don't count; those entered before but closed inside count as closed."""
     code = "DLTA"
-    week = world.week(code)
+    week = report_week(world, code)
     tickets = [t for t in world.customers[code].tickets if t.board != CHANGE_BOARD]
     after = [t for t in tickets if week.end <= t.entered < week.end + dt.timedelta(days=1)]
     carried = [t for t in tickets if t.entered < week.start and in_week(t.closed, week)]
@@ -148,7 +149,7 @@ def test_week_ends_are_clipped(sim, world, creds, use_connection):
 
 def test_many_pages_give_the_same_numbers(sim, world, creds, use_connection):
     code, size = "DLTA", 7
-    week = world.week(code)
+    week = report_week(world, code)
     queries = halopsa.week_queries(halo_sim.halo_client_id(code), week)
     whole = make_hook(use_connection, sim, creds, conn_id="halopsa_whole")
     sizes = {name: len(whole.tickets(q)) for name, q in queries.items()}
@@ -163,7 +164,7 @@ def test_many_pages_give_the_same_numbers(sim, world, creds, use_connection):
 
 
 def test_dst_week(dst_sim, dst_world, creds, use_connection):
-    week = dst_world.week("ACME")
+    week = report_week(dst_world, "ACME")
     assert week.hours == 169
     hook = make_hook(use_connection, dst_sim, creds, conn_id="halopsa_dst")
     data = halopsa.extract(hook, ref("ACME"), week).data
@@ -171,7 +172,7 @@ def test_dst_week(dst_sim, dst_world, creds, use_connection):
 
 
 def test_other_change_type_counts_change_board_tickets_as_service(sim, world, creds, use_connection):
-    week = world.week("ECHO")
+    week = report_week(world, "ECHO")
     data = halopsa.extract(make_hook(use_connection, sim, creds), ref("ECHO", change_type="service request"),
                            week).data
     assert data.changes == []
@@ -180,19 +181,19 @@ def test_other_change_type_counts_change_board_tickets_as_service(sim, world, cr
 
 def test_unknown_change_type_names_the_ref_field(sim, world, creds, use_connection):
     with pytest.raises(SourceResponseError, match=r"ref\.change_type.*change request"):
-        halopsa.extract(make_hook(use_connection, sim, creds), ref("ECHO", change_type="RFC"), world.week("ECHO"))
+        halopsa.extract(make_hook(use_connection, sim, creds), ref("ECHO", change_type="RFC"), report_week(world, "ECHO"))
 
 
 def test_client_id_must_be_a_number(sim, world, creds, use_connection):
     with pytest.raises(SourceError, match=r"ref\.client_id 'ACME' is not a number"):
-        halopsa.extract(make_hook(use_connection, sim, creds), {"client_id": "ACME"}, world.week("ACME"))
+        halopsa.extract(make_hook(use_connection, sim, creds), {"client_id": "ACME"}, report_week(world, "ACME"))
 
 
 # ---- auth, tokens, retries --------------------------------------------------------------------
 def test_wrong_secret_is_an_auth_error_without_secrets(sim, world, creds, use_connection):
     hook = make_hook(use_connection, sim, creds, password="wrong-client-secret")
     with pytest.raises(SourceAuthError) as caught:
-        halopsa.extract(hook, ref("ACME"), world.week("ACME"))
+        halopsa.extract(hook, ref("ACME"), report_week(world, "ACME"))
     message = str(caught.value)
     assert "invalid_client" in message and "halopsa_test" in message and "client secret" in message
     for secret in ("wrong-client-secret", creds.halo_client_secret):
@@ -202,7 +203,7 @@ def test_wrong_secret_is_an_auth_error_without_secrets(sim, world, creds, use_co
 def test_missing_secret_fails_before_any_request(sim, world, creds, use_connection):
     before = sim.state.requests["halopsa"]
     with pytest.raises(SourceAuthError, match="password"):
-        halopsa.extract(make_hook(use_connection, sim, creds, password=None), ref("ACME"), world.week("ACME"))
+        halopsa.extract(make_hook(use_connection, sim, creds, password=None), ref("ACME"), report_week(world, "ACME"))
     assert sim.state.requests["halopsa"] == before
 
 
@@ -210,18 +211,18 @@ def test_token_is_cached_renewed_on_401_and_before_expiry(sim, world, creds, use
     clock = Clock()
     hook = make_hook(use_connection, sim, creds, clock=clock)
     tokens = sim.state.extra[halo_sim.TOKENS_KEY]
-    halopsa.extract(hook, ref("ACME"), world.week("ACME"))
-    halopsa.extract(hook, ref("ACME"), world.week("ACME", offset=1))
+    halopsa.extract(hook, ref("ACME"), report_week(world, "ACME"))
+    halopsa.extract(hook, ref("ACME"), report_week(world, "ACME", offset=1))
     assert hook.tokens.issued == 1  # one token for all requests of both weeks
 
     with sim.state.lock:
         tokens.clear()  # Halo forgets the token: the next request answers 401
-    result = halopsa.extract(hook, ref("ACME"), world.week("ACME"))
+    result = halopsa.extract(hook, ref("ACME"), report_week(world, "ACME"))
     assert hook.tokens.issued == 2
-    assert actual(result.data) == expected(world, "ACME", world.week("ACME"))
+    assert actual(result.data) == expected(world, "ACME", report_week(world, "ACME"))
 
     clock.now += halo_sim.TOKEN_LIFETIME - TOKEN_MARGIN_SECONDS + 1  # still valid in Halo, but nearly expired
-    halopsa.extract(hook, ref("ACME"), world.week("ACME"))
+    halopsa.extract(hook, ref("ACME"), report_week(world, "ACME"))
     assert hook.tokens.issued == 3
 
 
@@ -229,7 +230,7 @@ def test_newly_issued_token_refused_is_not_retried(sim, dst_sim, world, creds, u
     """Tokens from one Halo instance, tickets from another: one token, one refusal, a clear message."""
     hook = make_hook(use_connection, dst_sim, creds, extra={"auth_url": f"{sim.base_url}/halopsa/auth"})
     with pytest.raises(SourceAuthError, match="newly issued token.*auth_url") as caught:
-        halopsa.extract(hook, ref("ACME"), world.week("ACME"))
+        halopsa.extract(hook, ref("ACME"), report_week(world, "ACME"))
     assert caught.value.status == 401
     assert hook.tokens.issued == 1
 
@@ -238,17 +239,17 @@ def test_rate_limited_once_then_succeeds(sim, world, creds, use_connection):
     sleeps = Sleeps()
     requests.post(f"{sim.base_url}/_sim/faults/halopsa", json={"mode": "429", "times": 1, "retry_after": 1},
                   timeout=5)
-    result = halopsa.extract(make_hook(use_connection, sim, creds, sleeps=sleeps), ref("CNDR"), world.week("CNDR"))
+    result = halopsa.extract(make_hook(use_connection, sim, creds, sleeps=sleeps), ref("CNDR"), report_week(world, "CNDR"))
     assert sleeps == [1.0]
-    assert actual(result.data) == expected(world, "CNDR", world.week("CNDR"))
+    assert actual(result.data) == expected(world, "CNDR", report_week(world, "CNDR"))
 
 
 def test_server_error_once_then_succeeds(sim, world, creds, use_connection):
     sleeps = Sleeps()
     requests.post(f"{sim.base_url}/_sim/faults/halopsa", json={"mode": "500", "times": 1}, timeout=5)
-    result = halopsa.extract(make_hook(use_connection, sim, creds, sleeps=sleeps), ref("CNDR"), world.week("CNDR"))
+    result = halopsa.extract(make_hook(use_connection, sim, creds, sleeps=sleeps), ref("CNDR"), report_week(world, "CNDR"))
     assert len(sleeps) == 1
-    assert actual(result.data) == expected(world, "CNDR", world.week("CNDR"))
+    assert actual(result.data) == expected(world, "CNDR", report_week(world, "CNDR"))
 
 
 # ---- the simulator speaks Halo ----------------------------------------------------------------
@@ -285,7 +286,7 @@ def test_simulator_bearer_paging_and_filters(sim, world, creds):
     assert len(first["tickets"]) == 20
     assert {t["id"] for t in first["tickets"]}.isdisjoint(t["id"] for t in second["tickets"])
 
-    week = world.week("ACME")
+    week = report_week(world, "ACME")
     closed = requests.get(url, headers=auth, timeout=5, params={
         "client_id": client, "datesearch": "dateclosed", "startdate": halopsa.halo_time(week.start),
         "enddate": halopsa.halo_time(week.end)}).json()["tickets"]
@@ -392,5 +393,5 @@ def test_hook_contract(creds):
 def test_demo_connection_works_with_the_default_conn_id(sim, world, creds, use_connection):
     (conn_id, conn), = halo_sim.demo_connections(sim.base_url, creds, {}).items()
     use_connection(conn_id, conn)
-    week = world.week("BRVO")
+    week = report_week(world, "BRVO")
     assert actual(halopsa.extract(halopsa.HOOK(), ref("BRVO"), week).data) == expected(world, "BRVO", week)

@@ -8,12 +8,13 @@ import pytest
 import requests
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
-from msp_reports.simulators import librenms as librenms_sim
-from msp_reports.simulators.server import SimServer
-from msp_reports.simulators.world import PROFILES, Outage, World
+from devtools.simulators import librenms as librenms_sim
+from devtools.simulators.server import SimServer
+from devtools.simulators.world import PROFILES, Outage, World
 from msp_reports.sources import librenms
 from msp_reports.sources.http import RetryPolicy
 from msp_reports.week import ReportWeek
+from tests.factories import report_week
 
 CONN_ID = "librenms_test"
 WEEK_OF = dt.date(2026, 11, 16)
@@ -70,7 +71,7 @@ def as_tuples(data) -> list[tuple]:
 @pytest.mark.parametrize("code", ["ACME", "DLTA", "CNDR"])  # London, Los Angeles, Singapore
 def test_extract_equals_world(connect, world, code):
     """Each customer's own week: the world's boundary outage at local Monday 00:00 is cut there."""
-    week = world.week(code)
+    week = report_week(world, code)
     result = librenms.extract(connect(), {"device_group": code}, week)
 
     assert as_tuples(result.data) == expected_rows(world, code, week)
@@ -79,7 +80,7 @@ def test_extract_equals_world(connect, world, code):
 
 
 def test_sla_drop_story_misses_the_slo(connect, world):
-    data = librenms.extract(connect(), {"device_group": "ACME"}, world.week("ACME")).data
+    data = librenms.extract(connect(), {"device_group": "ACME"}, report_week(world, "ACME")).data
     leeds_network = next(r for r in data.rows if (r.site, r.device_class) == ("Leeds", "Network"))
     assert leeds_network.downtime_minutes >= 7 * 60 + 5
     assert leeds_network.slo_met is False
@@ -87,14 +88,14 @@ def test_sla_drop_story_misses_the_slo(connect, world):
 
 def test_slo_comes_from_the_ref(connect, world):
     ref = {"device_group": "ECHO", "slo_pct": "99.5", "slo_pct.Firewalls": "99.0"}
-    data = librenms.extract(connect(), ref, world.week("ECHO")).data
+    data = librenms.extract(connect(), ref, report_week(world, "ECHO")).data
     assert {r.device_class: r.slo_pct for r in data.rows} == {"Servers": 99.5, "Network": 99.5, "Firewalls": 99.0}
 
 
 def test_one_outages_call_per_device_and_no_rolling_availability(connect, world, sim):
     """LibreNMS does not page: one group call, one locations call, then one call per device."""
     before = sim.state.requests["librenms"]
-    data = librenms.extract(connect(), {"device_group": "DLTA"}, world.week("DLTA")).data
+    data = librenms.extract(connect(), {"device_group": "DLTA"}, report_week(world, "DLTA")).data
     devices = sum(s.devices for s in world.customers["DLTA"].services)
 
     assert sum(r.devices for r in data.rows) == devices
@@ -111,7 +112,7 @@ def edge_sim(creds):
     """
     world = World(WEEK_OF, profiles=tuple(p for p in PROFILES if p.code in ("DLTA", "CNDR")))
     for code, cw in world.customers.items():
-        week = world.week(code)
+        week = report_week(world, code)
         for svc in cw.services:
             svc.outages = []
             if svc.site != cw.profile.sites[0]:
@@ -131,7 +132,7 @@ def edge_sim(creds):
 @pytest.mark.parametrize("code", ["DLTA", "CNDR"])
 def test_outages_are_clipped_at_both_ends_of_the_local_week(connect, edge_sim, code):
     world = edge_sim.world
-    week = world.week(code)
+    week = report_week(world, code)
     data = librenms.extract(connect(server=edge_sim), {"device_group": code}, week).data
     first_site = world.customers[code].profile.sites[0]
     minutes = {r.device_class: r.downtime_minutes for r in data.rows if r.site == first_site}
@@ -145,7 +146,7 @@ def test_outages_are_clipped_at_both_ends_of_the_local_week(connect, edge_sim, c
 def dst_sim(creds):
     """The DST week, with ACME's Leeds servers down for the week's last half hour (and 10 min more)."""
     world = World(DST_WEEK_OF)
-    week = world.week("ACME")
+    week = report_week(world, "ACME")
     leeds_servers = next(s for s in world.customers["ACME"].services
                          if (s.site, s.device_class) == ("Leeds", "Servers"))
     leeds_servers.outages.append(Outage(week.end - 30 * MINUTE, week.end + 10 * MINUTE))
@@ -155,7 +156,7 @@ def dst_sim(creds):
 
 def test_dst_week_is_169_hours(connect, dst_sim):
     world = dst_sim.world
-    week = world.week("ACME")
+    week = report_week(world, "ACME")
     assert week.hours == 169
     data = librenms.extract(connect(server=dst_sim), {"device_group": "ACME"}, week).data
 
@@ -166,7 +167,7 @@ def test_dst_week_is_169_hours(connect, dst_sim):
 
 def test_wrong_token_is_an_auth_error_that_says_what_to_fix(connect, world, creds):
     with pytest.raises(SourceAuthError) as caught:
-        librenms.extract(connect(token="not-the-token-42"), {"device_group": "ACME"}, world.week("ACME"))
+        librenms.extract(connect(token="not-the-token-42"), {"device_group": "ACME"}, report_week(world, "ACME"))
     message = str(caught.value)
     assert CONN_ID in message and "Unauthenticated." in message and "valid API token" in message
     assert "connection's password" in message
@@ -176,33 +177,33 @@ def test_wrong_token_is_an_auth_error_that_says_what_to_fix(connect, world, cred
 
 def test_unknown_group_points_at_the_registry(connect, world):
     with pytest.raises(SourceResponseError, match=r"ref\.device_group") as caught:
-        librenms.extract(connect(), {"device_group": "NOPE"}, world.week("ACME"))
+        librenms.extract(connect(), {"device_group": "NOPE"}, report_week(world, "ACME"))
     assert "Device group not found" in str(caught.value)
 
 
 def test_429_then_success_honours_retry_after(connect, world, sim, waits):
     requests.post(f"{sim.base_url}/_sim/faults/librenms", json={"mode": "429", "times": 1, "retry_after": 1},
                   timeout=5)
-    result = librenms.extract(connect(), {"device_group": "CNDR"}, world.week("CNDR"))
+    result = librenms.extract(connect(), {"device_group": "CNDR"}, report_week(world, "CNDR"))
 
     assert waits == [1.0]
-    assert as_tuples(result.data) == expected_rows(world, "CNDR", world.week("CNDR"))
+    assert as_tuples(result.data) == expected_rows(world, "CNDR", report_week(world, "CNDR"))
 
 
 def test_5xx_then_success(connect, world, sim, waits):
     requests.post(f"{sim.base_url}/_sim/faults/librenms", json={"mode": "500", "times": 2}, timeout=5)
-    result = librenms.extract(connect(), {"device_group": "DLTA"}, world.week("DLTA"))
+    result = librenms.extract(connect(), {"device_group": "DLTA"}, report_week(world, "DLTA"))
 
     assert len(waits) == 2
-    assert as_tuples(result.data) == expected_rows(world, "DLTA", world.week("DLTA"))
+    assert as_tuples(result.data) == expected_rows(world, "DLTA", report_week(world, "DLTA"))
 
 
 def test_demo_connection_and_default_conn_id(sim, creds, world, use_connection):
     (conn_id, conn), = librenms_sim.demo_connections(sim.base_url, creds, {}).items()
     use_connection(conn_id, conn)
     assert librenms.HOOK.default_conn_name == conn_id == "librenms_default"
-    result = librenms.extract(librenms.HOOK(), {"device_group": "KILO"}, world.week("KILO"))
-    assert as_tuples(result.data) == expected_rows(world, "KILO", world.week("KILO"))
+    result = librenms.extract(librenms.HOOK(), {"device_group": "KILO"}, report_week(world, "KILO"))
+    assert as_tuples(result.data) == expected_rows(world, "KILO", report_week(world, "KILO"))
 
 
 def test_simulator_wire_format(sim, creds, world):

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from msp_reports.exceptions import SourceResponseError
-from msp_reports.simulators import defender as defender_sim
-from msp_reports.simulators import sentinel as sentinel_sim
+from devtools.simulators import defender as defender_sim
+from devtools.simulators import sentinel as sentinel_sim
 from msp_reports.sources import defender, sentinel
 from msp_reports.sources.http import RetryPolicy
 from msp_reports.sources.paging import next_link_pages, numbered_pages, odata_page, offset_pages

@@ -8,13 +8,14 @@ import pytest
 import requests
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
-from msp_reports.simulators import sentinel as sentinel_sim
-from msp_reports.simulators.server import SimServer
-from msp_reports.simulators.world import Profile, SecurityIncident, World
+from devtools.simulators import sentinel as sentinel_sim
+from devtools.simulators.server import SimServer
+from devtools.simulators.world import Profile, SecurityIncident, World
 from msp_reports.sources import sentinel
 from msp_reports.sources.http import RetryPolicy
 from msp_reports.sources.oauth import TOKEN_MARGIN_SECONDS
 from msp_reports.week import ReportWeek
+from tests.factories import report_week
 
 UTC = dt.timezone.utc
 CONN_ID = "sentinel_test"
@@ -86,7 +87,7 @@ def incidents_url(server: SimServer, world: World, code: str) -> str:
 @pytest.mark.parametrize(("code", "offset"), [("CNDR", 0), ("DLTA", 0), ("DLTA", 1), ("ACME", 4), ("LIMA", 5)])
 def test_extract_matches_world(connect, world, code, offset):
     """Incidents equal the world's, in the customer's own week (Los Angeles, Singapore, London)."""
-    week = world.week(code, offset)
+    week = report_week(world, code, offset)
     cw = world.customers[code]
     result = sentinel.extract(connect(), ref(world, code), week)
 
@@ -96,7 +97,7 @@ def test_extract_matches_world(connect, world, code, offset):
 
 
 def test_cndr_has_an_open_high_severity_incident(connect, world):
-    result = sentinel.extract(connect(), ref(world, "CNDR"), world.week("CNDR"))
+    result = sentinel.extract(connect(), ref(world, "CNDR"), report_week(world, "CNDR"))
     open_high = [i for i in result.data.incidents if i.status == "open" and i.severity == "high"]
     assert [i.title for i in open_high] == ["Ransomware behaviour detected on file server"]
 
@@ -106,7 +107,7 @@ def test_week_is_clipped_at_both_ends(connect, world):
     week 5 ago must not show it, since it was created before and closed inside that week."""
     cw = world.customers["DLTA"]
     straddling = next(i for i in cw.incidents if i.id == "77bde378")
-    late, early = world.week("DLTA", offset=6), world.week("DLTA", offset=5)
+    late, early = report_week(world, "DLTA", offset=6), report_week(world, "DLTA", offset=5)
     assert late.start <= straddling.created < late.end < straddling.resolved < early.end
     key = (straddling.created, straddling.title)
 
@@ -122,7 +123,7 @@ def test_week_is_clipped_at_both_ends(connect, world):
 def test_customer_timezone_decides_the_week(world):
     """Precondition for the London and Singapore cases above: a UTC week would list other incidents."""
     for code, offset in (("ACME", 4), ("LIMA", 5)):
-        local = world.week(code, offset)
+        local = report_week(world, code, offset)
         utc = ReportWeek.starting(local.week_of, "UTC")
         assert expected_incidents(world.customers[code].incidents, local) != \
             expected_incidents(world.customers[code].incidents, utc)
@@ -138,7 +139,7 @@ def aged_sim(creds):
     The week is two weeks back, so that "closed after the week" is already in the past."""
     world = World(WEEK_OF, profiles=(Profile("ZULU", "Zulu Ltd", "America/Los_Angeles", ("LA",)),))
     cw = world.customers["ZULU"]
-    week = world.week("ZULU", offset=AGED_OFFSET)
+    week = report_week(world, "ZULU", offset=AGED_OFFSET)
     cw.incidents = [
         SecurityIncident("still-open", "Old and never closed", "medium", week.start - dt.timedelta(days=10), None),
         SecurityIncident("closed-later", "Closed after the week", "low", week.start - dt.timedelta(days=3),
@@ -155,7 +156,7 @@ def aged_sim(creds):
 
 def test_older_incidents_open_at_week_end_are_included(connect, aged_sim):
     world = aged_sim.world
-    week = world.week("ZULU", offset=AGED_OFFSET)
+    week = report_week(world, "ZULU", offset=AGED_OFFSET)
     result = sentinel.extract(connect(server=aged_sim), ref(world, "ZULU"), week)
 
     assert {i.title: i.status for i in result.data.incidents} == {
@@ -165,7 +166,7 @@ def test_older_incidents_open_at_week_end_are_included(connect, aged_sim):
 
 def test_dst_week(connect, creds):
     world = World(DST_WEEK_OF)
-    week = world.week("ACME")
+    week = report_week(world, "ACME")
     assert week.hours == 169
     first_hour = [i for i in world.customers["ACME"].incidents if week.start <= i.created < week.start
                   + dt.timedelta(hours=1)]
@@ -177,7 +178,7 @@ def test_dst_week(connect, creds):
 
 
 def test_pages_follow_next_links(connect, world, sim):
-    week = world.week("CNDR")
+    week = report_week(world, "CNDR")
     whole = sentinel.extract(connect(page_size=50), ref(world, "CNDR"), week)
     before = sim.state.requests["sentinel"]
     paged = sentinel.extract(connect(page_size=1), ref(world, "CNDR"), week)
@@ -200,24 +201,24 @@ def test_token_is_cached_renewed_on_401_and_before_expiry(connect, world, sim):
     clock = Clock()
     hook = connect(clock=clock)
     tokens = sim.state.extra[sentinel_sim.TOKENS_KEY]
-    sentinel.extract(hook, ref(world, "ACME"), world.week("ACME"))
-    sentinel.extract(hook, ref(world, "ACME"), world.week("ACME", offset=1))
+    sentinel.extract(hook, ref(world, "ACME"), report_week(world, "ACME"))
+    sentinel.extract(hook, ref(world, "ACME"), report_week(world, "ACME", offset=1))
     assert hook.tokens.issued == 1  # the cached token served six queries
 
     with sim.state.lock:
         tokens.clear()  # ARM now refuses the cached token with 401 InvalidAuthenticationToken
-    result = sentinel.extract(hook, ref(world, "ACME"), world.week("ACME"))
+    result = sentinel.extract(hook, ref(world, "ACME"), report_week(world, "ACME"))
     assert hook.tokens.issued == 2
-    assert got_incidents(result.data) == expected_incidents(world.customers["ACME"].incidents, world.week("ACME"))
+    assert got_incidents(result.data) == expected_incidents(world.customers["ACME"].incidents, report_week(world, "ACME"))
 
     clock.now += sentinel_sim.TOKEN_LIFETIME - TOKEN_MARGIN_SECONDS + 1  # still valid at ARM, but nearly expired
-    sentinel.extract(hook, ref(world, "ACME"), world.week("ACME"))
+    sentinel.extract(hook, ref(world, "ACME"), report_week(world, "ACME"))
     assert hook.tokens.issued == 3
 
 
 def test_wrong_secret_raises_auth_error(connect, world):
     with pytest.raises(SourceAuthError) as info:
-        sentinel.extract(connect(password="wrong-secret-value"), ref(world, "ACME"), world.week("ACME"))
+        sentinel.extract(connect(password="wrong-secret-value"), ref(world, "ACME"), report_week(world, "ACME"))
     message = str(info.value)
     assert "AADSTS7000215" in message and "sentinel_test" in message and "client secret" in message
     assert "wrong-secret-value" not in message
@@ -226,34 +227,34 @@ def test_wrong_secret_raises_auth_error(connect, world):
 def test_missing_tenant_fails_before_any_request(connect, world, sim):
     before = sim.state.requests["sentinel"]
     with pytest.raises(SourceAuthError, match="extra tenant_id"):
-        sentinel.extract(connect(extra={"tenant_id": ""}), ref(world, "ACME"), world.week("ACME"))
+        sentinel.extract(connect(extra={"tenant_id": ""}), ref(world, "ACME"), report_week(world, "ACME"))
     assert sim.state.requests["sentinel"] == before
 
 
 def test_customer_tenant_reaches_only_its_own_workspace(connect, world):
     """Without Lighthouse, ref.tenant_id names the customer's tenant: its token reads its own workspace only."""
     cndr, brvo = world.customers["CNDR"], world.customers["BRVO"]
-    own = sentinel.extract(connect(), ref(world, "CNDR", tenant_id=cndr.tenant_id), world.week("CNDR"))
-    assert got_incidents(own.data) == expected_incidents(cndr.incidents, world.week("CNDR"))
+    own = sentinel.extract(connect(), ref(world, "CNDR", tenant_id=cndr.tenant_id), report_week(world, "CNDR"))
+    assert got_incidents(own.data) == expected_incidents(cndr.incidents, report_week(world, "CNDR"))
     with pytest.raises(SourceAuthError, match="AuthorizationFailed.*Microsoft Sentinel Reader") as info:
-        sentinel.extract(connect(), ref(world, "CNDR", tenant_id=brvo.tenant_id), world.week("CNDR"))
+        sentinel.extract(connect(), ref(world, "CNDR", tenant_id=brvo.tenant_id), report_week(world, "CNDR"))
     assert info.value.status == 403
 
 
 def test_unknown_workspace_points_at_the_registry(connect, world):
     with pytest.raises(SourceResponseError, match=r"ResourceNotFound.*ref\.workspace") as info:
-        sentinel.extract(connect(), ref(world, "ACME", workspace="law-nosuch"), world.week("ACME"))
+        sentinel.extract(connect(), ref(world, "ACME", workspace="law-nosuch"), report_week(world, "ACME"))
     assert info.value.status == 404
 
 
 def test_unknown_tenant_points_at_the_connection(connect, world):
     with pytest.raises(SourceAuthError, match=r"AADSTS90002.*extra tenant_id of connection 'sentinel_test'"):
         sentinel.extract(connect(extra={"tenant_id": "00000000-0000-0000-0000-000000000000"}), ref(world, "ACME"),
-                         world.week("ACME"))
+                         report_week(world, "ACME"))
 
 
 def test_api_version_comes_from_the_connection(connect, world):
-    week = world.week("CNDR")
+    week = report_week(world, "CNDR")
     newer = sentinel.extract(connect(extra={"api_version": "2025-06-01"}), ref(world, "CNDR"), week)
     assert got_incidents(newer.data) == expected_incidents(world.customers["CNDR"].incidents, week)
     with pytest.raises(SourceResponseError, match="NoRegisteredProviderFound"):
@@ -263,23 +264,23 @@ def test_api_version_comes_from_the_connection(connect, world):
 def test_429_then_success_honours_retry_after(connect, world, sim, waits):
     requests.post(f"{sim.base_url}/_sim/faults/sentinel", json={"mode": "429", "times": 1, "retry_after": 1},
                   timeout=5)
-    result = sentinel.extract(connect(), ref(world, "CNDR"), world.week("CNDR"))
+    result = sentinel.extract(connect(), ref(world, "CNDR"), report_week(world, "CNDR"))
     assert waits == [1.0]
-    assert got_incidents(result.data) == expected_incidents(world.customers["CNDR"].incidents, world.week("CNDR"))
+    assert got_incidents(result.data) == expected_incidents(world.customers["CNDR"].incidents, report_week(world, "CNDR"))
 
 
 def test_5xx_then_success(connect, world, sim, waits):
     requests.post(f"{sim.base_url}/_sim/faults/sentinel", json={"mode": "500", "times": 1}, timeout=5)
-    result = sentinel.extract(connect(), ref(world, "CNDR"), world.week("CNDR"))
+    result = sentinel.extract(connect(), ref(world, "CNDR"), report_week(world, "CNDR"))
     assert len(waits) == 1
-    assert got_incidents(result.data) == expected_incidents(world.customers["CNDR"].incidents, world.week("CNDR"))
+    assert got_incidents(result.data) == expected_incidents(world.customers["CNDR"].incidents, report_week(world, "CNDR"))
 
 
 def test_demo_connection_and_default_conn_id(sim, creds, world, use_connection):
     (conn_id, conn), = sentinel_sim.demo_connections(sim.base_url, creds, {}).items()
     use_connection(conn_id, conn)
-    result = sentinel.extract(sentinel.HOOK(), ref(world, "CNDR"), world.week("CNDR"))
-    assert got_incidents(result.data) == expected_incidents(world.customers["CNDR"].incidents, world.week("CNDR"))
+    result = sentinel.extract(sentinel.HOOK(), ref(world, "CNDR"), report_week(world, "CNDR"))
+    assert got_incidents(result.data) == expected_incidents(world.customers["CNDR"].incidents, report_week(world, "CNDR"))
 
 
 # --- the simulator speaks ARM ---------------------------------------------------------------

@@ -9,12 +9,13 @@ import pytest
 import requests
 
 from msp_reports.exceptions import SourceAuthError, SourceResponseError
-from msp_reports.simulators import uptimerobot as uptimerobot_sim
-from msp_reports.simulators.server import SimServer
-from msp_reports.simulators.world import PROFILES, Outage, World
+from devtools.simulators import uptimerobot as uptimerobot_sim
+from devtools.simulators.server import SimServer
+from devtools.simulators.world import PROFILES, Outage, World
 from msp_reports.sources import uptimerobot
 from msp_reports.sources.http import RetryPolicy
 from msp_reports.week import ReportWeek
+from tests.factories import report_week
 
 CONN_ID = "uptimerobot_test"
 WEEK_OF = dt.date(2026, 11, 16)
@@ -68,7 +69,7 @@ def got_checks(data) -> dict[str, tuple]:
 @pytest.mark.parametrize("code", ["ACME", "DLTA", "CNDR", "KILO", "LIMA"])
 def test_extract_matches_world(connect, world, code):
     """Ratio and downtime equal the world's in the customer's own week (LA and Singapore too)."""
-    week = world.week(code)
+    week = report_week(world, code)
     result = uptimerobot.extract(connect(), ref(code), week)
 
     assert got_checks(result.data) == expected_checks(world, code, week)
@@ -78,12 +79,12 @@ def test_extract_matches_world(connect, world, code):
 def test_pages_through_monitors(connect, world, sim):
     """HTEL has three monitors; the simulator serves two a page unless asked for another limit."""
     before = sim.state.requests["uptimerobot"]
-    result = uptimerobot.extract(connect(), ref("HTEL"), world.week("HTEL"))
+    result = uptimerobot.extract(connect(), ref("HTEL"), report_week(world, "HTEL"))
     assert len(result.data.checks) == 3
     assert sim.state.requests["uptimerobot"] - before == 2
 
     before = sim.state.requests["uptimerobot"]
-    one_by_one = uptimerobot.extract(connect(page_size=1), ref("HTEL"), world.week("HTEL"))
+    one_by_one = uptimerobot.extract(connect(page_size=1), ref("HTEL"), report_week(world, "HTEL"))
     assert sim.state.requests["uptimerobot"] - before == 3
     assert one_by_one.data == result.data
 
@@ -97,7 +98,7 @@ def edge_sim(creds):
     """
     world = World(WEEK_OF, profiles=tuple(p for p in PROFILES if p.code in ("DLTA", "CNDR")))
     for code, cw in world.customers.items():
-        week = world.week(code)
+        week = report_week(world, code)
         www, portal = cw.checks
         www.outages = [Outage(week.start - 30 * MINUTE, week.start + 10 * MINUTE),
                        Outage(week.end - 15 * MINUTE, week.end + 20 * MINUTE)]
@@ -109,7 +110,7 @@ def edge_sim(creds):
 @pytest.mark.parametrize("code", ["DLTA", "CNDR"])
 def test_week_is_clipped_at_both_ends(connect, edge_sim, code):
     world = edge_sim.world
-    week = world.week(code)
+    week = report_week(world, code)
     got = {c.name.split(".")[0]: c for c in uptimerobot.extract(connect(server=edge_sim), ref(code), week).data.checks}
 
     assert (got["www"].downtime_minutes, got["portal"].downtime_minutes) == (25.0, 5.0)
@@ -121,7 +122,7 @@ def test_week_is_clipped_at_both_ends(connect, edge_sim, code):
 def dst_sim(creds):
     """The DST week, with ACME's www down for the week's last half hour (and 10 min more)."""
     world = World(DST_WEEK_OF)
-    week = world.week("ACME")
+    week = report_week(world, "ACME")
     world.customers["ACME"].checks[0].outages.append(Outage(week.end - 30 * MINUTE, week.end + 10 * MINUTE))
     with SimServer(world, creds) as server:
         yield server
@@ -129,7 +130,7 @@ def dst_sim(creds):
 
 def test_dst_week_is_169_hours(connect, dst_sim):
     world = dst_sim.world
-    week = world.week("ACME")
+    week = report_week(world, "ACME")
     assert week.hours == 169
     data = uptimerobot.extract(connect(server=dst_sim), ref("ACME"), week).data
 
@@ -141,7 +142,7 @@ def test_dst_week_is_169_hours(connect, dst_sim):
 def test_wrong_key_is_an_auth_error_without_the_key(connect, world, creds):
     """The API echoes a wrong key back in ``passed_value``: it must not reach the message."""
     with pytest.raises(SourceAuthError) as caught:
-        uptimerobot.extract(connect(key="ur0000-not-the-key"), ref("ACME"), world.week("ACME"))
+        uptimerobot.extract(connect(key="ur0000-not-the-key"), ref("ACME"), report_week(world, "ACME"))
     message = str(caught.value)
     assert CONN_ID in message and "invalid_parameter (api_key)" in message
     assert "read-only API key" in message and "connection's password" in message
@@ -150,34 +151,34 @@ def test_wrong_key_is_an_auth_error_without_the_key(connect, world, creds):
 
 def test_unknown_prefix_points_at_the_registry(connect, world):
     with pytest.raises(SourceResponseError, match=r"ref\.monitor_prefix"):
-        uptimerobot.extract(connect(), {"monitor_prefix": "NOPE:"}, world.week("ACME"))
+        uptimerobot.extract(connect(), {"monitor_prefix": "NOPE:"}, report_week(world, "ACME"))
 
 
 def test_429_then_success_honours_retry_after_and_logs_no_key(connect, world, sim, waits, creds, caplog):
     requests.post(f"{sim.base_url}/_sim/faults/uptimerobot", json={"mode": "429", "times": 1, "retry_after": 1},
                   timeout=5)
     with caplog.at_level(logging.DEBUG):
-        result = uptimerobot.extract(connect(), ref("DLTA"), world.week("DLTA"))
+        result = uptimerobot.extract(connect(), ref("DLTA"), report_week(world, "DLTA"))
 
     assert waits == [1.0]
-    assert got_checks(result.data) == expected_checks(world, "DLTA", world.week("DLTA"))
+    assert got_checks(result.data) == expected_checks(world, "DLTA", report_week(world, "DLTA"))
     assert "429" in caplog.text and creds.uptimerobot_api_key not in caplog.text
 
 
 def test_5xx_then_success(connect, world, sim, waits):
     requests.post(f"{sim.base_url}/_sim/faults/uptimerobot", json={"mode": "500", "times": 2}, timeout=5)
-    result = uptimerobot.extract(connect(), ref("KILO"), world.week("KILO"))
+    result = uptimerobot.extract(connect(), ref("KILO"), report_week(world, "KILO"))
 
     assert len(waits) == 2
-    assert got_checks(result.data) == expected_checks(world, "KILO", world.week("KILO"))
+    assert got_checks(result.data) == expected_checks(world, "KILO", report_week(world, "KILO"))
 
 
 def test_demo_connection_and_default_conn_id(sim, creds, world, use_connection):
     (conn_id, conn), = uptimerobot_sim.demo_connections(sim.base_url, creds, {}).items()
     use_connection(conn_id, conn)
     assert uptimerobot.HOOK.default_conn_name == conn_id == "uptimerobot_default"
-    result = uptimerobot.extract(uptimerobot.HOOK(), ref("INDG"), world.week("INDG"))
-    assert got_checks(result.data) == expected_checks(world, "INDG", world.week("INDG"))
+    result = uptimerobot.extract(uptimerobot.HOOK(), ref("INDG"), report_week(world, "INDG"))
+    assert got_checks(result.data) == expected_checks(world, "INDG", report_week(world, "INDG"))
 
 
 def test_simulator_wire_format(sim, creds, world):
@@ -189,7 +190,7 @@ def test_simulator_wire_format(sim, creds, world):
     too_many = requests.post(url, data={"api_key": creds.uptimerobot_api_key, "limit": 51}, timeout=5).json()
     assert too_many["stat"] == "fail" and too_many["error"]["parameter_name"] == "limit"
 
-    week = world.week("KILO")
+    week = report_week(world, "KILO")
     lo, hi = int(week.start.timestamp()), int(week.end.timestamp())
     body = requests.post(url, timeout=5, data={
         "api_key": creds.uptimerobot_api_key, "format": "json", "search": "kilo", "limit": 50,

@@ -8,13 +8,14 @@ import pytest
 import requests
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
-from msp_reports.simulators import veeam as sim_veeam
-from msp_reports.simulators.server import SimServer
-from msp_reports.simulators.world import World
+from devtools.simulators import veeam as sim_veeam
+from devtools.simulators.server import SimServer
+from devtools.simulators.world import World
 from msp_reports.sources import veeam
 from msp_reports.sources.backup_rules import BackupAttempt
 from msp_reports.sources.http import RetryPolicy
 from msp_reports.week import ReportWeek
+from tests.factories import report_week
 
 UTC = dt.timezone.utc
 CONN_ID, VBR_CONN_ID = "veeam_test", "veeam_vbr_test"
@@ -99,7 +100,7 @@ def as_dict(data) -> dict[str, dict]:
 @pytest.mark.parametrize("code", ["ACME", "BRVO", "CNDR", "DLTA"])
 def test_extract_matches_world(connect, world, code):
     """Every job's numbers equal the world's, in the customer's own week (LA, Singapore too)."""
-    week = world.week(code)
+    week = report_week(world, code)
     result = veeam.extract(connect(), ref(world, code), week)
 
     assert as_dict(result.data) == expected_assets(world, code, week)
@@ -109,7 +110,7 @@ def test_extract_matches_world(connect, world, code):
 
 
 def test_brvo_fs01_silent_for_74_hours(connect, world):
-    week = world.week("BRVO")
+    week = report_week(world, "BRVO")
     result = veeam.extract(connect(), ref(world, "BRVO"), week)
     stale = [a for a in result.data.assets if a.hours_since_good(week.end) > 48]
 
@@ -120,7 +121,7 @@ def test_brvo_fs01_silent_for_74_hours(connect, world):
 
 
 def test_rpo_comes_from_the_registry_ref(connect, world):
-    result = veeam.extract(connect(), {**ref(world, "ACME"), "rpo_hours": "12"}, world.week("ACME"))
+    result = veeam.extract(connect(), {**ref(world, "ACME"), "rpo_hours": "12"}, report_week(world, "ACME"))
     assert {a.rpo_hours for a in result.data.assets} == {12.0}
 
 
@@ -128,7 +129,7 @@ def test_week_is_clipped_at_both_ends(connect, world):
     """CNDR's week before last has sessions starting exactly at its start (counted: they end in
     it) and at its end (served by VBR, but not over by week end), sessions before it (history
     only), and a VSPC latest state from after it, which must not make it look better."""
-    week = world.week("CNDR", offset=1)
+    week = report_week(world, "CNDR", offset=1)
     agents = world.customers["CNDR"].agents
     assert any(r.at == week.start for a in agents for r in a.runs)
     assert any(r.at == week.end for a in agents for r in a.runs)
@@ -143,7 +144,7 @@ def test_week_is_clipped_at_both_ends(connect, world):
 def test_pages_through_both_apis(connect, world, sim):
     """Two jobs a VSPC page, 100 sessions a VBR page: several pages of each, same result. The
     VSPC jobs are filtered server-side: 4 mapped jobs take 2 pages, the owner query 1."""
-    week = world.week("DLTA")
+    week = report_week(world, "DLTA")
     whole = veeam.extract(connect(), ref(world, "DLTA"), week)
     before = calls(sim)
     paged = veeam.extract(connect(page_size=2, session_page_size=100), ref(world, "DLTA"), week)
@@ -156,7 +157,7 @@ def test_pages_through_both_apis(connect, world, sim):
 
 def test_wrong_vspc_api_key_raises_auth_error(connect, world):
     with pytest.raises(SourceAuthError) as info:
-        veeam.extract(connect(api_key="not-the-api-key"), ref(world, "BRVO"), world.week("BRVO"))
+        veeam.extract(connect(api_key="not-the-api-key"), ref(world, "BRVO"), report_week(world, "BRVO"))
     message = str(info.value)
     assert CONN_ID in message and "VSPC API key" in message
     assert "not-the-api-key" not in message
@@ -165,7 +166,7 @@ def test_wrong_vspc_api_key_raises_auth_error(connect, world):
 
 def test_wrong_vbr_password_raises_auth_error(connect, world):
     with pytest.raises(SourceAuthError) as info:
-        veeam.extract(connect(vbr_password="not-the-password"), ref(world, "BRVO"), world.week("BRVO"))
+        veeam.extract(connect(vbr_password="not-the-password"), ref(world, "BRVO"), report_week(world, "BRVO"))
     message = str(info.value)
     assert f"'{VBR_CONN_ID}'" in message and "login and password" in message
     assert "not-the-password" not in message
@@ -174,77 +175,77 @@ def test_wrong_vbr_password_raises_auth_error(connect, world):
 
 def test_429_then_success_honours_retry_after(connect, world, sim, waits):
     requests.post(f"{sim.base_url}/_sim/faults/veeam", json={"mode": "429", "times": 1, "retry_after": 1})
-    result = veeam.extract(connect(), ref(world, "BRVO"), world.week("BRVO"))
+    result = veeam.extract(connect(), ref(world, "BRVO"), report_week(world, "BRVO"))
 
     assert waits == [1.0]
-    assert as_dict(result.data) == expected_assets(world, "BRVO", world.week("BRVO"))
+    assert as_dict(result.data) == expected_assets(world, "BRVO", report_week(world, "BRVO"))
 
 
 def test_5xx_then_success(connect, world, sim, waits):
     requests.post(f"{sim.base_url}/_sim/faults/veeam", json={"mode": "500", "times": 2})
-    result = veeam.extract(connect(), ref(world, "BRVO"), world.week("BRVO"))
+    result = veeam.extract(connect(), ref(world, "BRVO"), report_week(world, "BRVO"))
 
     assert len(waits) == 2
-    assert as_dict(result.data) == expected_assets(world, "BRVO", world.week("BRVO"))
+    assert as_dict(result.data) == expected_assets(world, "BRVO", report_week(world, "BRVO"))
 
 
 def test_vbr_token_is_cached_and_renewed_once_when_rejected(connect, world, sim):
     hook = connect()
-    veeam.extract(hook, ref(world, "ACME"), world.week("ACME"))
+    veeam.extract(hook, ref(world, "ACME"), report_week(world, "ACME"))
     issued = calls(sim)["vbr.token"]
-    veeam.extract(hook, ref(world, "ACME"), world.week("ACME", offset=1))
+    veeam.extract(hook, ref(world, "ACME"), report_week(world, "ACME", offset=1))
     assert calls(sim)["vbr.token"] == issued  # the cached token was reused
 
     with sim.state.lock:
         sim.state.extra[sim_veeam.TOKENS_KEY].clear()  # the server restarted: the token is unknown
-    result = veeam.extract(hook, ref(world, "ACME"), world.week("ACME"))
+    result = veeam.extract(hook, ref(world, "ACME"), report_week(world, "ACME"))
     assert calls(sim)["vbr.token"] == issued + 1
-    assert as_dict(result.data) == expected_assets(world, "ACME", world.week("ACME"))
+    assert as_dict(result.data) == expected_assets(world, "ACME", report_week(world, "ACME"))
 
 
 def test_vbr_token_renewed_before_it_expires(connect, world, sim):
     now = [0.0]
     hook = connect(clock=lambda: now[0])
-    veeam.extract(hook, ref(world, "ECHO"), world.week("ECHO"))
+    veeam.extract(hook, ref(world, "ECHO"), report_week(world, "ECHO"))
     issued = calls(sim)["vbr.token"]
     now[0] += sim_veeam.TOKEN_LIFETIME - veeam.TOKEN_MARGIN_SECONDS + 1
-    veeam.extract(hook, ref(world, "ECHO"), world.week("ECHO"))
+    veeam.extract(hook, ref(world, "ECHO"), report_week(world, "ECHO"))
     assert calls(sim)["vbr.token"] == issued + 1
 
 
 def test_a_new_token_rejected_is_not_renewed_again(connect, world, sim, monkeypatch):
     hook = connect()
-    veeam.extract(hook, ref(world, "ECHO"), world.week("ECHO"))
+    veeam.extract(hook, ref(world, "ECHO"), report_week(world, "ECHO"))
     issued = calls(sim)["vbr.token"]
     monkeypatch.setattr(sim_veeam, "TOKEN_LIFETIME", -1)  # the server now issues dead tokens
     with sim.state.lock:
         sim.state.extra[sim_veeam.TOKENS_KEY].clear()
 
     with pytest.raises(SourceAuthError, match="newly issued token"):
-        veeam.extract(hook, ref(world, "ECHO"), world.week("ECHO"))  # cached: rejected, renewed once
+        veeam.extract(hook, ref(world, "ECHO"), report_week(world, "ECHO"))  # cached: rejected, renewed once
     assert calls(sim)["vbr.token"] == issued + 1
     with pytest.raises(SourceAuthError, match="newly issued token"):
-        veeam.extract(connect(), ref(world, "ECHO"), world.week("ECHO"))  # fresh: rejected, not renewed
+        veeam.extract(connect(), ref(world, "ECHO"), report_week(world, "ECHO"))  # fresh: rejected, not renewed
     assert calls(sim)["vbr.token"] == issued + 2
 
 
 def test_vbr_connection_per_server(connect, world):
     """``vbr_conn_ids`` names a server's own connection; an undefined one says which to define."""
     extra = {"vbr_conn_id": "veeam_vbr_nowhere", "vbr_conn_ids": {sim_veeam.SERVER_NAME: VBR_CONN_ID}}
-    result = veeam.extract(connect(extra=extra), ref(world, "BRVO"), world.week("BRVO"))
-    assert as_dict(result.data) == expected_assets(world, "BRVO", world.week("BRVO"))
+    result = veeam.extract(connect(extra=extra), ref(world, "BRVO"), report_week(world, "BRVO"))
+    assert as_dict(result.data) == expected_assets(world, "BRVO", report_week(world, "BRVO"))
 
     with pytest.raises(SourceError, match="'veeam_vbr_nowhere'.*is not defined"):
-        veeam.extract(connect(extra={"vbr_conn_id": "veeam_vbr_nowhere"}), ref(world, "BRVO"), world.week("BRVO"))
+        veeam.extract(connect(extra={"vbr_conn_id": "veeam_vbr_nowhere"}), ref(world, "BRVO"), report_week(world, "BRVO"))
 
 
 def test_organization_by_name_or_uid(connect, world):
     cw = world.customers["ECHO"]
-    by_uid = veeam.extract(connect(), {"organization": sim_veeam.company_uid(cw)}, world.week("ECHO"))
-    assert as_dict(by_uid.data) == expected_assets(world, "ECHO", world.week("ECHO"))
+    by_uid = veeam.extract(connect(), {"organization": sim_veeam.company_uid(cw)}, report_week(world, "ECHO"))
+    assert as_dict(by_uid.data) == expected_assets(world, "ECHO", report_week(world, "ECHO"))
 
     with pytest.raises(SourceError, match="no company named 'Nobody Ltd'; check ref.organization"):
-        veeam.extract(connect(), {"organization": "Nobody Ltd"}, world.week("ECHO"))
+        veeam.extract(connect(), {"organization": "Nobody Ltd"}, report_week(world, "ECHO"))
 
 
 def test_demo_connections_and_default_conn_ids(sim, creds, world, use_connection):
@@ -255,14 +256,14 @@ def test_demo_connections_and_default_conn_ids(sim, creds, world, use_connection
     assert creds.veeam_vspc_api_key not in extras and creds.veeam_vbr_password not in extras  # secrets: passwords
     for conn_id, conn in conns.items():
         use_connection(conn_id, conn)
-    result = veeam.extract(veeam.HOOK(), ref(world, "BRVO"), world.week("BRVO"))
-    assert as_dict(result.data) == expected_assets(world, "BRVO", world.week("BRVO"))
+    result = veeam.extract(veeam.HOOK(), ref(world, "BRVO"), report_week(world, "BRVO"))
+    assert as_dict(result.data) == expected_assets(world, "BRVO", report_week(world, "BRVO"))
 
 
 def test_dst_week_in_london(connect, creds):
     """The week UK clocks go back (25 Oct 2026) is 169 h; the servers write +01:00, then +00:00."""
     dst_world = World(dt.date(2026, 10, 19))
-    week = dst_world.week("ACME")
+    week = report_week(dst_world, "ACME")
     assert week.hours == 169
     with SimServer(dst_world, creds) as server:
         result = veeam.extract(connect(base_url=server.base_url), ref(dst_world, "ACME"), week)

@@ -8,13 +8,14 @@ import pytest
 import requests
 
 from msp_reports.exceptions import SourceAuthError, SourceResponseError
-from msp_reports.simulators import zabbix as zabbix_sim
-from msp_reports.simulators.credentials import SimCredentials
-from msp_reports.simulators.server import SimServer
-from msp_reports.simulators.world import BOUNDARY_HEAD_MINUTES, WEEKS, World, boundary_tail_minutes
+from devtools.simulators import zabbix as zabbix_sim
+from devtools.simulators.credentials import SimCredentials
+from devtools.simulators.server import SimServer
+from devtools.simulators.world import BOUNDARY_HEAD_MINUTES, WEEKS, World, boundary_tail_minutes
 from msp_reports.sources import zabbix
 from msp_reports.sources.http import RetryPolicy
 from msp_reports.week import ReportWeek
+from tests.factories import report_week
 
 DST_WEEK_OF = dt.date(2026, 10, 19)  # London leaves summer time on Sunday 25 October: 169 hours
 
@@ -83,7 +84,7 @@ def dst_sim(dst_world, creds):
 # ---- extract against the simulator ----------------------------------------------------------
 @pytest.mark.parametrize("code", ["ACME", "BRVO", "DLTA", "CNDR"])  # London (distractor SLAs), its disabled SLA, LA, Singapore
 def test_extract_equals_world_outages(sim, world, creds, use_connection, code):
-    week = world.week(code)
+    week = report_week(world, code)
     result = zabbix.extract(make_hook(use_connection, sim, creds), {"service_tag": code}, week)
     assert as_tuples(result.data) == expected_rows(world, code, week)
     assert all(r.source == "zabbix" for r in result.data.rows)
@@ -91,7 +92,7 @@ def test_extract_equals_world_outages(sim, world, creds, use_connection, code):
 
 
 def test_sla_drop_story_shows_in_the_row(sim, world, creds, use_connection):
-    data = zabbix.extract(make_hook(use_connection, sim, creds), {"service_tag": "ACME"}, world.week("ACME")).data
+    data = zabbix.extract(make_hook(use_connection, sim, creds), {"service_tag": "ACME"}, report_week(world, "ACME")).data
     leeds_network = next(r for r in data.rows if (r.site, r.device_class) == ("Leeds", "Network"))
     assert leeds_network.downtime_minutes >= 7 * 60 + 5
     assert leeds_network.slo_met is False
@@ -100,7 +101,7 @@ def test_sla_drop_story_shows_in_the_row(sim, world, creds, use_connection):
 def test_outage_across_week_start_counts_only_inside_each_week(sim, world, creds, use_connection):
     """The world's outage from just before the latest week: its tail in this week, its head in the last."""
     code = "ACME"
-    latest, previous = world.week(code), world.week(code, offset=1)
+    latest, previous = report_week(world, code), report_week(world, code, offset=1)
     boundary_start = latest.start - dt.timedelta(minutes=BOUNDARY_HEAD_MINUTES)
     only_boundary = [s for s in world.customers[code].services
                      if [o.start for o in s.outages if o.end > previous.start and o.start < latest.end]
@@ -118,7 +119,7 @@ def test_outage_across_week_start_counts_only_inside_each_week(sim, world, creds
 
 
 def test_dst_week_is_169_hours_of_daily_slices(dst_sim, dst_world, creds, use_connection):
-    week = dst_world.week("ACME")
+    week = report_week(dst_world, "ACME")
     assert week.hours == 169
     hook = make_hook(use_connection, dst_sim, creds, conn_id="zabbix_dst")
     result = zabbix.extract(hook, {"service_tag": "ACME"}, week)
@@ -147,13 +148,13 @@ def test_sla_in_another_timezone_is_refused(sim, world, creds, use_connection):
 
 def test_unknown_service_tag_says_what_to_fix(sim, world, creds, use_connection):
     with pytest.raises(SourceResponseError, match="customer NOPE: no Zabbix service is tagged customer=NOPE"):
-        zabbix.extract(make_hook(use_connection, sim, creds), {"service_tag": "NOPE"}, world.week("ACME"))
+        zabbix.extract(make_hook(use_connection, sim, creds), {"service_tag": "NOPE"}, report_week(world, "ACME"))
 
 
 def test_session_is_logged_out_after_extract(sim, world, creds, use_connection):
     sessions = sim.state.extra[zabbix_sim.SESSIONS]
     before = set(sessions)
-    zabbix.extract(make_hook(use_connection, sim, creds, login=True), {"service_tag": "ECHO"}, world.week("ECHO"))
+    zabbix.extract(make_hook(use_connection, sim, creds, login=True), {"service_tag": "ECHO"}, report_week(world, "ECHO"))
     assert set(sessions) == before
 
 
@@ -162,8 +163,8 @@ def test_api_token_needs_no_login_or_logout(sim, world, creds, use_connection):
     methods = []
     rpc = hook.rpc
     hook.rpc = lambda method, params, *, auth=True: methods.append(method) or rpc(method, params, auth=auth)
-    result = zabbix.extract(hook, {"service_tag": "ACME"}, world.week("ACME"))
-    assert as_tuples(result.data) == expected_rows(world, "ACME", world.week("ACME"))
+    result = zabbix.extract(hook, {"service_tag": "ACME"}, report_week(world, "ACME"))
+    assert as_tuples(result.data) == expected_rows(world, "ACME", report_week(world, "ACME"))
     assert sorted(methods) == ["apiinfo.version", "host.get", "service.get", "sla.get", "sla.getsli", "sla.getsli"]
 
 
@@ -171,7 +172,7 @@ def test_api_token_needs_no_login_or_logout(sim, world, creds, use_connection):
 def test_wrong_password_is_an_auth_error_without_the_password(sim, world, creds, use_connection):
     hook = make_hook(use_connection, sim, creds, login=True, password="not-the-password")
     with pytest.raises(SourceAuthError) as caught:
-        zabbix.extract(hook, {"service_tag": "ACME"}, world.week("ACME"))
+        zabbix.extract(hook, {"service_tag": "ACME"}, report_week(world, "ACME"))
     message = str(caught.value)
     assert "refused the login" in message and "login and password" in message
     assert "Incorrect user name or password" in message
@@ -182,18 +183,18 @@ def test_rate_limited_once_then_succeeds(sim, world, creds, use_connection):
     sleeps = Sleeps()
     requests.post(f"{sim.base_url}/_sim/faults/zabbix", json={"mode": "429", "times": 1, "retry_after": 1}, timeout=5)
     hook = make_hook(use_connection, sim, creds, sleeps=sleeps)
-    result = zabbix.extract(hook, {"service_tag": "ACME"}, world.week("ACME"))
+    result = zabbix.extract(hook, {"service_tag": "ACME"}, report_week(world, "ACME"))
     assert sleeps == [1.0]  # Retry-After honoured
-    assert as_tuples(result.data) == expected_rows(world, "ACME", world.week("ACME"))
+    assert as_tuples(result.data) == expected_rows(world, "ACME", report_week(world, "ACME"))
 
 
 def test_server_error_once_then_succeeds(sim, world, creds, use_connection):
     sleeps = Sleeps()
     requests.post(f"{sim.base_url}/_sim/faults/zabbix", json={"mode": "500", "times": 1}, timeout=5)
     hook = make_hook(use_connection, sim, creds, sleeps=sleeps)
-    result = zabbix.extract(hook, {"service_tag": "DLTA"}, world.week("DLTA"))
+    result = zabbix.extract(hook, {"service_tag": "DLTA"}, report_week(world, "DLTA"))
     assert len(sleeps) == 1
-    assert as_tuples(result.data) == expected_rows(world, "DLTA", world.week("DLTA"))
+    assert as_tuples(result.data) == expected_rows(world, "DLTA", report_week(world, "DLTA"))
 
 
 # ---- the simulator speaks Zabbix 7.0 -----------------------------------------------------------
@@ -215,7 +216,7 @@ def test_simulator_wire_format(sim, world, creds):
     assert len(services) == len(world.customers["ACME"].services) + 1  # the rows and "ACME (all sites)"
     assert all(isinstance(s["serviceid"], str) for s in services)
 
-    week = world.week("ACME")
+    week = report_week(world, "ACME")
     ids = [int(s["serviceid"]) for s in services]
     slas = rpc(sim, "sla.get", {"serviceids": ids, "output": "extend", "selectServiceTags": "extend"},
                token=token)["result"]

@@ -24,12 +24,12 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from msp_reports.simulators.world import CustomerWorld, SecureScore, SecurityIncident
-from msp_reports.simulators.app import paging_truncated
+from devtools.simulators.world import CustomerWorld, SecureScore, SecurityIncident
+from devtools.simulators.app import paging_truncated
 
 if TYPE_CHECKING:
-    from msp_reports.simulators.app import SimState
-    from msp_reports.simulators.credentials import SimCredentials
+    from devtools.simulators.app import SimState
+    from devtools.simulators.credentials import SimCredentials
 
 UTC = dt.timezone.utc
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
@@ -347,7 +347,7 @@ def router(state: SimState) -> APIRouter:
 
 def _msp_tenant_id() -> str:
     """The MSP app's home tenant, where the Test button signs in (graph imports this module)."""
-    from msp_reports.simulators.graph import MSP_TENANT_ID
+    from devtools.simulators.graph import MSP_TENANT_ID
 
     return MSP_TENANT_ID
 

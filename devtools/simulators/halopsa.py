@@ -29,12 +29,12 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from msp_reports.simulators.world import CHANGE_BOARD, PRIORITIES, CustomerWorld, Ticket
-from msp_reports.simulators.app import cut_short
+from devtools.simulators.world import CHANGE_BOARD, PRIORITIES, CustomerWorld, Ticket
+from devtools.simulators.app import cut_short
 
 if TYPE_CHECKING:
-    from msp_reports.simulators.app import SimState
-    from msp_reports.simulators.credentials import SimCredentials
+    from devtools.simulators.app import SimState
+    from devtools.simulators.credentials import SimCredentials
 
 UTC = dt.timezone.utc
 TOKEN_LIFETIME = 3600

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from msp_reports.simulators.crash import hold_after_accept
-from msp_reports.simulators.googleauth import TOKEN_PATH, google_connection, google_error, granted, issue_token
+from devtools.simulators.crash import hold_after_accept
+from devtools.simulators.googleauth import TOKEN_PATH, google_connection, google_error, granted, issue_token
 
 if TYPE_CHECKING:
-    from msp_reports.simulators.app import SimState
-    from msp_reports.simulators.credentials import SimCredentials
+    from devtools.simulators.app import SimState
+    from devtools.simulators.credentials import SimCredentials
 
 SEND_SCOPES = ("https://www.googleapis.com/auth/gmail.send", "https://www.googleapis.com/auth/gmail.compose",
                "https://www.googleapis.com/auth/gmail.modify", "https://mail.google.com/")
@@ -109,7 +109,7 @@ def router(state: SimState) -> APIRouter:
 
 def demo_connections(base_url: str, creds: SimCredentials, teams_channels: dict) -> dict[str, dict]:
     """``gmail_default``: a Google connection (service account with domain-wide delegation)."""
-    from msp_reports.simulators.tls import endpoint_for
+    from devtools.simulators.tls import endpoint_for
 
     tls = endpoint_for(base_url)
     if tls is None:

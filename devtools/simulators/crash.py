@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from msp_reports.simulators.app import SimState
+    from devtools.simulators.app import SimState
 
 HOLD_KEY = "hold_after_accept"
 HELD_KEY = "held"

@@ -19,10 +19,10 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from msp_reports.simulators.credentials import SimCredentials
-from msp_reports.simulators.world import World
+from devtools.simulators.credentials import SimCredentials
+from devtools.simulators.world import World
 
-# system name -> module under msp_reports.simulators exposing ``router(world, state) -> APIRouter``
+# system name -> module under devtools.simulators exposing ``router(world, state) -> APIRouter``
 SIMULATED_SYSTEMS = ("zabbix", "connectwise", "datto", "defender", "cloudflare", "teams", "librenms", "uptimerobot", "veeam",
                      "halopsa", "sentinel", "graph", "gmail", "drive")
 
@@ -158,7 +158,7 @@ def create_app(world: World, creds: SimCredentials) -> FastAPI:
                 "now": dt.datetime.now(dt.timezone.utc).isoformat()}
 
     for system in SIMULATED_SYSTEMS:
-        module = importlib.import_module(f"msp_reports.simulators.{system}")
+        module = importlib.import_module(f"devtools.simulators.{system}")
         app.include_router(module.router(state), prefix=f"/{system}")
         # a system whose real URLs do not share one prefix (Drive's /upload/drive/v3/...) adds more
         for prefix, extra in getattr(module, "extra_routers", lambda _state: {})(state).items():

@@ -34,12 +34,12 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from msp_reports.simulators.world import WEEKS, CustomerWorld, Outage, Service, World
-from msp_reports.simulators.app import paging_truncated
+from devtools.simulators.world import WEEKS, CustomerWorld, Outage, Service, World
+from devtools.simulators.app import paging_truncated
 
 if TYPE_CHECKING:
-    from msp_reports.simulators.app import SimState
-    from msp_reports.simulators.credentials import SimCredentials
+    from devtools.simulators.app import SimState
+    from devtools.simulators.credentials import SimCredentials
 
 UTC = dt.timezone.utc
 VERSION = "7.0.5"

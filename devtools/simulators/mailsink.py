@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
-from msp_reports.simulators.server import free_port
+from devtools.simulators.server import free_port
 
 
 class _SaveToFolder:

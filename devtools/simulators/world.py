@@ -14,9 +14,31 @@ import random
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from msp_reports.week import ReportWeek
-
 UTC = dt.timezone.utc
+
+
+@dataclass(frozen=True)
+class SimWeek:
+    """One customer's week in the world: Monday 00:00 to the next Monday 00:00, local time (as UTC).
+
+    The simulators' own notion, kept apart from the product's ``ReportWeek`` so that a wrong week
+    boundary in the product shows up as a wrong figure instead of agreeing with itself.
+    """
+
+    week_of: dt.date
+    start: dt.datetime
+    end: dt.datetime
+
+    @classmethod
+    def starting(cls, week_of: dt.date, timezone: str) -> SimWeek:
+        zone = ZoneInfo(timezone)
+        start, end = (dt.datetime(d.year, d.month, d.day, tzinfo=zone).astimezone(UTC)
+                      for d in (week_of, week_of + dt.timedelta(days=7)))
+        return cls(week_of, start, end)
+
+    @property
+    def seconds(self) -> int:
+        return int((self.end - self.start).total_seconds())
 WEEKS = 9  # the latest week and eight before it (trend charts want eight)
 
 BOUNDARY_HEAD_MINUTES = 6  # the outage across the latest week's start: minutes before it
@@ -193,10 +215,10 @@ class World:
         return twin
 
     # ---- lookups used by the simulators
-    def week(self, code: str, offset: int = 0) -> ReportWeek:
+    def week(self, code: str, offset: int = 0) -> SimWeek:
         """The customer's week ``offset`` weeks before the latest one."""
         tz = self.customers[code].profile.timezone
-        return ReportWeek.starting(self.latest_week_of - dt.timedelta(weeks=offset), tz)
+        return SimWeek.starting(self.latest_week_of - dt.timedelta(weeks=offset), tz)
 
     def by_zone(self, zone_id: str) -> CustomerWorld | None:
         return next((c for c in self.customers.values() if c.zone_id == zone_id), None)
@@ -212,7 +234,7 @@ class World:
     # ---- generation
     def _build(self, p: Profile) -> CustomerWorld:
         cw = CustomerWorld(p, zone_id=_stable_hex("zone", p.code), tenant_id=_guid("tenant", p.code))
-        weeks = [ReportWeek.starting(self.latest_week_of - dt.timedelta(weeks=k), p.timezone)
+        weeks = [SimWeek.starting(self.latest_week_of - dt.timedelta(weeks=k), p.timezone)
                  for k in range(WEEKS - 1, -1, -1)]
         tail_end = weeks[-1].end + dt.timedelta(days=2)  # events after the week must be ignored
         self._services(cw, weeks)
@@ -225,7 +247,7 @@ class World:
     def _rng(self, *parts: object) -> random.Random:
         return random.Random(_stable_hex(*parts))
 
-    def _services(self, cw: CustomerWorld, weeks: list[ReportWeek]) -> None:
+    def _services(self, cw: CustomerWorld, weeks: list[SimWeek]) -> None:
         p = cw.profile
         for site in p.sites:
             for cls in p.classes:
@@ -249,7 +271,7 @@ class World:
                 svc.outages.sort(key=lambda o: o.start)
                 cw.services.append(svc)
 
-    def _tickets(self, cw: CustomerWorld, weeks: list[ReportWeek], tail_end: dt.datetime) -> None:
+    def _tickets(self, cw: CustomerWorld, weeks: list[SimWeek], tail_end: dt.datetime) -> None:
         p = cw.profile
         subjects = ("Password reset for {u}", "Outlook not syncing on {u}'s laptop", "VPN drops at {s}",
                     "New starter setup: {u}", "Printer offline at {s}", "Shared drive permissions for {u}",
@@ -312,7 +334,7 @@ class World:
             in_sla = r.random() > (0.25 if "backlog_growth" in p.stories else 0.06)
         cw.tickets.append(Ticket(self._ticket_id, summary, board, kind, priority, entered, closed, in_sla))
 
-    def _backups(self, cw: CustomerWorld, weeks: list[ReportWeek], tail_end: dt.datetime) -> None:
+    def _backups(self, cw: CustomerWorld, weeks: list[SimWeek], tail_end: dt.datetime) -> None:
         p = cw.profile
         serial = _stable_hex("siris", p.code, n=12).upper()
         roles = ("DC01", "FS01", "SQL01", "APP01", "EXCH01", "RDS01", "PRINT01")
@@ -330,7 +352,7 @@ class World:
                 t += dt.timedelta(hours=agent.rpo_hours / 2)
             cw.agents.append(agent)
 
-    def _security(self, cw: CustomerWorld, weeks: list[ReportWeek], tail_end: dt.datetime) -> None:
+    def _security(self, cw: CustomerWorld, weeks: list[SimWeek], tail_end: dt.datetime) -> None:
         p = cw.profile
         titles = (("Suspicious sign-in from unfamiliar location", "medium"),
                   ("Malware detected and quarantined on endpoint", "low"),
@@ -355,7 +377,7 @@ class World:
                 score = max(20.0, min(max_score, score + r.uniform(-0.4, 0.6)))
                 cw.secure_scores.append(SecureScore(day, round(score, 2), max_score))
 
-    def _checks(self, cw: CustomerWorld, weeks: list[ReportWeek]) -> None:
+    def _checks(self, cw: CustomerWorld, weeks: list[SimWeek]) -> None:
         p = cw.profile
         for name in p.web_checks:
             check = HealthCheck(_stable_hex("hc", p.code, name), f"{name}.{p.mail_domain}",

@@ -2,7 +2,7 @@
 and count what the customer received.
 
 Each iteration takes one customer's week through the pipeline's task bodies in a child process
-(``python -m msp_reports.chaos worker``), the way an Airflow worker runs them: the steps in
+(``python -m devtools.chaos worker``), the way an Airflow worker runs them: the steps in
 order, each step's completion recorded after its function returns (Airflow's task state), so a
 re-run resumes at the first step not recorded, re-running one that finished but was not yet
 recorded, as Airflow does when a worker dies. The controller SIGKILLs the child at a random
@@ -23,7 +23,7 @@ Then it checks, against what the simulators, the SMTP sink and the archive actua
 Every iteration writes a commentary naming it, so each renders a different PDF and the
 channels' idempotency keys never collide across iterations.
 
-``python -m msp_reports.chaos --iterations 200 --seed 7`` starts the simulators and an SMTP sink
+``python -m devtools.chaos --iterations 200 --seed 7`` starts the simulators and an SMTP sink
 itself and prints ``N runs, K kills, sends: duplicates 0, lost 0, corrupt 0`` (and the detail).
 """
 
@@ -156,8 +156,8 @@ class Summary:
 class Campaign:
     """Runs iterations against running simulators and an SMTP sink.
 
-    :param sim: a running :class:`~msp_reports.simulators.server.SimServer`.
-    :param mail: a running :class:`~msp_reports.simulators.mailsink.MailSink`.
+    :param sim: a running :class:`~devtools.simulators.server.SimServer`.
+    :param mail: a running :class:`~devtools.simulators.mailsink.MailSink`.
     :param env: the children's environment (Airflow connections for every source and channel).
     :param home: a folder for the iterations' stores and archives.
     """
@@ -178,7 +178,7 @@ class Campaign:
     def _start(self, home: Path, code: str) -> subprocess.Popen:
         with open(home / "worker.log", "ab") as log:  # a file, not a pipe: a chatty child never blocks
             return subprocess.Popen(
-                [sys.executable, "-m", "msp_reports.chaos", "worker", "--home", str(home), "--customer", code,
+                [sys.executable, "-m", "devtools.chaos", "worker", "--home", str(home), "--customer", code,
                  "--week-of", self.week_of.isoformat()],
                 env=self.env, stdout=subprocess.PIPE, stderr=log)
 
@@ -228,7 +228,7 @@ class Campaign:
 
     # -- what the customer holds
     def _received(self, customer) -> dict[str, list[bytes]]:
-        from msp_reports.simulators.inbox import received
+        from devtools.inbox import received
 
         got = received(customer, self.week_of, sim=self.sim, mail_folder=self.mail.folder,
                        archive_root=self._archive_root, sender=str(self.registry.msp.from_email))
@@ -354,7 +354,7 @@ def _inspect_files(*roots: Path) -> tuple[list[str], int]:
 
 
 def child_env(conns: dict[str, dict], airflow_home: Path) -> dict[str, str]:
-    from msp_reports.simulators.server import connection_env
+    from devtools.simulators.server import connection_env
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
     env.update(connection_env(conns))
@@ -363,13 +363,13 @@ def child_env(conns: dict[str, dict], airflow_home: Path) -> dict[str, str]:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "plugins"), os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "plugins"), str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
     })
     return env
 
 
 def demo_conns(sim, mail, registry) -> dict[str, dict]:
-    from msp_reports.simulators.server import demo_connections
+    from devtools.simulators.server import demo_connections
 
     channels = {c.delivery.teams.conn_id: f"{c.code.lower()}-shared" for c in registry.customers}
     channels[registry.msp.internal_teams_conn_id] = "weekly-reports"
@@ -395,10 +395,10 @@ def main(argv: list[str] | None = None) -> int:
         return worker(args.home, args.customer, args.week_of)
 
     from msp_reports.registry import load_registry
-    from msp_reports.simulators.credentials import SimCredentials
-    from msp_reports.simulators.mailsink import MailSink
-    from msp_reports.simulators.server import SimServer
-    from msp_reports.simulators.world import World, latest_complete_week
+    from devtools.simulators.credentials import SimCredentials
+    from devtools.simulators.mailsink import MailSink
+    from devtools.simulators.server import SimServer
+    from devtools.simulators.world import World, latest_complete_week
 
     home = args.keep or Path(tempfile.mkdtemp(prefix="msp-chaos-"))
     home.mkdir(parents=True, exist_ok=True)

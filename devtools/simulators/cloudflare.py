@@ -26,12 +26,12 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from msp_reports.simulators.world import CustomerWorld, HealthCheck, Outage
-from msp_reports.simulators.app import cut_short
+from devtools.simulators.world import CustomerWorld, HealthCheck, Outage
+from devtools.simulators.app import cut_short
 
 if TYPE_CHECKING:
-    from msp_reports.simulators.app import SimState
-    from msp_reports.simulators.credentials import SimCredentials
+    from devtools.simulators.app import SimState
+    from devtools.simulators.credentials import SimCredentials
 
 UTC = dt.timezone.utc
 DEFAULT_PER_PAGE = 2

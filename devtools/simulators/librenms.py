@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from msp_reports.simulators.world import WEEKS, Outage, World
-from msp_reports.simulators.app import paging_truncated
+from devtools.simulators.world import WEEKS, Outage, World
+from devtools.simulators.app import paging_truncated
 
 if TYPE_CHECKING:
-    from msp_reports.simulators.app import SimState
-    from msp_reports.simulators.credentials import SimCredentials
+    from devtools.simulators.app import SimState
+    from devtools.simulators.credentials import SimCredentials
 
 UTC = dt.timezone.utc
 DEVICE_TYPES = {"Servers": "server", "Network": "network", "Firewalls": "firewall"}

@@ -1,6 +1,6 @@
 """Render stored weeks to PNG pages, to look at the reports as a customer will.
 
-``python -m msp_reports.render_pages [--store var/demo/store] [--week-of 2026-11-16]
+``python -m devtools.render_pages [--store var/demo/store] [--week-of 2026-11-16]
 [--customers ACME FXTR] [--out var/pages] [--dpi 80]``
 
 Each customer's week is re-rendered from the store's ``reconciled.json`` (and the earlier

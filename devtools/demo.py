@@ -1,7 +1,7 @@
 """The demo: twelve customers, every simulator, a real SMTP server, and the real DAG.
 
-``python -m msp_reports.demo run``   one Monday's reports end to end (``dag.test``), then a summary.
-``python -m msp_reports.demo serve`` the same world behind ``airflow standalone`` (scheduler + UI).
+``python -m devtools.demo run``   one Monday's reports end to end (``dag.test``), then a summary.
+``python -m devtools.demo serve`` the same world behind ``airflow standalone`` (scheduler + UI).
 
 Everything lives under the project: Airflow home ``.airflow/`` (SQLite), reports under
 ``var/demo/``. Credentials for the simulators are generated per run and exist only in the
@@ -39,7 +39,7 @@ def airflow_env(home: Path, demo_dir: Path) -> dict[str, str]:
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",  # the connection form's Test button, on loopback
         "MSP_REPORTS_HOME": str(demo_dir),
         "MSP_REPORTS_TIMEZONE": MSP_TIMEZONE,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "plugins"), os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "plugins"), str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
     }
 
 
@@ -65,10 +65,10 @@ class DemoServices:
     def __init__(self, week_of: dt.date, demo_dir: Path, sim_port: int | None = None) -> None:
         from msp_reports.registry import load_registry
         from msp_reports.settings import Settings
-        from msp_reports.simulators.credentials import SimCredentials
-        from msp_reports.simulators.mailsink import MailSink
-        from msp_reports.simulators.server import SimServer
-        from msp_reports.simulators.world import World
+        from devtools.simulators.credentials import SimCredentials
+        from devtools.simulators.mailsink import MailSink
+        from devtools.simulators.server import SimServer
+        from devtools.simulators.world import World
 
         self.registry = load_registry(Settings.load().registry_path)
         self.sim = SimServer(World(week_of), SimCredentials.generate(), port=sim_port)
@@ -89,14 +89,14 @@ class DemoServices:
         return channels
 
     def connections(self) -> dict[str, dict]:
-        from msp_reports.simulators.server import demo_connections
+        from devtools.simulators.server import demo_connections
 
         conns = demo_connections(self.sim.base_url, self.sim.creds, self.teams_channels())
         conns["smtp_default"] = self.mail.connection(str(self.registry.msp.from_email))
         return conns
 
     def connection_env(self) -> dict[str, str]:
-        from msp_reports.simulators.server import connection_env
+        from devtools.simulators.server import connection_env
 
         return connection_env(self.connections())
 
@@ -162,7 +162,7 @@ def _summary(demo_dir: Path, services: DemoServices, week_of: dt.date) -> int:
 def _received_by_via(demo_dir: Path, services: DemoServices, week_of: dt.date) -> dict[str, dict[str, int]]:
     """Per channel and per carrier (SMTP, Gmail API, Graph, webhook, SharePoint, Drive, local): what
     the customers received, read from the SMTP sink, the simulators and the archive folder."""
-    from msp_reports.simulators.inbox import received
+    from devtools.inbox import received
 
     counts: dict[str, dict[str, int]] = {"email": {}, "teams": {}, "archive": {}}
     for c in services.registry.customers:
@@ -180,7 +180,7 @@ def _by_via(counts: dict[str, int]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from msp_reports.simulators.world import latest_complete_week
+    from devtools.simulators.world import latest_complete_week
 
     demo_dir = Path(args.dir).resolve()
     home = PROJECT_ROOT / ".airflow"
@@ -208,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
         from airflow.dag_processing.dagbag import DagBag
         from airflow.settings import configure_orm
 
-        from msp_reports.simulators.engineer import approving_when_rendered
+        from devtools.engineer import approving_when_rendered
 
         configure_orm()
         dag = DagBag(str(PROJECT_ROOT / "dags")).dags["weekly_executive_report"]
@@ -222,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     """Simulators and SMTP sink in this process, ``airflow standalone`` as a child."""
-    from msp_reports.simulators.world import latest_complete_week
+    from devtools.simulators.world import latest_complete_week
 
     demo_dir = Path(args.dir).resolve()
     demo_dir.mkdir(parents=True, exist_ok=True)
@@ -248,7 +248,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m msp_reports.demo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m devtools.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("run", "serve"):

@@ -32,13 +32,12 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from msp_reports.delivery.hashes import md5_hex
-from msp_reports.simulators.crash import hold_after_accept
-from msp_reports.simulators.googleauth import google_connection, google_error, granted
+from devtools.simulators.crash import hold_after_accept
+from devtools.simulators.googleauth import google_connection, google_error, granted
 
 if TYPE_CHECKING:
-    from msp_reports.simulators.app import SimState
-    from msp_reports.simulators.credentials import SimCredentials
+    from devtools.simulators.app import SimState
+    from devtools.simulators.credentials import SimCredentials
 
 SHARED_DRIVE_ID = "0AMspCustomerReportsPVA"
 FOLDER_MIME = "application/vnd.google-apps.folder"
@@ -158,7 +157,7 @@ def extra_routers(state: SimState) -> dict[str, APIRouter]:
                      "driveId": parent.get("driveId"), "trashed": False}
                 files[fid] = f
             f.update(mimeType=meta.get("mimeType") or f.get("mimeType") or "application/octet-stream",
-                     content=content, size=str(len(content)), md5Checksum=md5_hex(content), modifiedTime=_now(),
+                     content=content, size=str(len(content)), md5Checksum=hashlib.md5(content, usedforsecurity=False).hexdigest(), modifiedTime=_now(),
                      webViewLink=f"https://drive.google.com/file/d/{f['id']}/view?usp=drivesdk")
             if "name" in meta:
                 f["name"] = meta["name"]
@@ -246,7 +245,7 @@ def extra_routers(state: SimState) -> dict[str, APIRouter]:
 
 def demo_connections(base_url: str, creds: SimCredentials, teams_channels: dict) -> dict[str, dict]:
     """``google_drive_default``: a Google connection (service account, a member of the shared drive)."""
-    from msp_reports.simulators.tls import endpoint_for
+    from devtools.simulators.tls import endpoint_for
 
     tls = endpoint_for(base_url)
     if tls is None:

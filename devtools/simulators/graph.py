@@ -41,15 +41,14 @@ from urllib.parse import parse_qs, unquote
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from msp_reports.delivery.hashes import quick_xor_hash
-from msp_reports.simulators.crash import hold_after_accept
-from msp_reports.simulators.defender import (
+from devtools.simulators.crash import hold_after_accept
+from devtools.simulators.defender import (
     GRAPH_SCOPE, _Field, _odata_error, aad_client_credentials_error, graph_time, parse_filter, ODataError,
 )
 
 if TYPE_CHECKING:
-    from msp_reports.simulators.app import SimState
-    from msp_reports.simulators.credentials import SimCredentials
+    from devtools.simulators.app import SimState
+    from devtools.simulators.credentials import SimCredentials
 
 MSP_TENANT_ID = "7d3c1f0e-5b2a-4c8e-9f61-2a4b6c8d0e1f"
 TOKEN_LIFETIME = 3599
@@ -60,6 +59,22 @@ MAIL_CHUNK_LIMIT = 4 * 1024 * 1024
 WEBSITE_TAB_APP = "com.microsoft.teamspace.tab.web"
 STATE_KEY = "graph"
 
+
+
+def quick_xor_hash(content: bytes) -> str:
+    """SharePoint's ``quickXorHash`` of ``content``, computed byte by byte as Microsoft describes it.
+
+    Byte ``i`` is XORed into a 160-bit register at bit ``11 * i mod 160`` (bits past the top wrap
+    to the bottom), then the length (64-bit little-endian) is XORed into the register's last eight
+    bytes; the answer is the register's 20 bytes, little-endian, in base64. Deliberately the plain
+    reading of the description, not the product's folded version.
+    """
+    register = 0
+    for index, byte in enumerate(content):
+        register ^= byte << (11 * index % 160)
+    register = (register ^ (register >> 160)) & ((1 << 160) - 1)  # the wrapped-around top bits
+    register ^= len(content) << (160 - 64)
+    return base64.b64encode(register.to_bytes(20, "little")).decode()
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
@@ -499,7 +514,7 @@ def router(state: SimState) -> APIRouter:
 
 def demo_connections(base_url: str, creds: SimCredentials, teams_channels: dict) -> dict[str, dict]:
     """``msgraph_default``: the provider's Graph connection, pointed at the TLS listener."""
-    from msp_reports.simulators.tls import endpoint_for
+    from devtools.simulators.tls import endpoint_for
 
     tls = endpoint_for(base_url)
     if tls is None:  # only a running SimServer has the TLS listener

@@ -27,12 +27,12 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from msp_reports.simulators.world import WEEKS, HealthCheck, World
-from msp_reports.simulators.app import cut_short
+from devtools.simulators.world import WEEKS, HealthCheck, World
+from devtools.simulators.app import cut_short
 
 if TYPE_CHECKING:
-    from msp_reports.simulators.app import SimState
-    from msp_reports.simulators.credentials import SimCredentials
+    from devtools.simulators.app import SimState
+    from devtools.simulators.credentials import SimCredentials
 
 UTC = dt.timezone.utc
 DEFAULT_LIMIT = 2

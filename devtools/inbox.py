@@ -110,7 +110,7 @@ def received(customer, week_of, *, sim, mail_folder: Path | None, archive_root: 
             if item:
                 target.append(item["content"])
     elif d.archive.via == "drive":
-        from msp_reports.simulators.drive import file_tree
+        from devtools.simulators.drive import file_tree
 
         for f in file_tree(state):
             if d.archive.folder_id in f["parents"]:

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from msp_reports.simulators.credentials import SimCredentials
+from devtools.simulators.credentials import SimCredentials
 
 
 MESSAGE_LIMIT = 28 * 1024  # Teams refuses a message (card and envelope) over about 28 KB

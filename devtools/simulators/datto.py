@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from msp_reports.simulators.world import BackupAgent, CustomerWorld
-from msp_reports.simulators.app import cut_short
+from devtools.simulators.world import BackupAgent, CustomerWorld
+from devtools.simulators.app import cut_short
 
 if TYPE_CHECKING:
-    from msp_reports.simulators.app import SimState
-    from msp_reports.simulators.credentials import SimCredentials
+    from devtools.simulators.app import SimState
+    from devtools.simulators.credentials import SimCredentials
 
 UTC = dt.timezone.utc
 DEFAULT_PER_PAGE = 3

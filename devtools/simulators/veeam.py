@@ -35,12 +35,12 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from msp_reports.simulators.world import BackupAgent, BackupRun, CustomerWorld
-from msp_reports.simulators.app import cut_short
+from devtools.simulators.world import BackupAgent, BackupRun, CustomerWorld
+from devtools.simulators.app import cut_short
 
 if TYPE_CHECKING:
-    from msp_reports.simulators.app import SimState
-    from msp_reports.simulators.credentials import SimCredentials
+    from devtools.simulators.app import SimState
+    from devtools.simulators.credentials import SimCredentials
 
 UTC = dt.timezone.utc
 SERVER_TZ = ZoneInfo("Europe/London")

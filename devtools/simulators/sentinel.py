@@ -36,15 +36,15 @@ from urllib.parse import parse_qs, quote, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from msp_reports.simulators.defender import (
+from devtools.simulators.defender import (
     ODataError, _aad_error, _Field, aad_client_credentials_error, graph_time, parse_filter,
 )
-from msp_reports.simulators.world import CustomerWorld, SecurityIncident, World
-from msp_reports.simulators.app import paging_truncated
+from devtools.simulators.world import CustomerWorld, SecurityIncident, World
+from devtools.simulators.app import paging_truncated
 
 if TYPE_CHECKING:
-    from msp_reports.simulators.app import SimState
-    from msp_reports.simulators.credentials import SimCredentials
+    from devtools.simulators.app import SimState
+    from devtools.simulators.credentials import SimCredentials
 
 UTC = dt.timezone.utc
 ARM_SCOPE = "https://management.azure.com/.default"

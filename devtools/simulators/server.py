@@ -14,9 +14,9 @@ from pathlib import Path
 import requests
 import uvicorn
 
-from msp_reports.simulators.app import SIMULATED_SYSTEMS, create_app
-from msp_reports.simulators.credentials import SimCredentials
-from msp_reports.simulators.world import World, latest_complete_week
+from devtools.simulators.app import SIMULATED_SYSTEMS, create_app
+from devtools.simulators.credentials import SimCredentials
+from devtools.simulators.world import World, latest_complete_week
 
 
 def free_port() -> int:
@@ -37,7 +37,7 @@ class SimServer:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True, name="simulators")
         # the same app over TLS, for the clients that insist on https (see simulators/tls.py)
-        from msp_reports.simulators.tls import SimCertificate
+        from devtools.simulators.tls import SimCertificate
 
         self.certificate = SimCertificate.create()
         self.tls_port = free_port()
@@ -60,7 +60,7 @@ class SimServer:
         return self.app.state.sim
 
     def __enter__(self) -> SimServer:
-        from msp_reports.simulators import tls
+        from devtools.simulators import tls
 
         self._thread.start()
         self._tls_thread.start()
@@ -73,7 +73,7 @@ class SimServer:
         return self
 
     def __exit__(self, *exc) -> None:
-        from msp_reports.simulators import tls
+        from devtools.simulators import tls
 
         tls.unregister(self.base_url)
         self._server.should_exit = True
@@ -92,7 +92,7 @@ def demo_connections(base_url: str, creds: SimCredentials, teams_channels: dict[
 
     conns: dict[str, dict] = {}
     for system in SIMULATED_SYSTEMS:
-        module = importlib.import_module(f"msp_reports.simulators.{system}")
+        module = importlib.import_module(f"devtools.simulators.{system}")
         conns.update(module.demo_connections(base_url, creds, teams_channels))
     return conns
 
@@ -103,7 +103,7 @@ def connection_env(conns: dict[str, dict]) -> dict[str, str]:
 
 
 def main() -> None:
-    """``python -m msp_reports.simulators.server``: serve until killed; write connections to a file."""
+    """``python -m devtools.simulators.server``: serve until killed; write connections to a file."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--port", type=int, default=int(os.environ.get("MSP_SIM_PORT", "8765")))
     parser.add_argument("--week-of", type=dt.date.fromisoformat, default=None,
