@@ -1,7 +1,7 @@
 """Issue 17 item 14: a source's credentials go only to its connection's host.
 
 An API answer can name a URL: a next link (Graph's ``@odata.nextLink``, ARM's ``nextLink``) or a
-redirect's ``Location``. The shared client (:class:`~msp_reports.sources.http.ApiClient`) must
+redirect's ``Location``. The shared client (:class:`~msp_reports.http.client.ApiClient`) must
 refuse one on another host, for every source, with a clear error, before anything (a bearer
 token, an API-key header) is sent there. Real servers throughout: the simulators behind a
 response rewriter that points the next links elsewhere, and a recording "attacker" server on
@@ -24,8 +24,8 @@ import requests
 from msp_reports.exceptions import SourceResponseError
 from devtools.simulators import defender as defender_sim
 from devtools.simulators import sentinel as sentinel_sim
+from msp_reports.http.client import ApiClient, RetryPolicy
 from msp_reports.sources import defender, sentinel
-from msp_reports.sources.http import ApiClient, RetryPolicy
 from tests.factories import report_week
 
 POLICY = RetryPolicy(attempts=2, base_delay=0.01, sleep=lambda _s: None)

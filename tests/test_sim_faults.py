@@ -7,9 +7,9 @@ import pytest
 import requests
 
 from msp_reports.exceptions import SourceError, SourceResponseError
+from msp_reports.http.client import RetryPolicy
 from msp_reports.registry import load_registry
 from msp_reports.sources import module_for
-from msp_reports.sources.http import RetryPolicy
 
 from tests.factories import ROOT, report_week
 

@@ -21,8 +21,8 @@ from msp_reports.exceptions import RegistryError
 from msp_reports.registry import parse_registry
 from devtools.simulators.server import SimServer, demo_connections
 from devtools.simulators.world import PROFILES, Profile, World
+from msp_reports.http.client import RetryPolicy
 from msp_reports.sources import datto, uptimerobot, veeam
-from msp_reports.sources.http import RetryPolicy
 from tests.factories import report_week
 
 DEMO = Path(__file__).resolve().parents[1] / "include" / "customers.yaml"

@@ -22,7 +22,7 @@ class SourceError(ReportError):
         super().__init__(f"{system}: {message}")
         self.system = system
         self.status = status
-        #: the class names of the network error behind a failure, if any (see sources.http)
+        #: the class names of the network error behind a failure, if any (see msp_reports.http.client)
         self.network_errors: frozenset[str] = frozenset()
 
 

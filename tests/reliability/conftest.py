@@ -13,10 +13,10 @@ import requests
 from pypdf import PdfReader
 
 
+from msp_reports.http.client import RetryPolicy
 from msp_reports.registry import load_registry
 from msp_reports.settings import Settings
 from msp_reports.sources import SYSTEMS
-from msp_reports.sources.http import RetryPolicy
 
 PAGE_SIZES = {"cloudflare": 1, "sentinel": 1, "uptimerobot": 1}  # few checks and incidents per demo customer
 ATTEMPTS = RetryPolicy().attempts  # the production bound on tries per request

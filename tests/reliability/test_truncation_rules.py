@@ -9,9 +9,9 @@ import pytest
 import requests
 
 from msp_reports.exceptions import SourceResponseError, SourceUnavailable
+from msp_reports.http.client import ApiClient, RetryPolicy
+from msp_reports.http.paging import numbered_pages, offset_pages
 from msp_reports.sources import librenms, zabbix
-from msp_reports.sources.http import ApiClient, RetryPolicy
-from msp_reports.sources.paging import numbered_pages, offset_pages
 from msp_reports.week import ReportWeek
 
 WEEK = ReportWeek.starting(dt.date(2026, 11, 16), "Europe/London")

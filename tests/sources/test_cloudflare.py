@@ -10,8 +10,8 @@ import requests
 from msp_reports.exceptions import SourceAuthError, SourceResponseError
 from devtools.simulators.server import SimServer
 from devtools.simulators.world import Outage, Profile, World
+from msp_reports.http.client import RetryPolicy
 from msp_reports.sources import cloudflare
-from msp_reports.sources.http import RetryPolicy
 from msp_reports.week import ReportWeek
 from tests.factories import report_week
 

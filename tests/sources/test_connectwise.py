@@ -13,9 +13,9 @@ from devtools.simulators import connectwise as cw_sim
 from devtools.simulators.connectwise import ConditionError, ConditionParser
 from devtools.simulators.server import SimServer
 from devtools.simulators.world import CHANGE_BOARD, World
+from msp_reports.http.client import RetryPolicy
 from msp_reports.snapshot import ChangeRecord
 from msp_reports.sources import connectwise
-from msp_reports.sources.http import RetryPolicy
 from msp_reports.week import ReportWeek
 from tests.factories import report_week
 

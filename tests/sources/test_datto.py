@@ -8,8 +8,8 @@ import pytest
 import requests
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
+from msp_reports.http.client import RetryPolicy
 from msp_reports.sources import datto
-from msp_reports.sources.http import RetryPolicy
 from msp_reports.week import ReportWeek
 from tests.factories import report_week
 

@@ -11,8 +11,8 @@ from msp_reports.exceptions import SourceAuthError, SourceResponseError
 from devtools.simulators import defender as sim_defender
 from devtools.simulators.server import SimServer
 from devtools.simulators.world import Profile, SecurityIncident, World
+from msp_reports.http.client import RetryPolicy
 from msp_reports.sources import defender
-from msp_reports.sources.http import RetryPolicy
 from msp_reports.week import ReportWeek
 from tests.factories import report_week
 

@@ -11,8 +11,8 @@ from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseE
 from devtools.simulators import librenms as librenms_sim
 from devtools.simulators.server import SimServer
 from devtools.simulators.world import PROFILES, Outage, World
+from msp_reports.http.client import RetryPolicy
 from msp_reports.sources import librenms
-from msp_reports.sources.http import RetryPolicy
 from msp_reports.week import ReportWeek
 from tests.factories import report_week
 

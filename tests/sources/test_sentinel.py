@@ -11,9 +11,9 @@ from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseE
 from devtools.simulators import sentinel as sentinel_sim
 from devtools.simulators.server import SimServer
 from devtools.simulators.world import Profile, SecurityIncident, World
+from msp_reports.http.client import RetryPolicy
+from msp_reports.http.oauth import TOKEN_MARGIN_SECONDS
 from msp_reports.sources import sentinel
-from msp_reports.sources.http import RetryPolicy
-from msp_reports.sources.oauth import TOKEN_MARGIN_SECONDS
 from msp_reports.week import ReportWeek
 from tests.factories import report_week
 

@@ -12,8 +12,8 @@ from msp_reports.exceptions import SourceAuthError, SourceResponseError
 from devtools.simulators import uptimerobot as uptimerobot_sim
 from devtools.simulators.server import SimServer
 from devtools.simulators.world import PROFILES, Outage, World
+from msp_reports.http.client import RetryPolicy
 from msp_reports.sources import uptimerobot
-from msp_reports.sources.http import RetryPolicy
 from msp_reports.week import ReportWeek
 from tests.factories import report_week
 

@@ -11,9 +11,9 @@ from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseE
 from devtools.simulators import veeam as sim_veeam
 from devtools.simulators.server import SimServer
 from devtools.simulators.world import World
+from msp_reports.http.client import RetryPolicy
 from msp_reports.sources import veeam
 from msp_reports.sources.backup_rules import BackupAttempt
-from msp_reports.sources.http import RetryPolicy
 from msp_reports.week import ReportWeek
 from tests.factories import report_week
 
@@ -357,7 +357,7 @@ def test_jobs_of_other_companies_are_dropped():
     assert not veeam.belongs_to({"mappedOrganizationUid": "", "organizationUid": other}, mine)
 
 
-def test_paging_envelopes():  # the offset loop itself: tests/sources/test_paging.py
+def test_paging_envelopes():  # the offset loop itself: tests/http/test_paging.py
     assert veeam.read_vspc_page({"meta": {"pagingInfo": {"total": 0, "count": 0, "offset": 0}}, "data": []}) == ([], 0)
     assert veeam.read_vbr_page({"data": [{"id": "s"}], "pagination": {"total": 7}}) == ([{"id": "s"}], 7)
     with pytest.raises(SourceResponseError):

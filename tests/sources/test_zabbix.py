@@ -12,8 +12,8 @@ from devtools.simulators import zabbix as zabbix_sim
 from devtools.simulators.credentials import SimCredentials
 from devtools.simulators.server import SimServer
 from devtools.simulators.world import BOUNDARY_HEAD_MINUTES, WEEKS, World, boundary_tail_minutes
+from msp_reports.http.client import RetryPolicy
 from msp_reports.sources import zabbix
-from msp_reports.sources.http import RetryPolicy
 from msp_reports.week import ReportWeek
 from tests.factories import report_week
 

@@ -29,8 +29,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from msp_reports.exceptions import SourceResponseError
+from msp_reports.http.client import RetryPolicy
 from msp_reports.sources import zabbix
-from msp_reports.sources.http import RetryPolicy
 from msp_reports.sources.zabbix_setup import RowSpec, provision
 from msp_reports.week import ReportWeek
 

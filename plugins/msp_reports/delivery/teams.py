@@ -7,7 +7,8 @@ So the URL lives in an Airflow connection: ``host`` = the URL without ``sig``, `
 the ``sig`` value. The request body is the documented message envelope with one Adaptive Card
 attachment; a Workflows webhook answers 202 with no id, so the receipt records the request id.
 
-A POST is not retried on an ambiguous failure (timeout, 5xx): the ledger decides.
+A POST is not retried on an ambiguous failure (timeout, 5xx): the ledger decides. The hook is
+an :class:`~msp_reports.http.hooks.HttpServiceHook` on the shared client (:mod:`msp_reports.http`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from msp_reports.exceptions import SourceAuthError, SourceResponseError
-from msp_reports.sources.base import SourceHook
-from msp_reports.sources.http import ApiClient, RetryPolicy
+from msp_reports.http.client import ApiClient, RetryPolicy
+from msp_reports.http.hooks import HttpServiceHook
 
 if TYPE_CHECKING:
     from msp_reports.delivery.ledger import Channel, Ledger
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 METHOD_REFUSED = "TriggerRequestMethodNotValid"
 
 
-class TeamsWorkflowHook(SourceHook):
+class TeamsWorkflowHook(HttpServiceHook):
     """A Teams channel's Workflows webhook.
 
     :param conn_id: connection whose host is the webhook URL and password its ``sig``.

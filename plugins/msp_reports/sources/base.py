@@ -1,33 +1,25 @@
-"""The Airflow side of every source system: a hook that reads its connection lazily.
+"""The source systems' hook: an HTTP service hook that pages and shares run-level listings.
 
-Each system's hook subclasses :class:`SourceHook` and says only how to build an
-:class:`~msp_reports.sources.http.ApiClient` from a connection; paging and envelopes live in
-that system's module, retries and rate limits in :mod:`msp_reports.sources.http`.
-
-The connection form's **Test** button calls :meth:`SourceHook.test_connection`; each hook names
-its cheapest authenticated request in :meth:`SourceHook.probe`. The answer never carries a
-credential: the connection's password and secret extra fields are masked in it.
+Each system's hook subclasses :class:`SourceHook`; the connection, the client and the **Test**
+button are :class:`~msp_reports.http.hooks.HttpServiceHook`'s (shared with the delivery hooks
+that speak HTTP). What only a source needs is here: the page size to request, and a listing the
+API cannot filter by customer, fetched once per DAG run (:mod:`msp_reports.shared`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseHook
-
-from msp_reports.provider import secret_fields
-from msp_reports.sources.http import ApiClient, RetryPolicy
+from msp_reports.http.client import RetryPolicy
+from msp_reports.http.hooks import HttpServiceHook
 
 if TYPE_CHECKING:
-    from airflow.sdk import Connection
-
     from msp_reports.shared import SharedListings
 
 
-class SourceHook(BaseHook):
+class SourceHook(HttpServiceHook):
     """Base hook for a source system's HTTP API.
 
     :param conn_id: the Airflow connection holding the system's URL and credentials.
@@ -36,11 +28,6 @@ class SourceHook(BaseHook):
     :param clock: monotonic clock for token expiry (tests replace it).
     """
 
-    conn_name_attr = "conn_id"
-    default_conn_name = ""
-    conn_type = ""
-    hook_name = ""
-    system = ""
     #: run-level listings shared by the run's customers; the pipeline sets it for a DAG run
     shared: SharedListings | None = None
 
@@ -52,65 +39,8 @@ class SourceHook(BaseHook):
         policy: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__()
-        self.conn_id = conn_id or self.default_conn_name
+        super().__init__(conn_id, policy=policy, clock=clock)
         self.page_size = page_size
-        self.policy = policy
-        self.clock = clock
-
-    @cached_property
-    def connection(self) -> Connection:
-        return self.get_connection(self.conn_id)
-
-    def get_conn(self) -> ApiClient:
-        return self.client
-
-    @cached_property
-    def client(self) -> ApiClient:
-        conn = self.connection
-        extra: dict[str, Any] = conn.extra_dejson
-        return self.build_client(conn, extra)
-
-    def build_client(self, conn: Connection, extra: dict[str, Any]) -> ApiClient:
-        raise NotImplementedError
-
-    def probe(self) -> str:
-        """Make the system's cheapest authenticated request that changes nothing; say what it proved."""
-        raise NotImplementedError(f"{type(self).__name__} cannot test its connection: it names no probe")
-
-    def test_connection(self) -> tuple[bool, str]:
-        """Airflow's **Test** button: ``(True, what the probe proved)`` or ``(False, what to fix)``.
-
-        Any failure is an answer, not an error (a missing field, a refused secret, a host that does
-        not answer); the message has every secret of the connection masked.
-        """
-        try:
-            ok, message = True, self.probe()
-        except Exception as exc:  # noqa: BLE001 - the Test button shows whatever went wrong
-            ok, message = False, str(exc)
-        return ok, self.mask_secrets(message)
-
-    def mask_secrets(self, text: str) -> str:
-        """``text`` with the connection's password and secret extra fields replaced by ``***``."""
-        try:
-            conn = self.connection
-        except Exception:  # noqa: BLE001 - no connection, so no secret of it to mask
-            return text
-        names = secret_fields(self.conn_type)
-        extra = conn.extra_dejson
-        values = [conn.password] + [v for k, v in extra.items() if k.rpartition("__")[2] in names]
-        for value in sorted((str(v) for v in values if v), key=len, reverse=True):
-            text = text.replace(value, "***")
-        return text
-
-    @staticmethod
-    def base_url(conn: Connection, default_path: str = "") -> str:
-        """``host`` may be a full URL (``https://x/api``) or a bare host plus schema/port."""
-        host = (conn.host or "").rstrip("/")
-        if not host.startswith(("http://", "https://")):
-            scheme = conn.schema or "https"
-            host = f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
-        return host + default_path
 
     def select_listing(self, name: str, fetch: Callable[[], list[dict[str, Any]]],
                        key_of: Callable[[dict[str, Any]], str], wanted: Iterable[str]) -> list[dict[str, Any]]:

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
+from msp_reports.http.client import ApiClient
+from msp_reports.http.paging import numbered_pages
+from msp_reports.http.timestamps import iso_z
 from msp_reports.snapshot import SiteCheck, SiteData
 from msp_reports.sources import Extracted, figures
 from msp_reports.sources.base import SourceHook
-from msp_reports.sources.http import ApiClient
-from msp_reports.sources.paging import numbered_pages
-from msp_reports.sources.timestamps import iso_z
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection

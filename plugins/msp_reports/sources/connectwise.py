@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING, Any
 from requests.auth import HTTPBasicAuth
 
 from msp_reports.exceptions import SourceAuthError, SourceResponseError
+from msp_reports.http.client import ApiClient
+from msp_reports.http.paging import numbered_pages
+from msp_reports.http.timestamps import iso_z, parse_instant
 from msp_reports.snapshot import ChangeRecord
 from msp_reports.sources import Extracted, figures
 from msp_reports.sources.base import SourceHook
-from msp_reports.sources.http import ApiClient
-from msp_reports.sources.paging import numbered_pages
 from msp_reports.sources.ticket_rules import NO_PRIORITY, Ticket, change_record, ticket_data
-from msp_reports.sources.timestamps import iso_z, parse_instant
 
 if TYPE_CHECKING:
     import requests

@@ -29,6 +29,9 @@ from urllib.parse import quote
 from requests.auth import HTTPBasicAuth
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
+from msp_reports.http.client import ApiClient
+from msp_reports.http.paging import numbered_pages
+from msp_reports.http.timestamps import parse_instant
 from msp_reports.identity import identity_key
 from msp_reports.snapshot import BackupAsset, BackupData
 from msp_reports.sources import Extracted
@@ -40,9 +43,6 @@ from msp_reports.sources.backup_rules import (
     rpo_hours as rpo_hours_of,
 )
 from msp_reports.sources.base import SourceHook
-from msp_reports.sources.http import ApiClient
-from msp_reports.sources.paging import numbered_pages
-from msp_reports.sources.timestamps import parse_instant
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection

@@ -2,7 +2,7 @@
 
 The MSP has one multi-tenant app registration, consented in each customer's tenant; Graph
 only serves a tenant's data to a token issued *by that tenant*, so the hook asks Azure AD for
-one app-only token per tenant (client credentials, :mod:`msp_reports.sources.msidentity`) and
+one app-only token per tenant (client credentials, :mod:`msp_reports.http.msidentity`) and
 keeps it until shortly before it expires. A cached token that Graph rejects with 401 (revoked,
 clock skew) is replaced once.
 
@@ -29,13 +29,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlencode
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
+from msp_reports.http import msidentity
+from msp_reports.http.client import ApiClient
+from msp_reports.http.oauth import ClientCredentialsTokens, with_token
+from msp_reports.http.paging import next_link_pages, odata_page
+from msp_reports.http.timestamps import iso_z, parse_instant
 from msp_reports.snapshot import Incident, SecurityData, Severity
-from msp_reports.sources import Extracted, figures, msidentity
+from msp_reports.sources import Extracted, figures
 from msp_reports.sources.base import SourceHook
-from msp_reports.sources.http import ApiClient
-from msp_reports.sources.oauth import ClientCredentialsTokens, with_token
-from msp_reports.sources.paging import next_link_pages, odata_page
-from msp_reports.sources.timestamps import iso_z, parse_instant
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection

@@ -42,14 +42,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
+from msp_reports.http.client import ApiClient
+from msp_reports.http.oauth import ClientCredentialsTokens, with_token
+from msp_reports.http.paging import numbered_pages
+from msp_reports.http.timestamps import UTC, parse_instant
 from msp_reports.snapshot import TicketData
 from msp_reports.sources import Extracted, figures
 from msp_reports.sources.base import SourceHook
-from msp_reports.sources.http import ApiClient
-from msp_reports.sources.oauth import ClientCredentialsTokens, with_token
-from msp_reports.sources.paging import numbered_pages
 from msp_reports.sources.ticket_rules import NO_PRIORITY, Ticket, change_record, in_week, open_at, ticket_data
-from msp_reports.sources.timestamps import UTC, parse_instant
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection

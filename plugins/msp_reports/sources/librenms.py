@@ -54,11 +54,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
+from msp_reports.http.client import ApiClient
+from msp_reports.http.timestamps import parse_instant
 from msp_reports.snapshot import UptimeData, UptimeRow
 from msp_reports.sources import Extracted, figures
 from msp_reports.sources.base import SourceHook
-from msp_reports.sources.http import ApiClient
-from msp_reports.sources.timestamps import parse_instant
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection

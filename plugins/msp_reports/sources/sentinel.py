@@ -5,7 +5,7 @@ its own (managing) tenant, holds "Microsoft Sentinel Reader" on each delegated w
 the hook asks Azure AD for one ARM token (scope ``https://management.azure.com/.default``) in
 the tenant named by the connection's extra ``tenant_id``; a customer reached without
 Lighthouse can name its own tenant in ``ref.tenant_id``. Tokens are cached and a refused cached
-token is renewed once (:mod:`msp_reports.sources.msidentity`, shared with Defender).
+token is renewed once (:mod:`msp_reports.http.msidentity`, shared with Defender).
 
 What the week contains, evaluated at ``week.end`` (the same rule as Defender's,
 :func:`msp_reports.sources.defender.status_at_week_end`):
@@ -44,14 +44,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
+from msp_reports.http import msidentity
+from msp_reports.http.client import ApiClient
+from msp_reports.http.oauth import ClientCredentialsTokens, with_token
+from msp_reports.http.paging import next_link_pages, odata_page
+from msp_reports.http.timestamps import iso_z, parse_instant
 from msp_reports.snapshot import Incident, SecurityData
-from msp_reports.sources import Extracted, msidentity
+from msp_reports.sources import Extracted
 from msp_reports.sources.base import SourceHook
 from msp_reports.sources.defender import severity_of, status_at_week_end
-from msp_reports.sources.http import ApiClient
-from msp_reports.sources.oauth import ClientCredentialsTokens, with_token
-from msp_reports.sources.paging import next_link_pages, odata_page
-from msp_reports.sources.timestamps import iso_z, parse_instant
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection

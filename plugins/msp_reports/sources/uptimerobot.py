@@ -30,7 +30,7 @@ Wire: a form POST (``application/x-www-form-urlencoded``) with ``api_key`` in th
 in the URL, and never logged. An invalid-key error echoes the key back (``passed_value``), so
 API error text is never copied into a message, and every error is scrubbed of the key.
 Paging: ``offset`` / ``limit`` (at most 50) with ``pagination.total``; 429 with Retry-After is
-the shared :class:`~msp_reports.sources.http.ApiClient`'s job. getMonitors reports no poll time,
+the shared :class:`~msp_reports.http.client.ApiClient`'s job. getMonitors reports no poll time,
 so ``as_of`` is ``None``.
 
 UNCONFIRMED (not in the reference, or marked so there): errors arrive with HTTP 200
@@ -46,13 +46,13 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
+from msp_reports.http.client import ApiClient
+from msp_reports.http.paging import offset_pages
+from msp_reports.http.timestamps import parse_instant
 from msp_reports.identity import LABEL_SEPARATOR, label_key, label_of, unlabelled
 from msp_reports.snapshot import SiteCheck, SiteData
 from msp_reports.sources import Extracted, figures
 from msp_reports.sources.base import SourceHook
-from msp_reports.sources.http import ApiClient
-from msp_reports.sources.paging import offset_pages
-from msp_reports.sources.timestamps import parse_instant
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection

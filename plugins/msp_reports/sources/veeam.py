@@ -67,14 +67,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
+from msp_reports.http.client import ApiClient, RetryPolicy
+from msp_reports.http.paging import offset_pages
+from msp_reports.http.timestamps import iso_z, parse_instant
 from msp_reports.identity import identity_key
 from msp_reports.snapshot import BackupAsset, BackupData
 from msp_reports.sources import Extracted
 from msp_reports.sources.backup_rules import BackupAttempt, backup_asset, newest_before, rpo_hours
 from msp_reports.sources.base import SourceHook
-from msp_reports.sources.http import ApiClient, RetryPolicy
-from msp_reports.sources.paging import offset_pages
-from msp_reports.sources.timestamps import iso_z, parse_instant
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection

@@ -19,9 +19,9 @@ import pytest
 from msp_reports.exceptions import SourceResponseError
 from devtools.simulators import defender as defender_sim
 from devtools.simulators import sentinel as sentinel_sim
+from msp_reports.http.client import RetryPolicy
+from msp_reports.http.paging import next_link_pages, numbered_pages, odata_page, offset_pages
 from msp_reports.sources import defender, sentinel
-from msp_reports.sources.http import RetryPolicy
-from msp_reports.sources.paging import next_link_pages, numbered_pages, odata_page, offset_pages
 
 POLICY = RetryPolicy(attempts=2, base_delay=0.01, sleep=lambda _s: None)
 

@@ -8,7 +8,7 @@
   ``pagination.total``).
 - **next link** (:func:`next_link_pages`, with :func:`odata_page` for the OData envelope):
   Defender (Graph ``@odata.nextLink``), Sentinel (ARM ``nextLink``). The link is followed
-  verbatim through the source's :class:`~msp_reports.sources.http.ApiClient`, which refuses one
+  verbatim through the source's :class:`~msp_reports.http.client.ApiClient`, which refuses one
   on another host than the connection's before the token is sent.
 
 Each module supplies a function that fetches one page and reads its own envelope; the loop and

@@ -3,7 +3,7 @@
 One app registration of the MSP signs in with client credentials at
 ``{login_url}/{tenant}/oauth2/v2.0/token``; the token's audience is chosen by ``scope``
 (``.../.default`` of Graph or of Azure Resource Manager). Caching and the one renewal on 401
-are :mod:`msp_reports.sources.oauth`'s; this module adds the Microsoft endpoint and turns
+are :mod:`msp_reports.http.oauth`'s; this module adds the Microsoft endpoint and turns
 Azure AD's ``AADSTS`` error codes into what the user should fix.
 """
 
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from msp_reports.exceptions import SourceAuthError, SourceError
-from msp_reports.sources.http import ApiClient, RetryPolicy
-from msp_reports.sources.oauth import ClientCredentialsTokens
+from msp_reports.http.client import ApiClient, RetryPolicy
+from msp_reports.http.oauth import ClientCredentialsTokens
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection

@@ -1,7 +1,9 @@
-"""One HTTP mechanism for every source hook: timeouts, bounded retries, 429 with Retry-After.
+"""One HTTP mechanism for every hook that calls an HTTP API (the source systems, the Teams
+webhook): timeouts, bounded retries, 429 with Retry-After.
 
 Written once so that every system pages, backs off and fails the same way; each hook only
-says how to authenticate and how to read its own envelope.
+says how to authenticate and how to read its own envelope (a delivery hook that must not
+repeat a POST asks for one attempt).
 
 Credentials go to the connection's host only. An answer may name a URL (a next link such as
 Graph's ``@odata.nextLink``, a redirect's ``Location``); one on another origin (scheme, host,

@@ -1,4 +1,4 @@
-"""OAuth2 client credentials, written once for every source that signs in as an app.
+"""OAuth2 client credentials, written once for every hook that signs in as an app.
 
 HaloPSA and the Microsoft identity platform (Graph for Defender, Azure Resource Manager for
 Sentinel) issue app-only tokens the same way: POST a form with the client id and secret, get
@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from msp_reports.exceptions import SourceAuthError, SourceError, SourceResponseError
-from msp_reports.sources.http import ApiClient
+from msp_reports.http.client import ApiClient
 
 TOKEN_MARGIN_SECONDS = 120
 DEFAULT_LIFETIME_SECONDS = 3599.0

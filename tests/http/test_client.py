@@ -8,7 +8,7 @@ import time
 import pytest
 
 from msp_reports.exceptions import SourceAuthError, SourceRateLimited, SourceResponseError, SourceUnavailable
-from msp_reports.sources.http import ApiClient, RetryPolicy, retry_after_seconds
+from msp_reports.http.client import ApiClient, RetryPolicy, retry_after_seconds
 
 
 def test_retry_after_seconds_and_http_date():
