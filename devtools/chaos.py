@@ -51,7 +51,7 @@ STEPS = tuple(f"extract:{d}" for d in DOMAINS) + ("reconcile", "render", "approv
     f"deliver:{c}" for c in CHANNELS)
 KILL_TARGETS = ("extract", "render", "deliver:email", "deliver:teams", "deliver:archive")
 HELD_EXIT = 3
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # devtools/ sits at the project root
 
 
 # ---- the worker (child process) -----------------------------------------------------------------
