@@ -17,7 +17,8 @@ from msp_reports.render import TABLE_ROW_LIMIT, render_report
 from msp_reports.snapshot import ChangeRecord, Incident, WeeklySnapshot
 from msp_reports.store import ReportStore
 from msp_reports.week import ReportWeek
-from tests.test_render import MSP, WEEK_OF, make_customer, make_previous, make_snapshot
+from tests.factories import MSP, WEEK_OF, make_customer, make_previous, make_snapshot
+from tests.render.reading import flat
 
 CHANGES, INCIDENTS, TICKETS = 10_000, 2_000, 10_000
 MAX_PAGES = 16  # the normal report is 5 pages; the capped tables add a few, however long the week
@@ -40,10 +41,6 @@ def huge_week() -> WeeklySnapshot:
     security = snap.security.data.model_copy(update={"incidents": incidents})
     return snap.model_copy(update={"tickets": snap.tickets.model_copy(update={"data": tickets}),
                                    "security": snap.security.model_copy(update={"data": security})})
-
-
-def flat(text: str) -> str:
-    return re.sub(r"\s+", "", text)
 
 
 @pytest.fixture(scope="module")

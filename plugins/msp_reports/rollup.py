@@ -11,7 +11,7 @@ import json
 from collections import Counter
 
 from msp_reports.registry import Msp
-from msp_reports.render import escape_markdown
+from msp_reports.escaping import escape_markdown
 
 
 

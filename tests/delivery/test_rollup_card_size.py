@@ -45,7 +45,7 @@ def big_msp(sim, tmp_path, use_connection):
     from devtools.simulators.teams import demo_connections
     from msp_reports.store import ReportStore
 
-    from tests.test_render import make_previous, make_snapshot
+    from tests.factories import make_previous, make_snapshot
 
     registry = tmp_path / "customers.yaml"
     registry.write_text(yaml.safe_dump(_registry_document(CUSTOMERS)))

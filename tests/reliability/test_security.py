@@ -229,12 +229,13 @@ def hostile_sim(creds):
 def test_hostile_source_text_renders_inert_and_fetches_nothing(hostile_sim, settings, set_connections,
                                                                tmp_path, monkeypatch):
     from msp_reports import render
+    from msp_reports.render import pdf as render_pdf, report as render_module
     from devtools.inbox import received
     from devtools.simulators.mailsink import MailSink
 
     asked: list[str] = []
     html_seen: list[str] = []
-    real_fetcher, real_to_pdf = render.templates_fetcher, render.html_to_pdf
+    real_fetcher, real_to_pdf = render_pdf.templates_fetcher, render_module.html_to_pdf
 
     def recording_fetcher():
         fetcher = real_fetcher()
@@ -251,8 +252,9 @@ def test_hostile_source_text_renders_inert_and_fetches_nothing(hostile_sim, sett
         html_seen.append(html)
         return real_to_pdf(html)
 
-    monkeypatch.setattr(render, "templates_fetcher", recording_fetcher)
-    monkeypatch.setattr(render, "html_to_pdf", capture)
+    # where the code reads them: the PDF writer calls templates_fetcher, render_report calls html_to_pdf
+    monkeypatch.setattr(render_pdf, "templates_fetcher", recording_fetcher)
+    monkeypatch.setattr(render_module, "html_to_pdf", capture)
     with MailSink(tmp_path / "outbox") as mail:
         set_connections(demo_conns(hostile_sim, mail, REGISTRY))
         _run_week(settings, "FXTR")

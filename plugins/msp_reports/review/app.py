@@ -323,7 +323,7 @@ def create_app() -> FastAPI:
                         commentary: Annotated[str, Form()] = "",
                         shown_commentary_sha256: Annotated[str, Form()] = ""):
         from msp_reports import pipeline
-        from msp_reports.render import COMMENTARY_LIMIT
+        from msp_reports.escaping import COMMENTARY_LIMIT
 
         settings = _settings()
         customer = _customer(_registry(settings), code)

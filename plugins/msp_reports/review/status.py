@@ -83,7 +83,7 @@ def unapproved(store: ReportStore, customers: list[Customer], week_of: dt.date,
 
 def missed_approvals_card(msp: Msp, week_of: dt.date, rows: list[dict], deadline: dt.datetime) -> dict:
     """The Adaptive Card for ``#weekly-reports`` naming who has not been approved at the send time."""
-    from msp_reports.render import escape_markdown
+    from msp_reports.escaping import escape_markdown
 
     local = deadline.astimezone(ZoneInfo(msp.timezone))
     facts = [{"title": escape_markdown(r["customer"]),
