@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from msp_reports.exceptions import ApprovalError
+from msp_reports import store as layout
 from msp_reports.store import ReportStore, sha256
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,9 @@ VARIABLE_PREFIX = "weekly_report_approval"
 HASHES = ("snapshot_sha256", "commentary_sha256", "pdf_sha256")
 PIN_MIN = 8  # hex characters of the PDF hash that name one report
 VARIABLE_BY = "unknown (Airflow Variable)"
-DELIVERY_STARTED = "delivery_started.json"
-VARIABLE_PROBLEM = "variable_problem.json"
-VARIABLE_SEEN = "variable_seen.json"
+DELIVERY_STARTED = layout.DELIVERY_STARTED
+VARIABLE_PROBLEM = layout.VARIABLE_PROBLEM
+VARIABLE_SEEN = layout.VARIABLE_SEEN
 State = Literal["awaiting_review", "approved_waiting_for_send_time", "approved", "rejected", "expired"]
 
 
@@ -132,7 +133,7 @@ def parse_decision(raw: str, key: str) -> Decision | None:
 
 
 def current_render(store: ReportStore, customer: str, week_of: dt.date) -> dict:
-    meta = store.read_json(customer, week_of, "render.json")
+    meta = store.week(customer, week_of).render_record()
     if meta is None:
         raise ApprovalError(f"{customer} {week_of}: no rendered report in the store")
     return meta
@@ -144,7 +145,7 @@ def reviewed_version(render: dict) -> dict[str, str | None]:
 
 
 def latest_record(store: ReportStore, customer: str, week_of: dt.date) -> dict | None:
-    records = store.records(customer, week_of, "approvals")
+    records = store.week(customer, week_of).approval_records()
     return records[-1] if records else None
 
 
@@ -158,7 +159,7 @@ def in_force(store: ReportStore, customer: str, week_of: dt.date) -> dict | None
         return None
     if record["decision"] == "expired":
         return record
-    render = store.read_json(customer, week_of, "render.json")
+    render = store.week(customer, week_of).render_record()
     if render is None or reviewed_version(record) != reviewed_version(render):
         return None
     return record
@@ -245,7 +246,7 @@ def _refuse(store: ReportStore, customer: str, week_of: dt.date, raw: str, error
 
 def variable_problem(store: ReportStore, customer: str, week_of: dt.date) -> dict | None:
     """The last value refused in the Variable, unless a decision was recorded after it."""
-    problem = store.read_json(customer, week_of, VARIABLE_PROBLEM)
+    problem = store.week(customer, week_of).variable_problem()
     last = latest_record(store, customer, week_of)
     if problem is None or (last is not None and dt.datetime.fromisoformat(last["recorded_at"])
                            >= dt.datetime.fromisoformat(problem["refused_at"])):
@@ -341,5 +342,5 @@ def start_delivery(store: ReportStore, customer: str, week_of: dt.date, *, now: 
 
 def delivery_started(store: ReportStore, customer: str, week_of: dt.date) -> bool:
     """Whether any channel has been tried (the record, or a receipt from a week before it was kept)."""
-    return (store.read_json(customer, week_of, DELIVERY_STARTED) is not None
-            or bool(store.list(customer, week_of, "ledger")))
+    week = store.week(customer, week_of)
+    return week.delivery_started() is not None or bool(week.receipt_channels())
