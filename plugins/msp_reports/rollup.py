@@ -202,7 +202,7 @@ def unapproved(store: ReportStore, customers: list[Customer], week_of: dt.date,
     """
     rows = []
     for c in customers:
-        state = derive(read_week(store, c.code, week_of)[0], run=Run.MAY_BE_RUNNING).state
+        state = derive(read_week(store, c.code, week_of).records, run=Run.MAY_BE_RUNNING).state
         if not state.undecided:
             continue
         if approval.pending_decision(store, c.code, week_of, variable(c.code)) is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from msp_reports import approval
 from msp_reports.snapshot import DOMAINS
@@ -31,9 +31,16 @@ def reconciled_record(doc: Mapping[str, Any]) -> ReconciledRecord:
     return ReconciledRecord(flags=flags, unavailable=tuple(unavailable))
 
 
-def read_week(store: ReportStore, code: str, week_of: dt.date) -> tuple[WeekRecords, dict[str, Any]]:
-    """The week's typed records, and the documents as stored (for presenters that show them:
-    ``reconciled``, ``render``, ``decision``, ``voided``, ``receipts``)."""
+class StoredWeek(NamedTuple):
+    """The week's typed records, and the documents as stored, for presenters that show them
+    (``reconciled``, ``render``, ``decision``, ``voided``, ``receipts``: channel to receipt)."""
+
+    records: WeekRecords
+    docs: dict[str, Any]
+
+
+def read_week(store: ReportStore, code: str, week_of: dt.date) -> StoredWeek:
+    """Read one customer-week's records (see :class:`StoredWeek`)."""
     week = store.week(code, week_of)
     reconciled = week.reconciled()
     render = week.render_record()
@@ -50,4 +57,4 @@ def read_week(store: ReportStore, code: str, week_of: dt.date) -> tuple[WeekReco
         receipts={ch: Receipt.from_doc(ch, doc) for ch, doc in receipts.items()},
     )
     docs = {"reconciled": reconciled, "render": render, "decision": decision, "voided": voided, "receipts": receipts}
-    return records, docs
+    return StoredWeek(records, docs)

@@ -1,8 +1,9 @@
 """The review page: a FastAPI app mounted by Airflow's API server (see ``plugins/review_plugin.py``).
 
 Monday morning the account engineer opens "Weekly report review" in the Airflow UI: the week's
-customers with their state (rendering, awaiting review, approved, rejected, delivered, failed,
-expired) and flags; for one customer the PDF (served from the report store, previewed page by
+customers with their state (the one :class:`msp_reports.state.WeekState`, worded by
+:mod:`.status`: rendering, awaiting review, approved, delivering, delivered, failed, delivery
+unconfirmed, rejected, expired...) and flags; for one customer the PDF (served from the report store, previewed page by
 page), the commentary editor — saving re-renders the report with the renderer the app was
 given (:data:`Rerender`: ``plugins/review_plugin.py`` hands it :func:`msp_reports.pipeline.render`;
 this package never imports the pipeline) and shows the new PDF — and approve, or reject with a reason. A decision is bound to the three
