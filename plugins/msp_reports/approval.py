@@ -203,7 +203,7 @@ def record_decision(store: ReportStore, customer: str, week_of: dt.date, decisio
         "customer": customer, "week_of": week_of.isoformat(), "decision": decision,
         "by": by, "reason": reason.strip(), "via": via, "recorded_at": now.isoformat(), "note": note, **current,
     }
-    store.append_record(customer, week_of, "approvals", record)
+    store.week(customer, week_of).append_approval(record)
     return record
 
 
@@ -237,7 +237,7 @@ def _check_binds(decision: Decision, render: dict, key: str, first_look: bool) -
 def _refuse(store: ReportStore, customer: str, week_of: dt.date, raw: str, error: str, now: dt.datetime) -> str:
     """Record a value that is not a decision on the current report; the note the Variable now holds."""
     problem = {"value": raw.strip()[:200], "error": error, "refused_at": now.isoformat()}
-    store.write_json(customer, week_of, VARIABLE_PROBLEM, problem)
+    store.week(customer, week_of).write_variable_problem(problem)
     log.warning("%s %s: %s; still waiting for a decision (fix the Variable or use the review page)",
                 customer, week_of, error)
     return json.dumps({"refused": problem["value"], "error": error, "refused_at": problem["refused_at"]},

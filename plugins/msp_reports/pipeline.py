@@ -16,7 +16,7 @@ from msp_reports import approval
 from msp_reports.delivery.archive import archive_name
 from msp_reports.delivery.channels import internal_teams_channel
 from msp_reports.delivery.email import cover_note
-from msp_reports.delivery.ledger import CHANNELS, Ledger  # noqa: F401 - CHANNELS: pipeline.CHANNELS for callers
+from msp_reports.delivery.ledger import CHANNELS, Ledger
 from msp_reports.exceptions import RegistryError, ReportError, SourceError
 from msp_reports.reconcile import Reconciled, reconcile
 from msp_reports.registry import Customer, Msp, load_registry
@@ -370,8 +370,7 @@ def customer_status(store: ReportStore, customer: Customer, week_of: dt.date) ->
     """
     records, docs = read_week(store, customer.code, week_of)
     status = derive(records, run=Run.OVER)
-    vias = {"email": customer.delivery.email.via, "teams": customer.delivery.teams.via,
-            "archive": customer.delivery.archive.via}
+    vias = {ch: getattr(customer.delivery, ch).via for ch in CHANNELS}
     deliveries = {c.channel: f"{c.receipt.describe() if c.receipt else '-'} ({vias[c.channel]})"
                   for c in status.channels}
     reconciled = docs["reconciled"]
