@@ -30,10 +30,10 @@ from airflow.sdk.definitions.dag import dag
 from airflow.sdk.definitions.decorators import task, task_group
 from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
 from msp_reports.settings import schedule_timezone
+from msp_reports.snapshot import DOMAINS
 
 MSP_TIMEZONE = schedule_timezone()  # $MSP_REPORTS_TIMEZONE; plan_customers checks msp.timezone agrees
 CUSTOMER_LABEL = "{{ customer }}"  # each mapped task puts its customer code in the context
-DOMAINS = ("uptime", "tickets", "backups", "security", "sites")
 
 
 def _item(code: str) -> dict:

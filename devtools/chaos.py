@@ -45,8 +45,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DOMAINS = ("uptime", "tickets", "backups", "security", "sites")
-CHANNELS = ("email", "teams", "archive")
+from msp_reports.delivery.ledger import CHANNELS
+from msp_reports.snapshot import DOMAINS
+
 STEPS = tuple(f"extract:{d}" for d in DOMAINS) + ("reconcile", "render", "approve") + tuple(
     f"deliver:{c}" for c in CHANNELS)
 KILL_TARGETS = ("extract", "render", "deliver:email", "deliver:teams", "deliver:archive")

@@ -14,6 +14,14 @@ from airflow.plugins_manager import AirflowPlugin
 URL_PREFIX = "/weekly-reports-review"
 
 
+def _rerender(settings, item: dict, **options) -> dict:
+    """The review page's "Save and re-render": the pipeline's render task (imported on first use).
+    Handed to the app here, where it is mounted, so the review package never imports the pipeline."""
+    from msp_reports import pipeline
+
+    return pipeline.render(settings, item, **options)
+
+
 class ReviewApp:
     """The review app as an ASGI app that imports :mod:`msp_reports.review.app` on its first request.
 
@@ -28,8 +36,9 @@ class ReviewApp:
 
     def load(self):
         if self._app is None:
-            from msp_reports.review.app import app
+            from msp_reports.review.app import app, use_renderer
 
+            use_renderer(app, _rerender)
             self._app = app
         return self._app
 

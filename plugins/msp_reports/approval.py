@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from msp_reports.exceptions import ApprovalError
+from msp_reports import store as layout
 from msp_reports.store import ReportStore, sha256
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,9 @@ VARIABLE_PREFIX = "weekly_report_approval"
 HASHES = ("snapshot_sha256", "commentary_sha256", "pdf_sha256")
 PIN_MIN = 8  # hex characters of the PDF hash that name one report
 VARIABLE_BY = "unknown (Airflow Variable)"
-DELIVERY_STARTED = "delivery_started.json"
-VARIABLE_PROBLEM = "variable_problem.json"
-VARIABLE_SEEN = "variable_seen.json"
+DELIVERY_STARTED = layout.DELIVERY_STARTED
+VARIABLE_PROBLEM = layout.VARIABLE_PROBLEM
+VARIABLE_SEEN = layout.VARIABLE_SEEN
 State = Literal["awaiting_review", "approved_waiting_for_send_time", "approved", "rejected", "expired"]
 
 
@@ -132,7 +133,7 @@ def parse_decision(raw: str, key: str) -> Decision | None:
 
 
 def current_render(store: ReportStore, customer: str, week_of: dt.date) -> dict:
-    meta = store.read_json(customer, week_of, "render.json")
+    meta = store.week(customer, week_of).render_record()
     if meta is None:
         raise ApprovalError(f"{customer} {week_of}: no rendered report in the store")
     return meta
@@ -144,7 +145,7 @@ def reviewed_version(render: dict) -> dict[str, str | None]:
 
 
 def latest_record(store: ReportStore, customer: str, week_of: dt.date) -> dict | None:
-    records = store.records(customer, week_of, "approvals")
+    records = store.week(customer, week_of).approval_records()
     return records[-1] if records else None
 
 
@@ -158,7 +159,7 @@ def in_force(store: ReportStore, customer: str, week_of: dt.date) -> dict | None
         return None
     if record["decision"] == "expired":
         return record
-    render = store.read_json(customer, week_of, "render.json")
+    render = store.week(customer, week_of).render_record()
     if render is None or reviewed_version(record) != reviewed_version(render):
         return None
     return record
@@ -202,7 +203,7 @@ def record_decision(store: ReportStore, customer: str, week_of: dt.date, decisio
         "customer": customer, "week_of": week_of.isoformat(), "decision": decision,
         "by": by, "reason": reason.strip(), "via": via, "recorded_at": now.isoformat(), "note": note, **current,
     }
-    store.append_record(customer, week_of, "approvals", record)
+    store.week(customer, week_of).append_approval(record)
     return record
 
 
@@ -236,7 +237,7 @@ def _check_binds(decision: Decision, render: dict, key: str, first_look: bool) -
 def _refuse(store: ReportStore, customer: str, week_of: dt.date, raw: str, error: str, now: dt.datetime) -> str:
     """Record a value that is not a decision on the current report; the note the Variable now holds."""
     problem = {"value": raw.strip()[:200], "error": error, "refused_at": now.isoformat()}
-    store.write_json(customer, week_of, VARIABLE_PROBLEM, problem)
+    store.week(customer, week_of).write_variable_problem(problem)
     log.warning("%s %s: %s; still waiting for a decision (fix the Variable or use the review page)",
                 customer, week_of, error)
     return json.dumps({"refused": problem["value"], "error": error, "refused_at": problem["refused_at"]},
@@ -245,7 +246,7 @@ def _refuse(store: ReportStore, customer: str, week_of: dt.date, raw: str, error
 
 def variable_problem(store: ReportStore, customer: str, week_of: dt.date) -> dict | None:
     """The last value refused in the Variable, unless a decision was recorded after it."""
-    problem = store.read_json(customer, week_of, VARIABLE_PROBLEM)
+    problem = store.week(customer, week_of).variable_problem()
     last = latest_record(store, customer, week_of)
     if problem is None or (last is not None and dt.datetime.fromisoformat(last["recorded_at"])
                            >= dt.datetime.fromisoformat(problem["refused_at"])):
@@ -341,5 +342,5 @@ def start_delivery(store: ReportStore, customer: str, week_of: dt.date, *, now: 
 
 def delivery_started(store: ReportStore, customer: str, week_of: dt.date) -> bool:
     """Whether any channel has been tried (the record, or a receipt from a week before it was kept)."""
-    return (store.read_json(customer, week_of, DELIVERY_STARTED) is not None
-            or bool(store.list(customer, week_of, "ledger")))
+    week = store.week(customer, week_of)
+    return week.delivery_started() is not None or bool(week.receipt_channels())

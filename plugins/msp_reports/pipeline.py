@@ -16,7 +16,7 @@ from msp_reports import approval
 from msp_reports.delivery.archive import archive_name
 from msp_reports.delivery.channels import internal_teams_channel
 from msp_reports.delivery.email import cover_note
-from msp_reports.delivery.ledger import Ledger, describe
+from msp_reports.delivery.ledger import CHANNELS, Ledger
 from msp_reports.exceptions import RegistryError, ReportError, SourceError
 from msp_reports.reconcile import Reconciled, reconcile
 from msp_reports.registry import Customer, Msp, load_registry
@@ -25,11 +25,12 @@ from msp_reports.settings import schedule_timezone as _schedule_timezone
 from msp_reports.shared import SharedListings
 from msp_reports.snapshot import DOMAINS, SECTION_DATA, Section, SourceStatus, WeeklySnapshot, merge_sections
 from msp_reports.sources import module_for
+from msp_reports.state import ChannelStatus, Outcome, Run, WeekState, WeekStatus, derive
 from msp_reports.store import ReportStore, sha256
 from msp_reports.week import ReportWeek, not_before, report_monday
+from msp_reports.week_records import read_week
 
 log = logging.getLogger(__name__)
-CHANNELS = ("email", "teams", "archive")
 
 
 def _now() -> dt.datetime:
@@ -283,7 +284,7 @@ def post_missed_approvals(settings: Settings, items: list[dict[str, str]],
         waiting earlier), so the deadline stated is the one the sensors hold to, also on a late run;
         by default now.
     """
-    from msp_reports.review.status import missed_approvals_card, unapproved
+    from msp_reports.rollup import missed_approvals_card, unapproved
 
     registry = load_registry(settings.registry_path)
     store = ReportStore(settings.store_root)
@@ -360,36 +361,54 @@ def _pin_weekly_tab(ctx: Context, ledger: Ledger) -> None:
 
 # ---- roll-up --------------------------------------------------------------------------------
 def customer_status(store: ReportStore, customer: Customer, week_of: dt.date) -> dict:
-    """Where one customer's report stands, from the store alone."""
-    rec_raw = store.read_json(customer.code, week_of, "reconciled.json")
-    last = approval.in_force(store, customer.code, week_of)  # None when a change voided the decision
-    receipts = Ledger(store, customer.code, week_of).receipts()
-    flags = rec_raw["flags"] if rec_raw else []
-    unavailable = [d for d in DOMAINS if rec_raw and not rec_raw["snapshot"][d]["status"]["ok"]]
-    errors = {d: rec_raw["snapshot"][d]["status"]["error"] for d in unavailable}
-    if rec_raw is None:
-        state = "failed before reconcile"
-    elif store.read_json(customer.code, week_of, "render.json") is None:
-        state = "render failed"
-    elif last is None:
-        gone = approval.voided(store, customer.code, week_of)
-        state = "awaiting review" + (f" (the {gone['decision']} by {gone['by']} was voided: the report "
-                                     "changed after it)" if gone else "")
-    elif last["decision"] == "expired":
-        state = f"expired: {last['reason']}"
-    elif last["decision"] == "reject":
-        state = f"rejected by {last['by']}: {last['reason']}"
-    elif all(receipts.get(ch, {}).get("state") == "sent" for ch in CHANNELS):
-        state = "delivered"
-    else:
-        failed = [f"{ch} ({describe(receipts[ch]) if receipts.get(ch) else 'not sent'})" for ch in CHANNELS
-                  if receipts.get(ch, {}).get("state") != "sent"]
-        state = "approved; not delivered on " + ", ".join(failed)
-    vias = {"email": customer.delivery.email.via, "teams": customer.delivery.teams.via,
-            "archive": customer.delivery.archive.via}
-    deliveries = {ch: f"{describe(receipts[ch]) if receipts.get(ch) else '-'} ({vias[ch]})" for ch in CHANNELS}
-    return {"customer": customer.code, "name": customer.name, "state": state, "flags": flags, "decision": last,
-            "unavailable": unavailable, "errors": errors, "deliveries": deliveries}
+    """Where one customer's report stands once the run is over, worded for the roll-up.
+
+    The state is :func:`msp_reports.state.derive`'s, as the review page's is, with
+    :attr:`Run.OVER`: the roll-up runs after every task of the customer's group has ended, so a
+    week without a published report is "render failed" here (the page says "rendering").
+    ``week_state`` is the :class:`WeekState`; ``state`` its wording (:func:`rollup_wording`).
+    """
+    records, docs = read_week(store, customer.code, week_of)
+    status = derive(records, run=Run.OVER)
+    vias = {ch: getattr(customer.delivery, ch).via for ch in CHANNELS}
+    deliveries = {c.channel: f"{c.receipt.describe() if c.receipt else '-'} ({vias[c.channel]})"
+                  for c in status.channels}
+    reconciled = docs["reconciled"]
+    return {"customer": customer.code, "name": customer.name, "state": rollup_wording(status),
+            "week_state": status.state, "flags": reconciled["flags"] if reconciled else [],
+            "decision": docs["decision"], "unavailable": [u.domain for u in status.unavailable],
+            "errors": {u.domain: u.error or None for u in status.unavailable}, "deliveries": deliveries}
+
+
+def _channel_wording(c: ChannelStatus) -> str:
+    if c.outcome is Outcome.NOT_TRIED:
+        return f"{c.channel} (not sent)"
+    if c.outcome is Outcome.UNCONFIRMED:  # not "failed": sending again could duplicate
+        return f"{c.channel} (outcome unknown: check it, then resend if it did not arrive)"
+    if c.outcome is Outcome.SENDING:
+        return f"{c.channel} (sending)"
+    return f"{c.channel} ({c.receipt.describe() if c.receipt else c.outcome.value})"
+
+
+def rollup_wording(status: WeekStatus) -> str:
+    """The roll-up's words for a state: who decided and why, which channels did not deliver and why."""
+    state, decision = status.state, status.decision
+    channels = ", ".join(_channel_wording(c) for c in status.channels_not_sent())
+    if state is WeekState.AWAITING_REVIEW and status.reason:
+        return f"awaiting review ({status.reason})"
+    if state is WeekState.EXPIRED:
+        return f"expired: {status.reason}"
+    if state is WeekState.REJECTED and decision is not None:
+        return f"rejected by {decision.by}: {status.reason}"
+    if state is WeekState.DELIVERY_FAILED:
+        return f"approved; not delivered on {channels}"
+    if state is WeekState.DELIVERY_UNCONFIRMED:
+        return f"approved; delivery unconfirmed on {channels}"
+    if state is WeekState.DELIVERING:
+        return f"approved; delivering: {channels}"
+    if state is WeekState.APPROVED:
+        return "approved; waiting for the send time"
+    return state.value
 
 
 def rollup(settings: Settings, items: list[dict[str, str]]) -> dict:
@@ -412,8 +431,8 @@ def rollup(settings: Settings, items: list[dict[str, str]]) -> dict:
                                    for card in cards], digest)
     receipt = receipts[0]
     attention = [f"{s['customer']} {s['state']}" for s in statuses
-                 if s["state"] != "delivered" and not s["state"].startswith("rejected")]
+                 if s["week_state"] not in (WeekState.DELIVERED, WeekState.REJECTED)]
     attention += [f"{s['customer']} {d} unavailable" for s in statuses for d in s["unavailable"]]
     return {"customers": len(statuses), "posted": receipt["state"], "updates": receipt.get("resends", 0),
             "posts": len(receipts),
-            "delivered": sum(s["state"] == "delivered" for s in statuses), "needs_attention": attention}
+            "delivered": sum(s["week_state"] is WeekState.DELIVERED for s in statuses), "needs_attention": attention}

@@ -20,7 +20,7 @@ import getpass
 import json
 import sys
 
-CHANNELS = ("email", "teams", "archive")
+from msp_reports.delivery.ledger import CHANNELS
 
 
 def _settings():

@@ -1,7 +1,9 @@
-"""The internal roll-up for ``#weekly-reports``: one line per customer, key risks, actions.
+"""The internal posts for ``#weekly-reports``: the roll-up (one line per customer, key risks,
+actions) and, at the send time, the list of customers nobody has approved yet.
 
-Built from each customer's stored status (see :func:`msp_reports.pipeline.customer_status`),
-so it reports what actually happened: rejected, failed, undelivered customers are named.
+Built from each customer's stored state (:mod:`msp_reports.state`, worded for the roll-up by
+:func:`msp_reports.pipeline.customer_status`), so it reports what actually happened: rejected,
+failed, undelivered customers are named.
 """
 
 from __future__ import annotations
@@ -9,22 +11,28 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
 
-from msp_reports.registry import Msp
+from msp_reports import approval
+from msp_reports.delivery.ledger import CHANNELS
 from msp_reports.escaping import escape_markdown
+from msp_reports.registry import Customer, Msp
+from msp_reports.state import Run, WeekState, derive
+from msp_reports.store import ReportStore
+from msp_reports.week_records import read_week
+
+_ICONS = {WeekState.DELIVERED: "✅", WeekState.REJECTED: "⛔", WeekState.EXPIRED: "⌛",
+          WeekState.FAILED_BEFORE_RECONCILE: "❌", WeekState.RENDER_FAILED: "❌", WeekState.DELIVERY_FAILED: "❌",
+          WeekState.DELIVERY_UNCONFIRMED: "❓"}
 
 
+def _state_icon(state: WeekState) -> str:
+    return _ICONS.get(state, "⏳")
 
-def _state_icon(state: str) -> str:
-    if state == "delivered":
-        return "✅"
-    if state.startswith("rejected"):
-        return "⛔"
-    if state.startswith("expired"):
-        return "⌛"
-    if state.startswith(("failed", "render failed")) or "not delivered" in state:
-        return "❌"
-    return "⏳"
+
+def _delivered(statuses: list[dict]) -> int:
+    return sum(s["week_state"] is WeekState.DELIVERED for s in statuses)
 
 
 def _decision(record: dict | None) -> str:
@@ -55,20 +63,20 @@ def _actions(statuses: list[dict]) -> list[str]:
             if f["severity"] in ("critical", "warning") and f["recommendation"] not in seen:
                 seen.add(f["recommendation"])
                 actions.append(f"{s['customer']}: {f['recommendation']}")
-        if s["state"] != "delivered":
+        if s["week_state"] is not WeekState.DELIVERED:
             actions.append(f"{s['customer']}: report {s['state']}")
     return actions
 
 
 def rollup_markdown(msp: Msp, week_of: dt.date | None, statuses: list[dict]) -> str:
     lines = [f"# Weekly reports: week of {week_of}", "",
-             f"{sum(s['state'] == 'delivered' for s in statuses)} of {len(statuses)} customer reports delivered.", "",
+             f"{_delivered(statuses)} of {len(statuses)} customer reports delivered.", "",
              "| Customer | State | Flags | Email | Teams | Archive | Decision |", "|---|---|---|---|---|---|---|"]
     for s in statuses:
         d = s["deliveries"]
         flags = ", ".join(sorted({f["kind"] for f in s["flags"]})) or "none"
-        channels = " | ".join(escape_markdown(d[ch]) for ch in ("email", "teams", "archive"))  # carry server replies
-        lines.append(f"| {s['customer']} | {_state_icon(s['state'])} {escape_markdown(s['state'])} | {flags} | "
+        channels = " | ".join(escape_markdown(d[ch]) for ch in CHANNELS)  # carry server replies
+        lines.append(f"| {s['customer']} | {_state_icon(s['week_state'])} {escape_markdown(s['state'])} | {flags} | "
                      f"{channels} | {_decision(s.get('decision'))} |")
     lines += ["", "## Key risks", ""] + [f"- {escape_markdown(r, 600)}" for r in _risks(statuses) or ["None this week."]]
     lines += ["", "## Actions this week", ""] + [f"- {escape_markdown(a, 600)}" for a in _actions(statuses) or ["None."]]
@@ -99,14 +107,14 @@ def _block(text: str, **style: object) -> dict:
 def _state_groups(statuses: list[dict]) -> list[dict]:
     """Every customer once, grouped by state: "⏳ awaiting review (37): ACME, BETA, …"; those that
     need attention first, delivered last. A long group takes several lines, never a cut list."""
-    groups: dict[str, list[str]] = {}
+    groups: dict[tuple[WeekState, str], list[str]] = {}
     for s in statuses:
-        groups.setdefault(s["state"], []).append(s["customer"])
-    order = sorted(groups, key=lambda state: (state == "delivered", state))
+        groups.setdefault((s["week_state"], s["state"]), []).append(s["customer"])
+    order = sorted(groups, key=lambda key: (key[0] is WeekState.DELIVERED, key[1]))
     blocks = []
-    for state in order:
-        codes = groups[state]
-        label = f"{_state_icon(state)} {escape_markdown(state, 600)} ({len(codes)})"
+    for week_state, state in order:
+        codes = groups[(week_state, state)]
+        label = f"{_state_icon(week_state)} {escape_markdown(state, 600)} ({len(codes)})"
         blocks += _code_lines(label, [escape_markdown(c) for c in codes])
     return blocks
 
@@ -142,7 +150,7 @@ def rollup_cards(msp: Msp, week_of: dt.date | None, statuses: list[dict], *,
     """The roll-up as Adaptive Cards for the internal Teams channel, each at most ``limit`` bytes
     of JSON (Teams refuses bigger messages): every customer by state, the first risks and actions
     quoted and the others counted per customer, over as many posts as it takes ("part 2 of 3")."""
-    delivered = sum(s["state"] == "delivered" for s in statuses)
+    delivered = _delivered(statuses)
     title = f"Weekly reports: week of {week_of}"
     subtitle = f"{delivered} of {len(statuses)} delivered."
     # risks and actions quote source text (incident titles): escaped like every other rendering
@@ -171,3 +179,55 @@ def rollup_cards(msp: Msp, week_of: dt.date | None, statuses: list[dict], *,
     total = len(parts)
     return [_card(title if total == 1 else f"{title} (part {i} of {total})", subtitle, body)
             for i, body in enumerate(parts, 1)]
+
+
+# ---- the 09:00 list of who has not been approved ------------------------------------------------
+def _undecided_wording(state: WeekState) -> str:
+    """The list's words: "awaiting review", or "rendering" for a week with no report yet (the run
+    may still be at work on it), or the failure the state names."""
+    if state is WeekState.AWAITING_REVIEW:
+        return "awaiting review"
+    if state in (WeekState.RENDER_FAILED, WeekState.FAILED_BEFORE_RECONCILE):
+        return state.value
+    return {WeekState.NOT_RUN: "rendering (nothing stored yet)",
+            WeekState.EXTRACTING: "rendering (extracting)"}.get(state, "rendering")
+
+
+def unapproved(store: ReportStore, customers: list[Customer], week_of: dt.date,
+               variable: Callable[[str], str | None]) -> list[dict]:
+    """Customers nobody has decided on yet at the send time (:attr:`WeekState.undecided`).
+
+    A decision already in the Variable but not yet recorded by the sensor counts as decided;
+    a rejection is a decision too (the roll-up names it).
+    """
+    rows = []
+    for c in customers:
+        state = derive(read_week(store, c.code, week_of).records, run=Run.MAY_BE_RUNNING).state
+        if not state.undecided:
+            continue
+        if approval.pending_decision(store, c.code, week_of, variable(c.code)) is not None:
+            continue
+        rows.append({"customer": c.code, "name": c.name, "engineer": c.account_engineer.name,
+                     "state": _undecided_wording(state)})
+    return rows
+
+
+def missed_approvals_card(msp: Msp, week_of: dt.date, rows: list[dict], deadline: dt.datetime) -> dict:
+    """The Adaptive Card for ``#weekly-reports`` naming who has not been approved at the send time."""
+    local = deadline.astimezone(ZoneInfo(msp.timezone))
+    facts = [{"title": escape_markdown(r["customer"]),
+              "value": escape_markdown(f"{r['state']} ({r['name']}; engineer {r['engineer']})")}
+             for r in rows]
+    return {
+        "type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": "1.4",
+        "body": [
+            {"type": "TextBlock", "weight": "Bolder", "size": "Large",
+             "text": f"Not approved at {msp.deliver_not_before}: week of {week_of}"},
+            {"type": "TextBlock", "wrap": True,
+             "text": f"{len(rows)} customer report(s) are not approved, so nothing has been sent to them. "
+                     f"The wait ends at {local:%a %d %b %H:%M} ({msp.timezone}); after that the week "
+                     "is marked expired and nothing is sent."},
+            {"type": "FactSet", "facts": facts},
+        ],
+    }

@@ -2,13 +2,19 @@
 
 Layout under the store root (a local folder by default; any ObjectStoragePath URL works)::
 
-    <CUSTOMER>/<week_of>/sections/<domain>.json   one per extract, success or failure
-    <CUSTOMER>/<week_of>/snapshot.json            the reconciled week
+    <CUSTOMER>/<week_of>/sections/<domain>.<system>.json   one per extract, success or failure
+    <CUSTOMER>/<week_of>/snapshot.json | reconciled.json    the week, and compared with the last
     <CUSTOMER>/<week_of>/commentary.md            the account engineer's words (survive re-renders)
     <CUSTOMER>/<week_of>/report.md | report.pdf | render.json
     <CUSTOMER>/<week_of>/approvals/<n>.json       every decision, never overwritten
+    <CUSTOMER>/<week_of>/variable_seen.json | variable_problem.json   the sensor's view of the Variable
+    <CUSTOMER>/<week_of>/delivery_started.json    the version is fixed from here on
     <CUSTOMER>/<week_of>/ledger/<channel>.json    delivery receipts
+    <CUSTOMER>/<week_of>/teams_tab.json           the "Weekly report" tab's last update
     _rollup/<week_of>/rollup.md
+
+The names are spelled once, here (the constants below); :meth:`ReportStore.week` hands out a
+:class:`CustomerWeek` that reads and writes each file by what it is, not by its name.
 
 Every write goes to a temporary name and is then renamed, so a killed task leaves either the
 old file or the new one, never half of one.
@@ -44,6 +50,22 @@ LOCK_NAME = ".lock"
 LOCK_TIMEOUT = 600.0  # seconds; a publish holds the lock for well under one
 WITHDRAWN = ".withdrawn"  # suffix of a manifest set aside while its files are replaced
 _held = threading.local()  # the week locks this thread holds: {path: shared?}
+
+# ---- the layout of one customer-week (the only place these names are spelled)
+SECTIONS = "sections"
+SNAPSHOT = "snapshot.json"
+RECONCILED = "reconciled.json"
+COMMENTARY = "commentary.md"
+REPORT_PDF = "report.pdf"
+REPORT_MD = "report.md"
+RENDER = "render.json"  # the manifest of a published render (:meth:`ReportStore.publish`)
+APPROVALS = "approvals"
+VARIABLE_SEEN = "variable_seen.json"
+VARIABLE_PROBLEM = "variable_problem.json"
+DELIVERY_STARTED = "delivery_started.json"
+LEDGER = "ledger"
+TEAMS_TAB = "teams_tab.json"
+ROLLUP_OWNER = "_rollup"  # the pseudo-customer the run-level posts and files live under
 
 
 def _path(url: str) -> ObjectStoragePath:
@@ -247,9 +269,136 @@ class ReportStore:
     def records(self, customer: str, week_of: dt.date, folder: str) -> list[dict]:
         return [self.read_json(customer, week_of, f"{folder}/{n}") for n in self.list(customer, week_of, folder)]
 
+    def week(self, customer: str, week_of: dt.date) -> CustomerWeek:
+        """One customer-week's files, by what they are (see :class:`CustomerWeek`)."""
+        return CustomerWeek(self, customer, week_of)
+
     # ---- rollup (all customers)
     def write_rollup(self, week_of: dt.date, name: str, text: str) -> str:
-        return self.write_text("_rollup", week_of, name, text)
+        return self.write_text(ROLLUP_OWNER, week_of, name, text)
+
+
+class CustomerWeek:
+    """The files of one customer and week, each read and written by name here only.
+
+    Reads return None (or an empty list) when the file is not there; a file that cannot be read
+    raises :class:`StoreError`, as the raw methods do. Documents come back as stored (JSON
+    objects): :mod:`msp_reports.week_records` turns them into the typed records the week's state
+    is derived from.
+    """
+
+    def __init__(self, store: ReportStore, customer: str, week_of: dt.date) -> None:
+        self.store = store
+        self.customer = customer
+        self.week_of = week_of
+
+    def _json(self, name: str) -> Any | None:
+        return self.store.read_json(self.customer, self.week_of, name)
+
+    def _write_json(self, name: str, doc: Any) -> str:
+        return self.store.write_json(self.customer, self.week_of, name, doc)
+
+    def lock(self, *, shared: bool = False) -> contextlib.AbstractContextManager[None]:
+        """The week's lock (:meth:`ReportStore.week_lock`)."""
+        return self.store.week_lock(self.customer, self.week_of, shared=shared)
+
+    # ---- extract and reconcile
+    @staticmethod
+    def section_name(domain: str, system: str) -> str:
+        return f"{SECTIONS}/{domain}.{system}.json"
+
+    def section(self, domain: str, system: str) -> dict | None:
+        return self._json(self.section_name(domain, system))
+
+    def write_section(self, domain: str, system: str, doc: dict) -> str:
+        return self._write_json(self.section_name(domain, system), doc)
+
+    def section_names(self) -> list[str]:
+        """The extracts stored so far (success or failure), as file names."""
+        return self.store.list(self.customer, self.week_of, SECTIONS)
+
+    def snapshot_bytes(self) -> bytes | None:
+        """``snapshot.json`` as stored: the bytes its hash in ``render.json`` is taken over."""
+        return self.store.read_bytes(self.customer, self.week_of, SNAPSHOT)
+
+    def snapshot(self) -> dict | None:
+        return self._json(SNAPSHOT)
+
+    def write_snapshot(self, doc: dict) -> str:
+        return self._write_json(SNAPSHOT, doc)
+
+    def reconciled(self) -> dict | None:
+        return self._json(RECONCILED)
+
+    def write_reconciled(self, doc: dict) -> str:
+        return self._write_json(RECONCILED, doc)
+
+    # ---- render
+    def commentary(self) -> str | None:
+        return self.store.read_text(self.customer, self.week_of, COMMENTARY)
+
+    def report_pdf(self) -> bytes | None:
+        return self.store.read_bytes(self.customer, self.week_of, REPORT_PDF)
+
+    def report_markdown(self) -> str | None:
+        return self.store.read_text(self.customer, self.week_of, REPORT_MD)
+
+    def render_record(self) -> dict | None:
+        """``render.json``: the hashes of the published version, or None (nothing published, or a
+        publish under way or killed part-way: see :meth:`ReportStore.publish`)."""
+        return self._json(RENDER)
+
+    def publish_render(self, pdf: bytes, markdown: str, meta: dict, *, commentary: str | None = None,
+                       guard: Callable[[], None] | None = None) -> str:
+        """Publish a render (PDF, Markdown, new commentary if any) and its ``render.json`` as one version."""
+        files = {REPORT_PDF: pdf, REPORT_MD: markdown.encode("utf-8")}
+        if commentary is not None:
+            files[COMMENTARY] = commentary.encode("utf-8")
+        return self.store.publish(self.customer, self.week_of, files, RENDER, meta, guard=guard)
+
+    # ---- approval
+    def approval_records(self) -> list[dict]:
+        """Every decision, oldest first."""
+        return self.store.records(self.customer, self.week_of, APPROVALS)
+
+    def append_approval(self, doc: dict) -> str:
+        return self.store.append_record(self.customer, self.week_of, APPROVALS, doc)
+
+    def variable_seen(self) -> dict | None:
+        return self._json(VARIABLE_SEEN)
+
+    def write_variable_seen(self, doc: dict) -> str:
+        return self._write_json(VARIABLE_SEEN, doc)
+
+    def variable_problem(self) -> dict | None:
+        return self._json(VARIABLE_PROBLEM)
+
+    def write_variable_problem(self, doc: dict) -> str:
+        return self._write_json(VARIABLE_PROBLEM, doc)
+
+    # ---- delivery
+    def delivery_started(self) -> dict | None:
+        return self._json(DELIVERY_STARTED)
+
+    def write_delivery_started(self, doc: dict) -> str:
+        return self._write_json(DELIVERY_STARTED, doc)
+
+    def receipt(self, channel: str) -> dict | None:
+        return self._json(f"{LEDGER}/{channel}.json")
+
+    def write_receipt(self, channel: str, doc: dict) -> str:
+        return self._write_json(f"{LEDGER}/{channel}.json", doc)
+
+    def receipt_channels(self) -> list[str]:
+        """The channels with a receipt (any state), by name."""
+        return [n.removesuffix(".json") for n in self.store.list(self.customer, self.week_of, LEDGER)
+                if n.endswith(".json")]
+
+    def teams_tab(self) -> dict | None:
+        return self._json(TEAMS_TAB)
+
+    def write_teams_tab(self, doc: dict) -> str:
+        return self._write_json(TEAMS_TAB, doc)
 
 
 def sha256(data: bytes) -> str:

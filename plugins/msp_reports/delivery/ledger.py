@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 from msp_reports.exceptions import AlreadyDelivered, DeliveryStateUnknown, RecipientsRefused
 from msp_reports.store import ReportStore
 
 log = logging.getLogger(__name__)
+
+ChannelName = Literal["email", "teams", "archive"]
+CHANNELS: tuple[ChannelName, ...] = get_args(ChannelName)  # every customer's report goes out on these
 
 
 class Channel(Protocol):
@@ -109,16 +112,16 @@ class Ledger:
         self.store = store
         self.customer = customer
         self.week_of = week_of
+        self.week = store.week(customer, week_of)
 
     def receipt(self, channel: str) -> dict | None:
-        return self.store.read_json(self.customer, self.week_of, f"ledger/{channel}.json")
+        return self.week.receipt(channel)
 
     def receipts(self) -> dict[str, dict]:
-        names = self.store.list(self.customer, self.week_of, "ledger")
-        return {n.removesuffix(".json"): self.receipt(n.removesuffix(".json")) for n in names if n.endswith(".json")}
+        return {name: self.week.receipt(name) for name in self.week.receipt_channels()}
 
     def _write(self, channel: str, doc: dict) -> None:
-        self.store.write_json(self.customer, self.week_of, f"ledger/{channel}.json", doc)
+        self.week.write_receipt(channel, doc)
 
     def send_once(self, channel: Channel, pdf_sha256: str, *, resend: bool = False,
                   note: dict | None = None) -> dict:

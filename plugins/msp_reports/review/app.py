@@ -1,10 +1,12 @@
 """The review page: a FastAPI app mounted by Airflow's API server (see ``plugins/review_plugin.py``).
 
 Monday morning the account engineer opens "Weekly report review" in the Airflow UI: the week's
-customers with their state (rendering, awaiting review, approved, rejected, delivered, failed,
-expired) and flags; for one customer the PDF (served from the report store, previewed page by
-page), the commentary editor — saving re-renders the report with :func:`pipeline.render` and
-shows the new PDF — and approve, or reject with a reason. A decision is bound to the three
+customers with their state (the one :class:`msp_reports.state.WeekState`, worded by
+:mod:`.status`: rendering, awaiting review, approved, delivering, delivered, failed, delivery
+unconfirmed, rejected, expired...) and flags; for one customer the PDF (served from the report store, previewed page by
+page), the commentary editor — saving re-renders the report with the renderer the app was
+given (:data:`Rerender`: ``plugins/review_plugin.py`` hands it :func:`msp_reports.pipeline.render`;
+this package never imports the pipeline) and shows the new PDF — and approve, or reject with a reason. A decision is bound to the three
 hashes the page showed; if the report changed meanwhile it is refused with 409
 (:mod:`msp_reports.approval`). Every route needs an Airflow user (:mod:`.auth`).
 
@@ -24,6 +26,7 @@ import subprocess
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlencode
@@ -37,6 +40,7 @@ from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from msp_reports import approval
 from msp_reports.exceptions import RegistryError, ReportError
 from msp_reports.review import auth
+from msp_reports.state import WeekState
 from msp_reports.store import sha256
 
 HERE = Path(__file__).parent
@@ -63,6 +67,15 @@ MESSAGES = {
     "rejected": "Rejected by {by} (PDF {pdf}).",
 }
 _DECIDED = {"approved": "approve", "rejected": "reject"}
+# a report is there and nothing has been sent: the commentary may change (a re-render) and a
+# decision may be made (besides: no delivery has started, ``delivery_started``)
+EDITABLE = frozenset({WeekState.AWAITING_REVIEW, WeekState.APPROVED, WeekState.REJECTED})
+DECIDABLE = EDITABLE
+
+Rerender = Callable[..., dict]
+"""Re-render a week with new commentary and publish it: ``rerender(settings, item, *, commentary,
+guard)`` with ``item = {"customer": ..., "week_of": ...}``; ``guard`` runs under the week's lock
+just before publishing and may refuse by raising (:func:`msp_reports.pipeline.render`)."""
 
 
 def _banner(key: str | None, detail: dict | None) -> str | None:
@@ -196,8 +209,15 @@ def _page_count(pdf: bytes) -> int:
     return len(PdfReader(io.BytesIO(pdf)).pages)
 
 
-def create_app() -> FastAPI:
+def use_renderer(app: FastAPI, rerender: Rerender) -> None:
+    """Give the app what "Save and re-render" calls (whoever mounts the app: see :data:`Rerender`)."""
+    app.state.rerender = rerender
+
+
+def create_app(rerender: Rerender | None = None) -> FastAPI:
+    """The review app; without ``rerender`` (:func:`use_renderer` gives it later) saving answers 503."""
     app = FastAPI(title="Weekly report review", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.rerender = rerender
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     previews = _PagePreviews()
 
@@ -251,18 +271,17 @@ def create_app() -> FastAPI:
             with store.week_lock(selected["code"], week_of, shared=True):  # render.json and its PDF, together
                 selected = {**selected, **review_state(store, selected["code"], week_of)}
                 # a PDF without its render.json (a render killed mid-publish) is no version to show
-                pdf = store.read_bytes(selected["code"], week_of, "report.pdf") if selected["render"] else None
-                commentary = store.read_text(selected["code"], week_of, "commentary.md") or ""
+                files = store.week(selected["code"], week_of)
+                pdf = files.report_pdf() if selected["render"] else None
+                commentary = files.commentary() or ""
             detail = {
                 **selected,
                 "commentary": commentary,
                 "commentary_sha256": sha256(commentary.encode()),
                 "pages": _page_count(pdf) if pdf else 0,
                 "previews": previews.available(),
-                "can_edit": selected["state"] not in ("delivered", "expired", "rendering")
-                and not selected["delivery_started"],
-                "can_decide": selected["state"] in ("awaiting review", "approved", "rejected")
-                and not selected["delivery_started"],
+                "can_edit": selected["week_state"] in EDITABLE and not selected["delivery_started"],
+                "can_decide": selected["week_state"] in DECIDABLE and not selected["delivery_started"],
             }
         session, new = auth.session_value(request)
         response = templates.TemplateResponse(request, "review.html", {
@@ -280,7 +299,7 @@ def create_app() -> FastAPI:
         settings = _settings()
         customer = _customer(_registry(settings), code)
         week = _week(week_of, "UTC")
-        data = _store(settings).read_bytes(customer.code, week, "report.pdf")
+        data = _store(settings).week(customer.code, week).report_pdf()
         if data is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"{code} {week}: no report rendered yet")
         return Response(data, media_type="application/pdf", headers={
@@ -292,7 +311,7 @@ def create_app() -> FastAPI:
         settings = _settings()
         customer = _customer(_registry(settings), code)
         week = _week(week_of, "UTC")
-        data = _store(settings).read_bytes(customer.code, week, "report.pdf")
+        data = _store(settings).week(customer.code, week).report_pdf()
         if data is None or not 1 <= number <= _page_count(data):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"{code} {week}: no page {number}")
         return Response(previews.page(data, number), media_type="image/png")
@@ -304,14 +323,15 @@ def create_app() -> FastAPI:
                                 f"{code} {week}: delivery has started{f' ({sent})' if sent else ''}; the approved "
                                 "version can no longer change (use the resend command for a corrected report)")
 
-    def _editable(store, code: str, week: dt.date, shown_commentary_sha256: str) -> tuple[str, str]:
+    def _editable(store, code: str, week: dt.date, shown_commentary_sha256: str) -> tuple[WeekState, str]:
         """The state and the stored commentary, if the commentary may change now (else 409)."""
         current_state = review_state(store, code, week)
-        state = current_state["state"]
-        if state in ("delivered", "expired", "rendering"):
-            raise HTTPException(status.HTTP_409_CONFLICT, f"{code} {week} is {state}; the commentary can no longer change")
-        _refuse_once_delivery_started(current_state, code, week)
-        current = store.read_text(code, week, "commentary.md") or ""
+        state = current_state["week_state"]
+        _refuse_once_delivery_started(current_state, code, week)  # the reason that says what to do instead
+        if state not in EDITABLE:
+            raise HTTPException(status.HTTP_409_CONFLICT,
+                                f"{code} {week} is {current_state['state']}; the commentary cannot change now")
+        current = store.week(code, week).commentary() or ""
         if shown_commentary_sha256 != sha256(current.encode()):
             raise HTTPException(status.HTTP_409_CONFLICT,
                                 f"{code} {week}: someone else changed the commentary since you opened it; reload")
@@ -322,9 +342,13 @@ def create_app() -> FastAPI:
                         user: Annotated[BaseUser, Depends(auth.checked_editor)],
                         commentary: Annotated[str, Form()] = "",
                         shown_commentary_sha256: Annotated[str, Form()] = ""):
-        from msp_reports import pipeline
         from msp_reports.escaping import COMMENTARY_LIMIT
 
+        rerender: Rerender | None = app.state.rerender
+        if rerender is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                                "this review page was started without the report renderer, so it cannot re-render; "
+                                "serve it through the Airflow plugin (plugins/review_plugin.py)")
         settings = _settings()
         customer = _customer(_registry(settings), code)
         week = _week(week_of, "UTC")
@@ -336,16 +360,17 @@ def create_app() -> FastAPI:
         if text == current.strip():
             return _back(request, week, customer.code, "unchanged")
         try:  # rendered outside the lock; published under it only if nothing started meanwhile
-            pipeline.render(settings, {"customer": customer.code, "week_of": week.isoformat()},
-                            commentary=text + "\n" if text else "",
-                            guard=lambda: _editable(store, customer.code, week, shown_commentary_sha256))
+            rerender(settings, {"customer": customer.code, "week_of": week.isoformat()},
+                     commentary=text + "\n" if text else "",
+                     guard=lambda: _editable(store, customer.code, week, shown_commentary_sha256))
         except HTTPException:
             raise
         except Exception as exc:  # nothing was published: the stored commentary is still the one the PDF holds
             raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR,
                                 f"{code} {week}: the report could not be re-rendered ({type(exc).__name__}: "
                                 f"{str(exc)[:300]}); the commentary was not changed") from None
-        return _back(request, week, customer.code, "saved-voided" if state in ("approved", "rejected") else "saved")
+        voided = state in (WeekState.APPROVED, WeekState.REJECTED)
+        return _back(request, week, customer.code, "saved-voided" if voided else "saved")
 
     @app.post("/decision/{code}/{week_of}", name="decide")
     def decide(request: Request, code: str, week_of: str,

@@ -1,104 +1,61 @@
-"""Where each customer's report stands for the review page and the 09:00 missed-approvals list.
+"""The review page's wording of where each customer's week stands.
 
-Read from the store alone: ``render.json`` (what is there to review), the approval records
-(:mod:`msp_reports.approval`; a decision voided by a later change no longer counts) and the
-delivery ledger.
+The state is derived once (:func:`msp_reports.state.derive`, from the records
+:func:`msp_reports.week_records.read_week` reads); this module only words it for the page and
+adds what the page shows beside it: the version on show, the decision history, the receipts,
+the approval Variable. The page cannot know whether the run is still going, so a week without a
+published report reads "rendering" here (the roll-up, after the run, says "render failed").
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from msp_reports import approval
-from msp_reports.delivery.ledger import Ledger
-from msp_reports.registry import Customer, Msp
+from msp_reports.delivery.ledger import CHANNELS
+from msp_reports.state import Run, WeekState, derive
 from msp_reports.store import ReportStore
+from msp_reports.week_records import read_week
 
-ReviewState = Literal["not run", "rendering", "awaiting review", "approved", "rejected", "delivered", "failed",
-                      "expired"]
-CHANNELS = ("email", "teams", "archive")
+ReviewState = Literal["not run", "extracting", "rendering", "failed before reconcile", "render failed", "awaiting review", "approved",
+                      "delivering", "delivered", "delivery unconfirmed", "failed", "rejected", "expired"]
+WORDS: dict[WeekState, ReviewState] = {
+    WeekState.NOT_RUN: "not run",
+    WeekState.EXTRACTING: "extracting",
+    WeekState.FAILED_BEFORE_RECONCILE: "failed before reconcile",
+    WeekState.RENDERING: "rendering",
+    WeekState.RENDER_FAILED: "render failed",
+    WeekState.AWAITING_REVIEW: "awaiting review",
+    WeekState.APPROVED: "approved",
+    WeekState.DELIVERING: "delivering",
+    WeekState.DELIVERED: "delivered",
+    WeekState.DELIVERY_UNCONFIRMED: "delivery unconfirmed",
+    WeekState.DELIVERY_FAILED: "failed",
+    WeekState.REJECTED: "rejected",
+    WeekState.EXPIRED: "expired",
+}
 
 
-def review_state(store: ReportStore, code: str, week_of: dt.date) -> dict:
-    """One customer's week: state, the version on show, the decision in force, flags, receipts."""
-    render = store.read_json(code, week_of, "render.json")
-    reconciled = store.read_json(code, week_of, "reconciled.json")
-    decision = approval.in_force(store, code, week_of)
-    receipts = Ledger(store, code, week_of).receipts()
-    state: ReviewState
-    if render is None:  # in progress once the run has written anything for this customer and week
-        state = "rendering" if store.list(code, week_of, "sections") or reconciled else "not run"
-    elif decision is None:
-        state = "awaiting review"
-    elif decision["decision"] == "expired":
-        state = "expired"
-    elif decision["decision"] == "reject":
-        state = "rejected"
-    elif any(receipts.get(ch, {}).get("state") in ("failed", "attempted") for ch in CHANNELS):
-        state = "failed"
-    elif all(receipts.get(ch, {}).get("state") == "sent" for ch in CHANNELS):
-        state = "delivered"
-    else:
-        state = "approved"
-    flags = reconciled["flags"] if reconciled else []
-    unavailable = [d for d, part in (reconciled or {}).get("snapshot", {}).items()
-                   if isinstance(part, dict) and "status" in part and not part["status"]["ok"]]
+def review_state(store: ReportStore, code: str, week_of: dt.date, *, now: dt.datetime | None = None) -> dict:
+    """One customer's week for the page: state (:data:`WORDS`; ``week_state`` is the
+    :class:`WeekState` the page's rules go by), the version on show, the decision in force,
+    flags, receipts."""
+    records, docs = read_week(store, code, week_of)
+    status = derive(records, run=Run.MAY_BE_RUNNING, now=now or dt.datetime.now(dt.timezone.utc))
+    render = docs["render"]
+    reconciled = docs["reconciled"]
     return {
-        "customer": code, "week_of": week_of.isoformat(), "state": state, "render": render,
-        "version": approval.reviewed_version(render) if render else None,
-        "decision": decision, "voided": approval.voided(store, code, week_of),
-        "history": store.records(code, week_of, "approvals"),
-        "flags": flags, "unavailable": unavailable,
-        "deliveries": {ch: receipts.get(ch, {}).get("state", "-") for ch in CHANNELS},
+        "customer": code, "week_of": week_of.isoformat(), "state": WORDS[status.state], "week_state": status.state,
+        "render": render, "version": approval.reviewed_version(render) if render else None,
+        "decision": docs["decision"], "voided": docs["voided"],
+        "history": store.week(code, week_of).approval_records(),
+        "flags": reconciled["flags"] if reconciled else [], "unavailable": [u.domain for u in status.unavailable],
+        "deliveries": {ch: docs["receipts"].get(ch, {}).get("state", "-") for ch in CHANNELS},
         # once any channel has been tried, what the customer gets is fixed: no edit, no new decision
         # (else one channel would carry one version and the next another)
-        "delivery_started": approval.delivery_started(store, code, week_of),
+        "delivery_started": records.delivery_started,
         # a value in the approval Variable that the sensor refused (and is waiting past)
         "variable_problem": approval.variable_problem(store, code, week_of),
         "variable": approval.variable_key(code, week_of),
-    }
-
-
-def unapproved(store: ReportStore, customers: list[Customer], week_of: dt.date,
-               variable: Callable[[str], str | None]) -> list[dict]:
-    """Customers nobody has decided on yet at the send time (still rendering or awaiting review).
-
-    A decision already in the Variable but not yet recorded by the sensor counts as decided;
-    a rejection is a decision too (the roll-up names it).
-    """
-    rows = []
-    for c in customers:
-        st = review_state(store, c.code, week_of)
-        if st["state"] not in ("not run", "rendering", "awaiting review"):
-            continue
-        if approval.pending_decision(store, c.code, week_of, variable(c.code)) is not None:
-            continue
-        rows.append({"customer": c.code, "name": c.name, "engineer": c.account_engineer.name,
-                     "state": "awaiting review" if st["state"] == "awaiting review" else "rendering"})
-    return rows
-
-
-def missed_approvals_card(msp: Msp, week_of: dt.date, rows: list[dict], deadline: dt.datetime) -> dict:
-    """The Adaptive Card for ``#weekly-reports`` naming who has not been approved at the send time."""
-    from msp_reports.escaping import escape_markdown
-
-    local = deadline.astimezone(ZoneInfo(msp.timezone))
-    facts = [{"title": escape_markdown(r["customer"]),
-              "value": escape_markdown(f"{r['state']} ({r['name']}; engineer {r['engineer']})")}
-             for r in rows]
-    return {
-        "type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": "1.4",
-        "body": [
-            {"type": "TextBlock", "weight": "Bolder", "size": "Large",
-             "text": f"Not approved at {msp.deliver_not_before}: week of {week_of}"},
-            {"type": "TextBlock", "wrap": True,
-             "text": f"{len(rows)} customer report(s) are not approved, so nothing has been sent to them. "
-                     f"The wait ends at {local:%a %d %b %H:%M} ({msp.timezone}); after that the week "
-                     "is marked expired and nothing is sent."},
-            {"type": "FactSet", "facts": facts},
-        ],
     }
