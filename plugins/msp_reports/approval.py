@@ -64,8 +64,6 @@ HASHES = ("snapshot_sha256", "commentary_sha256", "pdf_sha256", "subject_sha256"
 #: the commentary is not sent by itself: it is bound as the words the PDF was rendered with
 ARTEFACTS = {"pdf_sha256": "report.pdf", "snapshot_sha256": "snapshot.json", "subject_sha256": SUBJECT,
              "cover_note_sha256": COVER_NOTE, "teams_card_sha256": TEAMS_CARD}
-#: hashes a week rendered before the messages were rendered once (and stored) does not have
-MESSAGE_HASHES = ("subject_sha256", "cover_note_sha256", "teams_card_sha256")
 PIN_MIN = 8  # hex characters of the PDF hash that name one report
 VARIABLE_BY = "unknown (Airflow Variable)"
 DELIVERY_STARTED = "delivery_started.json"
@@ -354,21 +352,22 @@ def approved_version(store: ReportStore, customer: str, week_of: dt.date) -> tup
     bytes checked against the hash the approval holds, all read under the week's lock.
 
     A week rendered before the messages were stored (its render.json, so its approval, has no
-    subject, cover note or card hash) is refused with :class:`RenderedBeforeMessages`, telling to
-    re-render: delivering it would mean building the cover note and the card now, words nobody
-    approved by hash. Refused before any channel starts, so the re-render is still allowed.
+    subject, cover note or card hash; or no snapshot hash) is refused with
+    :class:`RenderedBeforeMessages`, telling to re-render: delivering it would mean building the
+    cover note and the card now, words nobody approved by hash. It is refused before any channel
+    starts, so the re-render is still allowed.
     """
     with store.week_lock(customer, week_of, shared=True):
         pdf, record = approved_pdf(store, customer, week_of)
-        missing = [h for h in MESSAGE_HASHES if not record.get(h)]
-        if missing:
+        unhashed = [name for key, name in ARTEFACTS.items() if not record.get(key)]
+        if unhashed:
             raise RenderedBeforeMessages(
-                f"{customer} {week_of}: the report was rendered before its messages were stored and hashed "
-                f"(no {', '.join(ARTEFACTS[h] for h in missing)} in the approved version), so delivering it "
-                "would send words nobody approved; re-render to deliver (then review and approve it again)")
-        files = {"report.pdf": pdf}
+                f"{customer} {week_of}: the report was rendered before everything it sends was stored and "
+                f"hashed (no hash of {', '.join(unhashed)} in the approved version), so delivering it would "
+                "send content nobody approved; re-render to deliver (then review and approve it again)")
+        files: dict[str, bytes] = {}
         for key, name in ARTEFACTS.items():
-            data = files.get(name) or store.read_bytes(customer, week_of, name)
+            data = pdf if name == "report.pdf" else store.read_bytes(customer, week_of, name)
             if data is None:
                 raise ApprovalError(f"{customer} {week_of}: {name} of the approved version is missing from the "
                                     "store; nothing is sent without it (re-render, then review it again)")

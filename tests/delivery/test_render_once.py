@@ -221,3 +221,19 @@ def test_deliver_leaves_the_tab_to_the_step_after_the_channels(sim, make_case):
     assert store.read_json("ACME", WEEK_OF, "teams_tab.json") is None  # deliver() no longer touches the tab
     # a local archive has no web address for a tab to open: nothing done, nothing waited for
     assert pipeline.pin_tab(case.settings, case.item) == {"customer": "ACME", "pinned": False, "tab": None}
+
+
+def test_a_version_with_any_artefact_unhashed_is_refused_naming_the_files(tmp_path):
+    """The oldest render.json held only the PDF's hash: nothing else it would send is bound."""
+    from msp_reports import approval
+    from msp_reports.store import ReportStore, sha256
+
+    store = ReportStore(str(tmp_path / "store"))
+    store.write_bytes("ACME", WEEK_OF, "report.pdf", b"%PDF old")
+    store.write_bytes("ACME", WEEK_OF, "snapshot.json", b"{}")
+    store.write_json("ACME", WEEK_OF, "render.json", {"pdf_sha256": sha256(b"%PDF old")})
+    approval.record_decision(store, "ACME", WEEK_OF, "approve", by="test", via="test", now=APPROVED_AT)
+    with pytest.raises(approval.RenderedBeforeMessages,
+                       match="no hash of snapshot.json, subject.txt, cover_note.html, teams_card.json.*re-render to deliver"):
+        approval.start_delivery(store, "ACME", WEEK_OF, now=APPROVED_AT)
+    assert not approval.delivery_started(store, "ACME", WEEK_OF)
