@@ -9,7 +9,8 @@ five extracts (uptime, tickets, backups, security, sites) → `reconcile` with l
 `render` the PDF → `wait_for_approval` (the account engineer sets the Airflow Variable
 `weekly_report_approval__<CUSTOMER>__<week_of>` to `approve` or `reject <reason>`, or uses
 the "Weekly report review" page; delivery
-also waits for 09:00) → `deliver_email`, `post_to_teams`, `archive`, each exactly once.
+also waits for 09:00) → `deliver_email`, `post_to_teams`, `archive`, each exactly once →
+`pin_weekly_tab` (the Teams "Weekly report" tab opens the archived PDF, once teams and archive are sent).
 After all customers: the internal roll-up to `#weekly-reports`. At 09:00 `post_missed_approvals`
 names there the customers nobody has decided on; after `msp.approval_cutoff` (registry, default
 48 h) a customer's wait ends as expired: the sensor fails saying so and nothing is sent.
@@ -175,6 +176,22 @@ def deliver(code: str, channel: str) -> dict:
         raise AirflowFailException(str(exc)) from exc
 
 
+# After the three channels, whatever became of them (all_done); it pins only when the ledger has
+# teams and archive sent, and skips saying which is not (pipeline.pin_tab).
+@task(map_index_template=CUSTOMER_LABEL, multiple_outputs=False, trigger_rule="all_done",
+      execution_timeout=dt.timedelta(minutes=5))
+def pin_weekly_tab(code: str) -> dict:
+    item = _item(code)
+    from airflow.sdk.exceptions import AirflowSkipException
+    from msp_reports import pipeline
+
+    result = pipeline.pin_tab(_settings(item), item)
+    if result.get("waiting_for"):
+        raise AirflowSkipException(f"{code}: {', '.join(result['waiting_for'])} not sent; the Weekly report tab "
+                                   "is left as it was")
+    return result
+
+
 @task(trigger_rule="all_done", multiple_outputs=False)
 def rollup(items: list[dict[str, str]]) -> dict:
     from airflow.sdk.exceptions import AirflowFailException
@@ -194,11 +211,13 @@ def customer_report(code: str) -> None:
     extracts >> snapshot
     approved = wait_for_approval(code)
     snapshot >> render(code) >> approved
-    approved >> [
+    channels = [
         deliver.override(task_id="deliver_email")(code, "email"),
         deliver.override(task_id="post_to_teams")(code, "teams"),
         deliver.override(task_id="archive")(code, "archive"),
     ]
+    approved >> channels
+    channels >> pin_weekly_tab(code)
 
 
 @dag(

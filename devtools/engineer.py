@@ -3,7 +3,7 @@
 An approval must postdate the report it approves (:mod:`msp_reports.approval`), so an unattended
 run cannot set ``approve`` in the Variables beforehand. Instead, while the DAG runs, this thread
 watches the store and records an approval for each report as soon as it is published, bound to
-its three hashes, exactly as the review page records one (``via: review-page`` is what the page
+every hash of its version, exactly as the review page records one (``via: review-page`` is what the page
 writes; here ``via`` says it was the demo). The sensor then finds it in force.
 """
 

@@ -139,6 +139,8 @@ def test_emails_go_to_cto_and_account_owner_with_the_approved_pdf(demo, first_ru
         assert c.name.split()[0] in m["html"] and c.cto.name in m["html"]
         approved = json.loads((home / f"store/{c.code}/{WEEK_OF}/approvals/0001.json").read_text())
         assert sha256(m["pdf"]) == approved["pdf_sha256"]
+        cover = (home / f"store/{c.code}/{WEEK_OF}/cover_note.html").read_bytes()
+        assert m["html"].strip() == cover.decode().strip() and sha256(cover) == approved["cover_note_sha256"]
 
 
 def test_teams_posts_archive_and_rollup(demo, first_run):
@@ -148,6 +150,8 @@ def test_teams_posts_archive_and_rollup(demo, first_run):
         got = _received(demo, c)
         assert len(got.posts) == 1, (c.code, c.delivery.teams.via)
         card_text = json.dumps(got.posts[0]["card"])
+        stored_card = (home / f"store/{c.code}/{WEEK_OF}/teams_card.json").read_bytes()
+        assert got.posts[0]["card"] == json.loads(stored_card), c.code  # the approved card, as rendered
         assert c.name in card_text
         others = [o for o in registry.customers if o.code != c.code]
         assert not any(o.name in card_text for o in others)

@@ -46,7 +46,8 @@ def test_shape_mapped_group_sensor_and_schedule():
     assert type(group).__name__ == "MappedTaskGroup"
     inside = {t.task_id.split(".", 1)[1] for t in group}
     assert inside == {"extract_uptime", "extract_tickets", "extract_backups", "extract_security", "extract_sites",
-                      "reconcile", "render", "wait_for_approval", "deliver_email", "post_to_teams", "archive"}
+                      "reconcile", "render", "wait_for_approval", "deliver_email", "post_to_teams", "archive",
+                      "pin_weekly_tab"}
     for task in group:
         assert task.map_index_template, f"{task.task_id} is not labelled by customer in the grid"
     sensor = dag.task_dict["customer_report.wait_for_approval"]
@@ -63,5 +64,39 @@ def test_shape_mapped_group_sensor_and_schedule():
     assert upstream("customer_report.wait_for_approval") == {"customer_report.render"}
     for channel in ("deliver_email", "post_to_teams", "archive"):
         assert upstream(f"customer_report.{channel}") == {"customer_report.wait_for_approval"}
+    # the tab is one step after the channels (no race between teams and archive), whatever became of them
+    assert upstream("customer_report.pin_weekly_tab") == {"customer_report.deliver_email",
+                                                          "customer_report.post_to_teams", "customer_report.archive"}
+    assert dag.task_dict["customer_report.pin_weekly_tab"].trigger_rule == "all_done"
     assert dag.catchup is False
     assert dag.timetable.expression == "0 6 * * 1" and str(dag.timetable.timezone) == "Europe/London"
+
+
+def _dag_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("weekly_executive_report_under_test",
+                                                  ROOT / "dags" / "weekly_executive_report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_tab_step_skips_until_teams_and_archive_are_sent_and_pins_after(monkeypatch):
+    """The task body is wiring only: pipeline.pin_tab decides; waiting on a channel is a skip."""
+    import pytest
+    from airflow.sdk.exceptions import AirflowSkipException
+    from msp_reports import pipeline
+
+    module = _dag_module()
+    item = {"customer": "ACME", "week_of": "2026-11-16", "settings": {"registry_path": "r", "store_root": "s",
+                                                                      "archive_root": "a"}}
+    monkeypatch.setattr(module, "_item", lambda code: item)
+    answers = iter([{"customer": "ACME", "pinned": False, "waiting_for": ["archive"]},
+                    {"customer": "ACME", "pinned": True, "tab": {"action": "updated"}}])
+    calls = []
+    monkeypatch.setattr(pipeline, "pin_tab", lambda settings, it: calls.append((settings, it)) or next(answers))
+    with pytest.raises(AirflowSkipException, match="ACME: archive not sent"):
+        module.pin_weekly_tab.function("ACME")
+    assert module.pin_weekly_tab.function("ACME")["pinned"] is True
+    assert [it for _, it in calls] == [item, item] and calls[0][0].store_root == "s"

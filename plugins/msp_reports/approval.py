@@ -2,10 +2,12 @@
 
 A decision is an append-only record in the store (``approvals/NNNN.json``): the decision
 (``approve``, ``reject`` or ``expired``), who, when, why, how it arrived (``review-page``,
-``airflow-variable``, ``wait_for_approval``) and the three hashes of what was reviewed, copied
-from ``render.json``: the snapshot (the data), the commentary and the PDF. A decision stands
-only while all three still match the current render; re-extracted data, new commentary or a new
-PDF void it and the customer is back to *awaiting review*, with the old record kept as history.
+``airflow-variable``, ``wait_for_approval``) and the hashes of what was reviewed, copied from
+``render.json`` (:data:`HASHES`): the snapshot (the data), the commentary, the PDF, and the
+words the channels send with it (the subject line, the email's cover note, the Teams card; see
+:mod:`msp_reports.messages`). A decision stands only while every one still matches the current
+render; re-extracted data, new commentary, a new PDF or a changed message void it and the
+customer is back to *awaiting review*, with the old record kept as history.
 
 Two ways to decide, one record:
 
@@ -35,9 +37,10 @@ a note saying why; the sensor keeps waiting, so a corrected Variable or a page d
 
 Nobody deciding is not a decision: when the cut-off passes (``msp.approval_cutoff`` after the
 send time) the sensor records ``expired`` and fails with "not approved by ...; nothing sent".
-An expired week stays expired. Delivery sends only a PDF whose hash is the one approved, and
-starting it is recorded (``delivery_started.json``) under the week's lock, so the version cannot
-change once any channel has been tried.
+An expired week stays expired. Delivery sends only stored bytes whose hashes are the ones
+approved (:func:`approved_version`: the PDF, the snapshot, the subject, the cover note, the
+card), and starting it is recorded (``delivery_started.json``) under the week's lock, so the
+version cannot change once any channel has been tried.
 """
 
 from __future__ import annotations
@@ -55,7 +58,12 @@ from msp_reports.store import ReportStore, sha256
 log = logging.getLogger(__name__)
 
 VARIABLE_PREFIX = "weekly_report_approval"
-HASHES = ("snapshot_sha256", "commentary_sha256", "pdf_sha256")
+HASHES = ("snapshot_sha256", "commentary_sha256", "pdf_sha256", "subject_sha256", "cover_note_sha256",
+          "teams_card_sha256")
+#: the stored files delivery sends, by the hash (in render.json and the approval) that names them;
+#: the commentary is not sent by itself: it is bound as the words the PDF was rendered with
+ARTEFACTS = {"pdf_sha256": layout.REPORT_PDF, "snapshot_sha256": layout.SNAPSHOT, "subject_sha256": layout.SUBJECT,
+             "cover_note_sha256": layout.COVER_NOTE, "teams_card_sha256": layout.TEAMS_CARD}
 PIN_MIN = 8  # hex characters of the PDF hash that name one report
 VARIABLE_BY = "unknown (Airflow Variable)"
 DELIVERY_STARTED = layout.DELIVERY_STARTED
@@ -74,6 +82,10 @@ class ApprovalClosed(ApprovalError):
 
 class VariableRefused(ApprovalError):
     """The Variable holds something that is not a decision on the current report."""
+
+
+class RenderedBeforeMessages(ApprovalError):
+    """A week rendered before the subject, cover note and Teams card were stored and hashed."""
 
 
 def variable_key(customer: str, week_of: dt.date) -> str:
@@ -140,7 +152,7 @@ def current_render(store: ReportStore, customer: str, week_of: dt.date) -> dict:
 
 
 def reviewed_version(render: dict) -> dict[str, str | None]:
-    """The three hashes a decision is bound to."""
+    """The hashes a decision is bound to (:data:`HASHES`; None where an older render has none)."""
     return {h: render.get(h) for h in HASHES}
 
 
@@ -190,7 +202,8 @@ def record_decision(store: ReportStore, customer: str, week_of: dt.date, decisio
     render = current_render(store, customer, week_of)
     current = reviewed_version(render)
     if reviewed is not None:
-        changed = [h.removesuffix("_sha256") for h in HASHES if reviewed.get(h) != current[h]]
+        # a hash an older render does not have is shown (and posted back) as empty
+        changed = [h.removesuffix("_sha256") for h in HASHES if (reviewed.get(h) or None) != current[h]]
         if changed:
             raise StaleReview(
                 f"{customer} {week_of}: the report changed since it was shown ({', '.join(changed)}); "
@@ -310,34 +323,73 @@ def pending_decision(store: ReportStore, customer: str, week_of: dt.date, raw: s
 
 
 def approved_pdf(store: ReportStore, customer: str, week_of: dt.date) -> tuple[bytes, dict]:
-    """The PDF to deliver and its approval, or :class:`ApprovalError` if they do not match.
+    """The approved PDF and its approval, or :class:`ApprovalError` if they do not match (delivery
+    reads every artefact instead: :func:`approved_version`).
 
     Read under the week's lock, so never a PDF of one render beside the ``render.json`` of another."""
     with store.week_lock(customer, week_of, shared=True):
         record = latest_record(store, customer, week_of)
         if record is None or record["decision"] != "approve":
             raise ApprovalError(f"{customer} {week_of}: the report is not approved")
-        pdf = store.read_bytes(customer, week_of, "report.pdf")
+        pdf = store.read_bytes(customer, week_of, layout.REPORT_PDF)
         if pdf is None:
             raise ApprovalError(f"{customer} {week_of}: the approved report is missing from the store")
-        if sha256(pdf) != record["pdf_sha256"] or in_force(store, customer, week_of) is None:
+        if sha256(pdf) != record["pdf_sha256"]:
             raise ApprovalError(
-                f"{customer} {week_of}: the report changed after approval "
+                f"{customer} {week_of}: report.pdf changed after approval "
                 f"(approved {record['pdf_sha256'][:12]}, now {sha256(pdf)[:12]}); it must be reviewed again"
             )
+        if in_force(store, customer, week_of) is None:
+            render = store.read_json(customer, week_of, layout.RENDER) or {}
+            changed = [h.removesuffix("_sha256") for h in HASHES if record.get(h) != render.get(h)]
+            raise ApprovalError(f"{customer} {week_of}: the report changed after approval (a new render: "
+                                f"{', '.join(changed) or 'render.json missing'}); it must be reviewed again")
     return pdf, record
 
 
-def start_delivery(store: ReportStore, customer: str, week_of: dt.date, *, now: dt.datetime) -> tuple[bytes, dict]:
-    """The approved PDF, with the start of its delivery recorded under the week's lock: from then
-    on the version is fixed (a re-render or a new decision on the review page is refused), so
-    every channel carries the same report."""
-    with store.week_lock(customer, week_of):
+def approved_version(store: ReportStore, customer: str, week_of: dt.date) -> tuple[dict[str, bytes], dict]:
+    """Every artefact delivery sends (:data:`ARTEFACTS`), by file name, and its approval; each file's
+    bytes checked against the hash the approval holds, all read under the week's lock.
+
+    A week rendered before the messages were stored (its render.json, so its approval, has no
+    subject, cover note or card hash; or no snapshot hash) is refused with
+    :class:`RenderedBeforeMessages`, telling to re-render: delivering it would mean building the
+    cover note and the card now, words nobody approved by hash. It is refused before any channel
+    starts, so the re-render is still allowed.
+    """
+    with store.week_lock(customer, week_of, shared=True):
         pdf, record = approved_pdf(store, customer, week_of)
+        unhashed = [name for key, name in ARTEFACTS.items() if not record.get(key)]
+        if unhashed:
+            raise RenderedBeforeMessages(
+                f"{customer} {week_of}: the report was rendered before everything it sends was stored and "
+                f"hashed (no hash of {', '.join(unhashed)} in the approved version), so delivering it would "
+                "send content nobody approved; re-render to deliver (then review and approve it again)")
+        files: dict[str, bytes] = {}
+        for key, name in ARTEFACTS.items():
+            data = pdf if name == layout.REPORT_PDF else store.read_bytes(customer, week_of, name)
+            if data is None:
+                raise ApprovalError(f"{customer} {week_of}: {name} of the approved version is missing from the "
+                                    "store; nothing is sent without it (re-render, then review it again)")
+            if sha256(data) != record[key]:
+                raise ApprovalError(
+                    f"{customer} {week_of}: {name} changed after approval (approved {record[key][:12]}, "
+                    f"now {sha256(data)[:12]}); nothing is sent until the report is reviewed again")
+            files[name] = data
+    return files, record
+
+
+def start_delivery(store: ReportStore, customer: str, week_of: dt.date, *,
+                   now: dt.datetime) -> tuple[dict[str, bytes], dict]:
+    """The approved artefacts (:func:`approved_version`), with the start of their delivery recorded
+    under the week's lock: from then on the version is fixed (a re-render or a new decision on the
+    review page is refused), so every channel carries the same report."""
+    with store.week_lock(customer, week_of):
+        files, record = approved_version(store, customer, week_of)
         if store.read_json(customer, week_of, DELIVERY_STARTED) is None:
             store.write_json(customer, week_of, DELIVERY_STARTED,
-                             {"pdf_sha256": record["pdf_sha256"], "started_at": now.isoformat()})
-    return pdf, record
+                             {**reviewed_version(record), "started_at": now.isoformat()})
+    return files, record
 
 
 def delivery_started(store: ReportStore, customer: str, week_of: dt.date) -> bool:

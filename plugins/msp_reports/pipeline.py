@@ -12,11 +12,11 @@ from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from msp_reports import approval
+from msp_reports import approval, messages
+from msp_reports import store as layout
 from msp_reports.delivery.archive import archive_name
 from msp_reports.delivery.channels import internal_teams_channel
-from msp_reports.delivery.email import cover_note
-from msp_reports.delivery.ledger import CHANNELS, Ledger
+from msp_reports.delivery.ledger import CHANNELS, Ledger, describe
 from msp_reports.exceptions import RegistryError, ReportError, SourceError
 from msp_reports.reconcile import Reconciled, reconcile
 from msp_reports.registry import Customer, Msp, load_registry
@@ -178,7 +178,7 @@ def load_snapshot(store: ReportStore, customer: str, week_of: dt.date) -> Weekly
     them (say an uptime above 100 %) is no baseline and no trend point: a gap, logged, never a figure."""
     from pydantic import ValidationError
 
-    raw = store.read_json(customer, week_of, "snapshot.json")
+    raw = store.read_json(customer, week_of, layout.SNAPSHOT)
     if raw is None:
         return None
     try:
@@ -199,24 +199,53 @@ def build_snapshot(settings: Settings, item: dict[str, str]) -> dict:
     )
     previous = load_snapshot(ctx.store, ctx.code, ctx.week.previous().week_of)
     rec = reconcile(snap, previous, ctx.customer.thresholds)
-    ctx.store.write_json(ctx.code, ctx.week.week_of, "snapshot.json", snap.model_dump(mode="json"))
-    ctx.store.write_json(ctx.code, ctx.week.week_of, "reconciled.json", rec.model_dump(mode="json"))
+    ctx.store.write_json(ctx.code, ctx.week.week_of, layout.SNAPSHOT, snap.model_dump(mode="json"))
+    ctx.store.write_json(ctx.code, ctx.week.week_of, layout.RECONCILED, rec.model_dump(mode="json"))
     return {"flags": [f.kind for f in rec.flags], "unavailable": snap.failed_domains,
             "baseline": rec.previous_week_of.isoformat() if rec.previous_week_of else None}
 
 
 def load_reconciled(store: ReportStore, customer: str, week_of: dt.date) -> Reconciled:
-    raw = store.read_json(customer, week_of, "reconciled.json")
+    raw = store.read_json(customer, week_of, layout.RECONCILED)
     if raw is None:
         raise ReportError(f"{customer} {week_of}: no reconciled snapshot in the store")
     return Reconciled.model_validate(raw)
 
 
 # ---- render ---------------------------------------------------------------------------------
+def _bound_reconciled(ctx: Context) -> tuple[Reconciled, bytes]:
+    """The reconciled week and the ``snapshot.json`` bytes, refused unless they hold the same data.
+
+    The approval binds the hash of ``snapshot.json``, so the report must be rendered from those
+    bytes: the snapshot is parsed from them, and ``reconciled.json`` (whose flags and baseline
+    were computed from its own copy of the snapshot) must carry the same one; if either file was
+    changed after reconcile, nothing is rendered until reconcile runs again.
+    """
+    where = f"{ctx.code} {ctx.week.week_of}"
+    rec = load_reconciled(ctx.store, ctx.code, ctx.week.week_of)
+    raw = ctx.store.read_bytes(ctx.code, ctx.week.week_of, layout.SNAPSHOT)
+    if raw is None:
+        raise ReportError(f"{where}: no snapshot.json in the store; run reconcile again")
+    try:
+        snap = WeeklySnapshot.model_validate_json(raw)
+    except ValueError as exc:
+        raise ReportError(f"{where}: snapshot.json is not a valid snapshot ({str(exc).splitlines()[0]}); "
+                          "run reconcile again") from None
+    if snap.model_dump(mode="json") != rec.snapshot.model_dump(mode="json"):
+        raise ReportError(f"{where}: snapshot.json and the snapshot in reconciled.json differ (one was changed "
+                          "after reconcile); nothing rendered: run reconcile again")
+    return rec.model_copy(update={"snapshot": snap}), raw
+
+
 def render(settings: Settings, item: dict[str, str], *, commentary: str | None = None,
            guard: Callable[[], None] | None = None) -> dict:
-    """Render the report with the engineer's commentary; publish Markdown, PDF and ``render.json``
-    as one version (:meth:`ReportStore.publish`).
+    """Render the report and everything sent with it once; publish them as one version.
+
+    The PDF (with the engineer's commentary), its Markdown, and the channels' messages (the
+    subject line, the email's cover note, the Teams card: :mod:`msp_reports.messages`) are
+    written by one :meth:`ReportStore.publish`, with ``render.json`` holding the hash of each
+    and of the snapshot they were rendered from (:data:`msp_reports.approval.ARTEFACTS`). An
+    approval binds all of them, and delivery sends these bytes, never rendering again.
 
     :param commentary: new commentary to render and store with the report (the review page's
         "Save and re-render"); by default the stored commentary.
@@ -226,19 +255,20 @@ def render(settings: Settings, item: dict[str, str], *, commentary: str | None =
     from msp_reports.render import TREND_WEEKS, render_report
 
     ctx = Context(settings, item)
-    rec = load_reconciled(ctx.store, ctx.code, ctx.week.week_of)
-    stored = ctx.store.read_text(ctx.code, ctx.week.week_of, "commentary.md") or ""
+    rec, snapshot_bytes = _bound_reconciled(ctx)
+    stored = ctx.store.read_text(ctx.code, ctx.week.week_of, layout.COMMENTARY) or ""
     text = stored if commentary is None else commentary
     earlier = (ctx.week.week_of - dt.timedelta(weeks=back) for back in range(TREND_WEEKS - 1, 0, -1))
     history = [s for s in (load_snapshot(ctx.store, ctx.code, w) for w in earlier) if s is not None]
     out = render_report(rec, ctx.customer, ctx.msp, text, history=history)
-    snapshot_bytes = ctx.store.read_bytes(ctx.code, ctx.week.week_of, "snapshot.json") or b""
-    meta = {"pdf_sha256": out.sha256, "rendered_at": _now().isoformat(), "bytes": len(out.pdf),
+    files = {layout.REPORT_PDF: out.pdf, layout.REPORT_MD: out.markdown.encode("utf-8"),
+             **messages.build(rec, ctx.customer, ctx.msp, ctx.week)}
+    hashes = {key: sha256(files[name]) for key, name in approval.ARTEFACTS.items() if name in files}
+    meta = {**hashes, "rendered_at": _now().isoformat(), "bytes": len(out.pdf),
             "snapshot_sha256": sha256(snapshot_bytes), "commentary_sha256": sha256(text.encode())}
-    files = {"report.pdf": out.pdf, "report.md": out.markdown.encode("utf-8")}
     if commentary is not None:
-        files["commentary.md"] = commentary.encode("utf-8")
-    ctx.store.publish(ctx.code, ctx.week.week_of, files, "render.json", meta, guard=guard)
+        files[layout.COMMENTARY] = commentary.encode("utf-8")
+    ctx.store.publish(ctx.code, ctx.week.week_of, files, layout.RENDER, meta, guard=guard)
     key = approval.variable_key(ctx.code, ctx.week.week_of)
     log.info("%s: report %s rendered. Approve: airflow variables set %s 'approve %s'  |  reject: "
              "airflow variables set %s 'reject <reason>'", ctx.code, out.sha256[:12], key, out.sha256[:12], key)
@@ -305,48 +335,73 @@ def post_missed_approvals(settings: Settings, items: list[dict[str, str]],
 
 
 # ---- delivery -------------------------------------------------------------------------------
-def _channel(ctx: Context, name: str, pdf: bytes):
-    from msp_reports.render import executive_summary, teams_summary
-
+def _channel(ctx: Context, name: str, files: dict[str, bytes]):
+    """One channel carrying the approved bytes as stored (``files``, from
+    :func:`msp_reports.approval.approved_version`); nothing is rendered here. Only the addressing
+    (recipients, sender, the attachment's name, where to post) comes from the registry."""
     from msp_reports.delivery import channels
 
     c, msp = ctx.customer, ctx.msp
     filename = archive_name(c.code, ctx.week.week_of)
-    rec = load_reconciled(ctx.store, c.code, ctx.week.week_of)
     if name == "email":
         return channels.email_channel(
             c.delivery.email, default_sender=str(msp.from_email), to=c.recipients,
-            subject=f"{c.name}: weekly IT report, {ctx.week.label()}",
-            cover_html=cover_note(c.name, c.cto.name, ctx.week.label(), executive_summary(rec),
-                                  c.account_engineer.name, msp.name),
-            pdf=pdf, filename=filename,
+            subject=messages.subject_of(files), cover_html=messages.cover_of(files),
+            pdf=files[layout.REPORT_PDF], filename=filename,
         )
     if name == "teams":
-        return channels.teams_channel(c.delivery.teams, teams_summary(rec, c, msp),
-                                      f"{c.name}: weekly IT report, {ctx.week.label()}")
+        return channels.teams_channel(c.delivery.teams, messages.card_of(files), messages.subject_of(files))
     if name == "archive":
-        snapshot = ctx.store.read_bytes(c.code, ctx.week.week_of, "snapshot.json")
         return channels.archive_channel(c.delivery.archive, archive_root=ctx.settings.archive_root,
-                                        filename=filename, pdf=pdf, snapshot=snapshot)
+                                        filename=filename, pdf=files[layout.REPORT_PDF], snapshot=files[layout.SNAPSHOT])
     raise ValueError(f"unknown channel {name!r}")
 
 
 def deliver(settings: Settings, item: dict[str, str], channel: str, *, resend: bool = False,
             note: dict | None = None) -> dict:
-    """Send the approved PDF on one channel, exactly once (see :mod:`msp_reports.delivery.ledger`);
-    ``resend`` (the resend command) sends it again on purpose, ``note`` says who and why."""
+    """Send the approved version on one channel, exactly once (see :mod:`msp_reports.delivery.ledger`);
+    ``resend`` (the resend command) sends it again on purpose, ``note`` says who and why.
+
+    What goes out is the stored bytes, each checked against its approved hash
+    (:func:`msp_reports.approval.start_delivery`): a changed or missing artefact is refused,
+    naming the customer, the week and the file. A week rendered before the messages were stored
+    and hashed is refused with "re-render to deliver" (building its cover note and card now would
+    send words nobody approved). The ledger's content hash stays the approved PDF's: every other
+    artefact is bound to it by the same approval, and the version cannot change once delivery
+    started. The "Weekly report" tab is not touched here: :func:`pin_tab` runs after the channels.
+    """
     ctx = Context(settings, item)
-    pdf, record = approval.start_delivery(ctx.store, ctx.code, ctx.week.week_of, now=_now())
+    files, record = approval.start_delivery(ctx.store, ctx.code, ctx.week.week_of, now=_now())
     ledger = Ledger(ctx.store, ctx.code, ctx.week.week_of)
-    receipt = ledger.send_once(_channel(ctx, channel, pdf), record["pdf_sha256"], resend=resend, note=note)
-    if channel in ("teams", "archive"):
-        _pin_weekly_tab(ctx, ledger)
+    receipt = ledger.send_once(_channel(ctx, channel, files), record["pdf_sha256"], resend=resend, note=note)
     return {k: receipt[k] for k in ("channel", "state", "remote_id", "pdf_sha256")}
 
 
-def _pin_weekly_tab(ctx: Context, ledger: Ledger) -> None:
-    """Graph channels: the "Weekly report" tab follows this week's archived PDF (whichever of the
-    teams and archive tasks finishes second sets it; both are idempotent)."""
+TAB_NEEDS = ("teams", "archive")  # the tab lives in the Teams channel and opens the archived PDF
+
+
+def pin_tab(settings: Settings, item: dict[str, str]) -> dict:
+    """The step after the channels: point the "Weekly report" tab at this week's archived PDF.
+
+    Runs once, after the delivery tasks, so it no longer races between the teams and archive
+    tasks. Only when both ``teams`` and ``archive`` are sent (by the ledger, so a re-run whose
+    channels skipped as already delivered pins too); else ``{"pinned": False, ...}`` saying which
+    is not, and the task skips. A customer without a Graph tab gets ``pinned: False`` with no
+    ``waiting_for``. A failing Graph call is logged and recorded, never raised: the tab is a
+    convenience, the post and the file went.
+    """
+    ctx = Context(settings, item)
+    ledger = Ledger(ctx.store, ctx.code, ctx.week.week_of)
+    waiting = [ch for ch in TAB_NEEDS if (ledger.receipt(ch) or {}).get("state") != "sent"]
+    if waiting:
+        return {"customer": ctx.code, "pinned": False, "waiting_for": waiting}
+    done = _pin_weekly_tab(ctx, ledger)
+    return {"customer": ctx.code, "pinned": done is not None and "error" not in done, "tab": done}
+
+
+def _pin_weekly_tab(ctx: Context, ledger: Ledger) -> dict | None:
+    """Graph channels: the "Weekly report" tab follows this week's archived PDF (idempotent), recorded
+    in ``teams_tab.json``; None when the customer has no such tab (a webhook or a local archive)."""
     from msp_reports.delivery.channels import pin_weekly_tab
 
     try:
@@ -356,7 +411,8 @@ def _pin_weekly_tab(ctx: Context, ledger: Ledger) -> None:
         log.warning("%s: could not update the Weekly report tab: %s", ctx.code, exc)
         done = {"error": f"{type(exc).__name__}: {exc}"[:300]}
     if done is not None:
-        ctx.store.write_json(ctx.code, ctx.week.week_of, "teams_tab.json", {**done, "at": _now().isoformat()})
+        ctx.store.write_json(ctx.code, ctx.week.week_of, layout.TEAMS_TAB, {**done, "at": _now().isoformat()})
+    return done
 
 
 # ---- roll-up --------------------------------------------------------------------------------
@@ -420,7 +476,7 @@ def rollup(settings: Settings, items: list[dict[str, str]]) -> dict:
     week_of = dt.date.fromisoformat(items[0]["week_of"]) if items else None
     statuses = [customer_status(store, registry.get(i["customer"]), week_of) for i in items]
     text = rollup_markdown(registry.msp, week_of, statuses)
-    store.write_rollup(week_of, "rollup.md", text)
+    store.write_rollup(week_of, layout.ROLLUP_MD, text)
     digest = sha256(text.encode())
     ledger = Ledger(store, "_rollup", week_of)
     from msp_reports.delivery.teams import post_parts

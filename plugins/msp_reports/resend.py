@@ -5,8 +5,9 @@
 
 This is the way out of ``DeliveryStateUnknown`` (a send was interrupted and the channel cannot
 say whether it arrived: SMTP, a Workflows webhook): check the channel, then resend if it did
-not arrive. It also sends a report again that did arrive, when someone asks for it. The PDF
-must still be the approved one. The receipt's ``resends`` goes up by one, the idempotency key
+not arrive. It also sends a report again that did arrive, when someone asks for it. What it
+sends is the stored version, every file still the approved one (the PDF, the cover note, the
+Teams card...: :func:`msp_reports.pipeline.deliver`); nothing is rendered again. The receipt's ``resends`` goes up by one, the idempotency key
 gets a ``.resendN`` suffix (a new Message-ID, a new card attachment id), and the history keeps
 who asked, why and when. Runs with the deployment's Airflow configuration (connections and the
 ``msp_reports_*`` Variables), like any Airflow CLI command.

@@ -65,6 +65,10 @@ VARIABLE_PROBLEM = "variable_problem.json"
 DELIVERY_STARTED = "delivery_started.json"
 LEDGER = "ledger"
 TEAMS_TAB = "teams_tab.json"
+SUBJECT = "subject.txt"  # the email subject and Teams summary, UTF-8, no trailing newline (:mod:`messages`)
+COVER_NOTE = "cover_note.html"  # the email's cover note, UTF-8 HTML, every value escaped
+TEAMS_CARD = "teams_card.json"  # the Adaptive Card posted in the customer's channel
+ROLLUP_MD = "rollup.md"  # the week's internal roll-up, under ROLLUP_OWNER
 ROLLUP_OWNER = "_rollup"  # the pseudo-customer the run-level posts and files live under
 
 

@@ -68,7 +68,9 @@ def delivery_conns(sim, use_connection):
 @pytest.fixture
 def make_case(tmp_path, delivery_conns):
     """``make_case(delivery={...}, pdf_bytes=N)``: ACME's registry entry with that delivery block."""
-    from msp_reports.approval import record_decision
+    from msp_reports import messages
+    from msp_reports.approval import ARTEFACTS, record_decision
+    from msp_reports.week import ReportWeek
     from msp_reports.reconcile import reconcile
     from msp_reports.registry import load_registry
     from msp_reports.settings import Settings
@@ -82,7 +84,8 @@ def make_case(tmp_path, delivery_conns):
         entry["delivery"] = delivery
         registry_path = tmp_path / "customers.yaml"
         registry_path.write_text(yaml.safe_dump({"msp": {**raw["msp"], **(msp_extra or {})}, "customers": [entry]}))
-        customer = load_registry(registry_path).get(code)
+        registry = load_registry(registry_path)
+        customer = registry.get(code)
         settings = Settings(registry_path=str(registry_path), store_root=str(tmp_path / "store"),
                             archive_root=str(tmp_path / "archive"))
         store = ReportStore(settings.store_root)
@@ -93,8 +96,13 @@ def make_case(tmp_path, delivery_conns):
         store.write_json(code, WEEK_OF, "reconciled.json", rec.model_dump(mode="json"))
         pdf = pdf_of_size(pdf_bytes)
         store.write_bytes(code, WEEK_OF, "report.pdf", pdf)
+        sent_with = messages.build(rec, customer, registry.msp, ReportWeek.starting(WEEK_OF, customer.timezone))
+        for name, data in sent_with.items():  # what pipeline.render publishes beside the PDF
+            store.write_bytes(code, WEEK_OF, name, data)
+        hashes = {key: sha256(sent_with[name]) for key, name in ARTEFACTS.items() if name in sent_with}
         store.write_json(code, WEEK_OF, "render.json", {
-            "pdf_sha256": sha256(pdf), "snapshot_sha256": sha256(snapshot_bytes), "commentary_sha256": sha256(b"")})
+            "pdf_sha256": sha256(pdf), "snapshot_sha256": sha256(snapshot_bytes), "commentary_sha256": sha256(b""),
+            **hashes})
         record_decision(store, code, WEEK_OF, "approve", by="test", via="test",
                         now=dt.datetime(2026, 11, 23, 9, 30, tzinfo=dt.timezone.utc))
         return Case(settings, {"customer": code, "week_of": WEEK_OF.isoformat()}, customer, pdf,

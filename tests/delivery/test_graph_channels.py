@@ -159,9 +159,14 @@ def test_weekly_tab_is_added_then_pointed_at_each_weeks_archived_pdf(sim, make_c
     teams = {"via": "graph", "team_id": TEAM, "channel_id": channel_id}
     archive = {"via": "sharepoint", "drive_id": SP_DRIVE, "folder": "Acme/tab"}
     case = make_case({"teams": teams, "archive": archive})
-    case.deliver("teams")  # archive not there yet: no tab
+    from msp_reports import pipeline
+
+    case.deliver("teams")
+    assert pipeline.pin_tab(case.settings, case.item)["waiting_for"] == ["archive"]  # archive not there yet
     assert (TEAM, channel_id) not in graph_world(sim).tabs
-    case.deliver("archive")
+    case.deliver("archive")  # the channels no longer touch the tab: the step after them does
+    assert (TEAM, channel_id) not in graph_world(sim).tabs
+    assert pipeline.pin_tab(case.settings, case.item)["pinned"] is True
     [tab] = graph_world(sim).tabs[(TEAM, channel_id)].values()
     url = case.receipt("archive")["receipt"]["web_url"]
     assert tab["displayName"] == "Weekly report" and tab["teamsApp"]["id"] == "com.microsoft.teamspace.tab.web"

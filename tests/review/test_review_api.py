@@ -15,6 +15,7 @@ import pytest
 from pypdf import PdfReader
 
 from tests.factories import WEEK_OF
+from msp_reports.approval import HASHES
 from tests.review.review_helpers import TEST_USERS, environment, migrate_db, render_week, sim_env
 
 PREFIX = "/weekly-reports-review"
@@ -50,7 +51,7 @@ def api(sim, tmp_path_factory):
 def _page(client, customer="ACME") -> tuple[str, dict]:
     r = client.get(f"{PREFIX}/", params={"week": WEEK, "customer": customer})
     assert r.status_code == 200, r.text
-    fields = dict(re.findall(r'name="(csrf_token|snapshot_sha256|commentary_sha256|pdf_sha256|shown_commentary_sha256)" '
+    fields = dict(re.findall(r'name="(csrf_token|[a-z_]+_sha256)" '
                              r'value="([^"]*)"', r.text))
     return r.text, fields
 
@@ -61,7 +62,7 @@ def _records(home, code="ACME"):
 
 
 def _decide(client, fields, decision="approve", code="ACME", **extra):
-    body = {k: fields[k] for k in ("csrf_token", "snapshot_sha256", "commentary_sha256", "pdf_sha256") if k in fields}
+    body = {k: fields[k] for k in ("csrf_token", *HASHES) if k in fields}
     body.update(decision=decision, **extra)
     return client.post(f"{PREFIX}/decision/{code}/{WEEK}", data=body, follow_redirects=False)
 
@@ -94,6 +95,32 @@ def test_a_viewer_reads_but_may_not_decide_or_edit(api):
     r = viewer.post(f"{PREFIX}/commentary/ACME/{WEEK}", data={"commentary": "x", "csrf_token": fields["csrf_token"],
                                                                "shown_commentary_sha256": fields["shown_commentary_sha256"]})
     assert r.status_code == 403
+    assert _records(api["home"]) == []
+
+
+def test_the_page_shows_what_is_sent_with_the_pdf_and_binds_it(api):
+    """The subject, the cover note (as it will be sent, sandboxed) and the Teams card are on the page,
+    their hashes are in the form, and a decision without them is for another version: 409."""
+    import html as htmllib
+
+    viewer = api["client"]("viewer", "viewer")
+    html, fields = _page(viewer)
+    week = api["home"] / "store" / "ACME" / WEEK
+    subject = (week / "subject.txt").read_text()
+    assert f'<strong id="subject">{htmllib.escape(subject)}</strong>' in html
+    card = json.loads((week / "teams_card.json").read_text())
+    assert htmllib.escape(card["body"][0]["text"], quote=False) in html
+    cover = viewer.get(f"{PREFIX}/pdf/ACME/{WEEK}/cover_note.html")
+    assert cover.status_code == 200 and cover.content == (week / "cover_note.html").read_bytes()
+    assert cover.headers["content-security-policy"].startswith("sandbox")
+    assert viewer.get(f"{PREFIX}/pdf/NOPE/{WEEK}/cover_note.html").status_code == 404
+    render = json.loads((week / "render.json").read_text())
+    for key in ("subject_sha256", "cover_note_sha256", "teams_card_sha256"):
+        assert fields[key] == render[key]
+    reviewer = api["client"]("reviewer", "user")
+    _, fields = _page(reviewer)
+    r = _decide(reviewer, {**fields, "teams_card_sha256": ""})
+    assert r.status_code == 409 and "teams_card" in r.json()["detail"]
     assert _records(api["home"]) == []
 
 

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tests.factories import ROOT, WEEK_OF
+from msp_reports.approval import HASHES
 from tests.review.review_helpers import TEST_USERS, environment, migrate_db, render_week, sim_env
 
 PREFIX = "/weekly-reports-review"
@@ -74,14 +75,14 @@ def week(api):
 def _page(client, customer="ACME", **params) -> tuple[str, dict]:
     r = client.get(f"{PREFIX}/", params={"week": WEEK, "customer": customer, **params})
     assert r.status_code == 200, r.text
-    fields = dict(re.findall(r'name="(csrf_token|snapshot_sha256|commentary_sha256|pdf_sha256|shown_commentary_sha256)" '
+    fields = dict(re.findall(r'name="(csrf_token|[a-z_]+_sha256)" '
                              r'value="([^"]*)"', r.text))
     return r.text, fields
 
 
 def _approve_on_page(client) -> dict:
     _, fields = _page(client)
-    body = {k: fields[k] for k in ("csrf_token", "snapshot_sha256", "commentary_sha256", "pdf_sha256")}
+    body = {k: fields[k] for k in ("csrf_token", *HASHES)}
     r = client.post(f"{PREFIX}/decision/ACME/{WEEK}", data={**body, "decision": "approve"}, follow_redirects=False)
     assert r.status_code == 303, r.text
     return fields
@@ -300,7 +301,7 @@ def test_the_page_records_the_signed_in_user_and_labels_a_variables_name_as_a_no
     settings, store = week
     client = api["client"]("reviewer", "user")
     _, fields = _page(client)
-    body = {k: fields[k] for k in ("csrf_token", "snapshot_sha256", "commentary_sha256", "pdf_sha256")}
+    body = {k: fields[k] for k in ("csrf_token", *HASHES)}
     r = client.post(f"{PREFIX}/decision/ACME/{WEEK}", follow_redirects=False,
                     data={**body, "decision": "reject", "reason": "check backups", "by": "the.ceo"})
     assert r.status_code == 303

@@ -3,12 +3,15 @@
 Monday morning the account engineer opens "Weekly report review" in the Airflow UI: the week's
 customers with their state (the one :class:`msp_reports.state.WeekState`, worded by
 :mod:`.status`: rendering, awaiting review, approved, delivering, delivered, failed, delivery
-unconfirmed, rejected, expired...) and flags; for one customer the PDF (served from the report store, previewed page by
-page), the commentary editor — saving re-renders the report with the renderer the app was
-given (:data:`Rerender`: ``plugins/review_plugin.py`` hands it :func:`msp_reports.pipeline.render`;
-this package never imports the pipeline) and shows the new PDF — and approve, or reject with a reason. A decision is bound to the three
-hashes the page showed; if the report changed meanwhile it is refused with 409
-(:mod:`msp_reports.approval`). Every route needs an Airflow user (:mod:`.auth`).
+unconfirmed, rejected, expired...) and flags; for one customer the PDF (served from the report
+store, previewed page by page), the commentary editor — saving re-renders the report with the
+renderer the app was given (:data:`Rerender`: ``plugins/review_plugin.py`` hands it
+:func:`msp_reports.pipeline.render`; this package never imports the pipeline) and shows the new
+PDF — and approve, or reject with a reason. Beside the PDF the page shows what is sent with it
+(the subject line, the email's cover note, the Teams card: :mod:`msp_reports.messages`). A
+decision is bound to the hashes of the version the page showed (:data:`approval.HASHES`); if the
+report changed meanwhile it is refused with 409 (:mod:`msp_reports.approval`). Every route needs
+an Airflow user (:mod:`.auth`).
 
 Everything on the page is served from here (CSS included; no script, no remote asset), and
 everything shown is escaped by Jinja's autoescaping. The status banner after a save or a decision
@@ -209,6 +212,24 @@ def _page_count(pdf: bytes) -> int:
     return len(PdfReader(io.BytesIO(pdf)).pages)
 
 
+def _messages(store, code: str, week_of: dt.date) -> dict | None:
+    """The subject line and the Teams card's words as stored (None for a week rendered before they
+    were); the cover note is served as it will be sent, in a sandboxed frame (:func:`create_app`)."""
+    import json
+
+    from msp_reports import messages
+
+    subject = store.read_bytes(code, week_of, messages.SUBJECT)
+    card = store.read_bytes(code, week_of, messages.TEAMS_CARD)
+    if subject is None or card is None:
+        return None
+    body = json.loads(card).get("body", [])
+    lines = [b["text"] for b in body if b.get("type") == "TextBlock" and b.get("text")]
+    facts = [(f.get("title", ""), f.get("value", "")) for b in body if b.get("type") == "FactSet"
+             for f in b.get("facts", [])]
+    return {"subject": subject.decode("utf-8"), "card_lines": lines, "card_facts": facts}
+
+
 def use_renderer(app: FastAPI, rerender: Rerender) -> None:
     """Give the app what "Save and re-render" calls (whoever mounts the app: see :data:`Rerender`)."""
     app.state.rerender = rerender
@@ -274,11 +295,13 @@ def create_app(rerender: Rerender | None = None) -> FastAPI:
                 files = store.week(selected["code"], week_of)
                 pdf = files.report_pdf() if selected["render"] else None
                 commentary = files.commentary() or ""
+                sent_with = _messages(store, selected["code"], week_of) if selected["render"] else None
             detail = {
                 **selected,
                 "commentary": commentary,
                 "commentary_sha256": sha256(commentary.encode()),
                 "pages": _page_count(pdf) if pdf else 0,
+                "messages": sent_with,
                 "previews": previews.available(),
                 "can_edit": selected["week_state"] in EDITABLE and not selected["delivery_started"],
                 "can_decide": selected["week_state"] in DECIDABLE and not selected["delivery_started"],
@@ -304,6 +327,21 @@ def create_app(rerender: Rerender | None = None) -> FastAPI:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"{code} {week}: no report rendered yet")
         return Response(data, media_type="application/pdf", headers={
             "Content-Disposition": f'inline; filename="{customer.code}_weekly-report_{week}.pdf"',
+            "X-Report-SHA256": sha256(data)})
+
+    @app.get("/pdf/{code}/{week_of}/cover_note.html", name="cover_note")
+    def cover_note(code: str, week_of: str, user: Annotated[BaseUser, Depends(auth.reader)]):
+        """The email's cover note, byte for byte as it will be sent; sandboxed (no script, no form)."""
+        from msp_reports import messages
+
+        settings = _settings()
+        customer = _customer(_registry(settings), code)
+        week = _week(week_of, "UTC")
+        data = _store(settings).read_bytes(customer.code, week, messages.COVER_NOTE)
+        if data is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"{code} {week}: no cover note rendered")
+        return Response(data, media_type="text/html; charset=utf-8", headers={
+            "Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'",
             "X-Report-SHA256": sha256(data)})
 
     @app.get("/pdf/{code}/{week_of}/page-{number}.png", name="page_png")
@@ -379,6 +417,9 @@ def create_app(rerender: Rerender | None = None) -> FastAPI:
                snapshot_sha256: Annotated[str, Form()] = "",
                commentary_sha256: Annotated[str, Form()] = "",
                pdf_sha256: Annotated[str, Form()] = "",
+               subject_sha256: Annotated[str, Form()] = "",
+               cover_note_sha256: Annotated[str, Form()] = "",
+               teams_card_sha256: Annotated[str, Form()] = "",
                reason: Annotated[str, Form()] = ""):
         settings = _settings()
         customer = _customer(_registry(settings), code)
@@ -387,7 +428,9 @@ def create_app(rerender: Rerender | None = None) -> FastAPI:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "decision must be 'approve' or 'reject'")
         if decision == "reject" and not reason.strip():
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "a rejection needs a reason")
-        shown = {"snapshot_sha256": snapshot_sha256, "commentary_sha256": commentary_sha256, "pdf_sha256": pdf_sha256}
+        shown = {"snapshot_sha256": snapshot_sha256, "commentary_sha256": commentary_sha256, "pdf_sha256": pdf_sha256,
+                 "subject_sha256": subject_sha256, "cover_note_sha256": cover_note_sha256,
+                 "teams_card_sha256": teams_card_sha256}
         store = _store(settings)
         with store.week_lock(customer.code, week):  # no delivery can start between the check and the record
             _refuse_once_delivery_started(review_state(store, customer.code, week), code, week)
