@@ -4,7 +4,8 @@ One SIRIS appliance per customer, its agents under ``/asset/agent`` with the ful
 history in ``backups[]`` (newest first). Like the real API: HTTP Basic with the partner's
 public/secret key, ``_page``/``_perPage`` paging with a ``pagination`` block, 401 for bad keys,
 404 for an unknown serial. Unlike it, the default page size is 3 instead of 100, so that every
-client pages. Nothing after the real current time is served.
+client pages. Nothing after the real current time is served. Records carry every field of the
+documented example bodies (tests/conformance/data/datto_*.json), with their JSON types.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ def _device(cw: CustomerWorld, now: dt.datetime) -> dict[str, Any]:
         "registrationDate": "2023-02-14T10:00:00+00:00",
         "lastSeenDate": now.replace(microsecond=0).isoformat(),
         "hidden": False,
+        "servicePlan": "Infinite Cloud Retention",
         "agentCount": len(cw.agents),
+        "shareCount": 0,
         "alertCount": 0,
         "activeTickets": 0,
         "uptime": 1_209_600,
@@ -88,6 +91,7 @@ def _device(cw: CustomerWorld, now: dt.datetime) -> dict[str, Any]:
         "offsiteStorageUsed": {"size": 3.9, "units": "TB"},
         "servicePeriod": "2027-02-14T00:00:00+00:00",
         "warrantyExpire": "2028-02-14T00:00:00+00:00",
+        "remoteWebUrl": f"https://device.dattobackup.com/device/{first.appliance_serial}",
     }
 
 

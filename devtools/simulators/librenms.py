@@ -8,7 +8,9 @@ of its site and class, so a row's summed device downtime equals the service's do
 
 Wire behaviour kept as the reference and the PHP handlers describe it: ``X-Auth-Token`` on
 every route, 401 ``{"message": "Unauthenticated."}`` without a valid one; success envelope
-``{"status": "ok", <name>: [...], "count": N}`` (``message`` only when set), errors
+``{"status": "ok", <name>: [...], "count": N}`` (``message`` only when set; no ``count`` where
+the handler hands ``api_success`` an Eloquent Collection rather than an array, which
+``is_array`` does not count: ``device_outages``), errors
 ``{"status": "error", "message": ...}`` with the HTTP status; ``/devicegroups/{name}`` returns
 only ``device_id`` unless ``full=1`` and then the ``devices`` columns (``location_id``, no
 location name), 404 "Device group not found" / "No devices found in group X";
@@ -125,11 +127,15 @@ def _json(payload: Any, status: int = 200) -> Response:
     return Response(json.dumps(payload, indent=4), status_code=status, media_type="application/json")
 
 
-def _success(result: list[Any], name: str, message: str | None = None) -> Response:
-    body: dict[str, Any] = {"status": "ok", name: result[: len(result) // 2] if paging_truncated() else result}
+def _success(result: list[Any], name: str, message: str | None = None, *, counted: bool = True) -> Response:
+    """``api_success``: ``count`` only for an array result (``counted``). A ``truncated`` fault
+    shortens a counted list below its count; an uncounted one has nothing to fall short of."""
+    cut = counted and paging_truncated()
+    body: dict[str, Any] = {"status": "ok", name: result[: len(result) // 2] if cut else result}
     if message:
         body["message"] = message
-    body["count"] = len(result)
+    if counted:
+        body["count"] = len(result)
     return _json(body)
 
 
@@ -219,7 +225,7 @@ def router(state: SimState) -> APIRouter:
                 continue  # not happened yet
             up = int(end.timestamp()) if end is not None and end <= now else None
             rows.append({"going_down": int(start.timestamp()), "up_again": up})
-        return _success(rows, "outages")
+        return _success(rows, "outages", counted=False)  # DeviceOutage::...->get(): a Collection
 
     @api.api_route("/api/v0/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     async def not_found(rest: str, request: Request) -> Response:

@@ -10,9 +10,15 @@ backup run is one job session that ends :func:`session_end` after it started, wi
 Like the real APIs: VSPC takes an API key as ``Authorization: Bearer``, pages with
 ``limit``/``offset`` (``limit`` 1-500) under ``meta.pagingInfo``, filters with a JSON list of
 ``{"property", "operation", "collation", "value"}`` expressions, and answers errors as
-``{"errors": [{"message", "type", "code"}]}``. VBR wants ``x-api-version`` on every request,
-issues 15-minute OAuth2 password-grant tokens, pages with ``skip``/``limit`` plus a
-``pagination`` block, and answers errors as ``{"errorCode", "message", "resourceId"}``.
+``{"errors": [{"message", "type", "code"}]}``; a company carries the ``ownerCredentials`` the
+VSPC spec marks required (the owner's user name, never the password). VBR wants one of the
+``x-api-version`` revisions its build publishes on every request (others get 400
+``NotImplemented`` "Unsupported RESTAPI version" naming the supported ones), issues 15-minute
+OAuth2 password-grant tokens (``grant_type`` ``password`` as the docs write it or ``Password`` as
+the spec's enum does), pages with ``skip``/``limit`` plus a ``pagination`` block, and answers
+errors as ``{"errorCode", "message"}`` with codes from the spec's enum. A session leaves out the
+fields that do not apply (``endTime`` while it runs, ``parentSessionId`` always) rather than
+writing ``null`` where the spec's type is not nullable.
 Timestamps are the servers' local time (Europe/London) with an offset; VSPC writes seven
 fraction digits. Unlike them: only ``equals`` filters and the session filters the project
 uses are implemented, and nothing after the real current time is served.
@@ -51,7 +57,10 @@ VBR_DEFAULT_LIMIT, VBR_MAX_LIMIT = 200, 1000
 TOKENS_KEY = "veeam_vbr_tokens"  # state.extra[...]: access token -> expires at (UTC)
 CALLS_KEY = "veeam_calls"  # state.extra[...]: Counter of "vspc.jobs", "vbr.sessions", "vbr.token"...
 _INDEX_KEY = "veeam_session_index"
-_API_VERSION = re.compile(r"^1\.\d+-rev\d+$")
+# The revisions VBR 12.3.1 (SERVER_VERSION) accepts, from Veeam's versioning table: every
+# revision up to its own; 1.3-* arrived with VBR 13.
+SERVER_VERSION = "12.3.1.1139"
+API_VERSIONS = ("1.0-rev1", "1.0-rev2", "1.1-rev0", "1.1-rev1", "1.1-rev2", "1.2-rev0", "1.2-rev1")
 
 
 def _uid(*parts: object) -> str:
@@ -137,13 +146,12 @@ def _session_record(s: _Session, now: dt.datetime) -> dict[str, Any]:
         assert s.run is not None
         job_id, name, kind, ok, message = job_uid(s.agent), s.agent.name, "BackupJob", s.run.ok, s.run.error
         sid = _uid("session", s.agent.name, s.created.isoformat())
-    return {
+    record: dict[str, Any] = {
         "id": sid,
         "name": name,
         "jobId": job_id,
         "sessionType": kind,
         "creationTime": _vbr_time(s.created),
-        "endTime": _vbr_time(s.ended) if done else None,
         "state": "Stopped" if done else "Working",
         "progressPercent": 100 if done else 42,
         "result": {
@@ -153,11 +161,13 @@ def _session_record(s: _Session, now: dt.datetime) -> dict[str, Any]:
         },
         "resourceId": job_id,
         "resourceReference": f"/api/v1/jobs/{job_id}",
-        "parentSessionId": None,
         "usn": s.usn,
         "platformName": "VMware",
         "initiatedBy": "Scheduler",
     }
+    if done:
+        record["endTime"] = _vbr_time(s.ended)
+    return record
 
 
 def _company(cw: CustomerWorld) -> dict[str, Any]:
@@ -165,6 +175,7 @@ def _company(cw: CustomerWorld) -> dict[str, Any]:
         "instanceUid": company_uid(cw),
         "name": cw.profile.name,
         "status": "Active",
+        "ownerCredentials": {"userName": f"{cw.code.lower()}-admin"},
         "resellerUid": None,
         "subscriptionPlanUid": None,
         "isAlarmDetectEnabled": True,
@@ -178,8 +189,8 @@ def _backup_server() -> dict[str, Any]:
         "organizationUid": PROVIDER_UID,
         "locationUid": _uid("location", "provider"),
         "managementAgentUid": _uid("agent", SERVER_NAME),
-        "version": "12.3.1.1139",
-        "displayVersion": "12.3.1.1139",
+        "version": SERVER_VERSION,
+        "displayVersion": SERVER_VERSION,
         "installationUid": _uid("installation", SERVER_NAME),
         "backupServerRoleType": "Hosted",
         "status": "Healthy",
@@ -278,7 +289,8 @@ def _vspc_page(request: Request, items: list[dict[str, Any]]) -> JSONResponse:
 
 # --- VBR wire helpers -------------------------------------------------------------------------
 def _vbr_error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"errorCode": code, "message": message, "resourceId": None}, status_code=status)
+    """VBR's error body; ``code`` is one of the spec's ``Error.errorCode`` values."""
+    return JSONResponse({"errorCode": code, "message": message}, status_code=status)
 
 
 def _vbr_instant(value: str | None) -> dt.datetime | None:
@@ -329,10 +341,11 @@ def router(state: SimState) -> APIRouter:
 
     # --- VBR
     def vbr_version_missing(request: Request) -> JSONResponse | None:
-        version = request.headers.get("x-api-version", "")
-        if _API_VERSION.match(version):
+        if request.headers.get("x-api-version", "").strip() in API_VERSIONS:
             return None
-        return _vbr_error(400, "BadRequest", "The 'x-api-version' header is missing or names no supported version.")
+        supported = ", ".join(f"v{v}" for v in API_VERSIONS)
+        return _vbr_error(400, "NotImplemented",
+                          f"Unsupported RESTAPI version. The following versions are supported: {supported}.")
 
     @api.post("/vbr/api/oauth2/token")
     async def token(request: Request):
@@ -340,12 +353,12 @@ def router(state: SimState) -> APIRouter:
         if (bad := vbr_version_missing(request)) is not None:
             return bad
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
-        if form.get("grant_type") != "password":
-            return _vbr_error(400, "BadRequest", "Unsupported grant_type.")
+        if form.get("grant_type", "").lower() != "password":  # the docs' case and the spec enum's
+            return _vbr_error(400, "UnexpectedContent", "Unsupported grant_type.")
         user_ok = secrets.compare_digest(form.get("username", ""), state.creds.veeam_vbr_user)
         password_ok = secrets.compare_digest(form.get("password", ""), state.creds.veeam_vbr_password)
         if not (user_ok and password_ok):
-            return _vbr_error(401, "Unauthorized", "Invalid username or password.")
+            return _vbr_error(401, "AccessDenied", "Authentication failed.")
         access, now = secrets.token_urlsafe(32), _now()
         expires = now + dt.timedelta(seconds=TOKEN_LIFETIME)
         with state.lock:
@@ -362,16 +375,19 @@ def router(state: SimState) -> APIRouter:
         scheme, _, access = request.headers.get("authorization", "").partition(" ")
         with state.lock:
             expires = tokens.get(access.strip()) if scheme.lower() == "bearer" else None
-        if expires is None or expires <= _now():
-            return _vbr_error(401, "Unauthorized", "The access token is missing, invalid or expired.")
+        if expires is None:
+            return _vbr_error(401, "AccessDenied" if not access.strip() else "InvalidToken",
+                              "The access token is missing or invalid.")
+        if expires <= _now():
+            return _vbr_error(401, "ExpiredToken", "The access token has expired.")
         q = request.query_params
         try:
             skip, limit = int(q.get("skip", 0)), int(q.get("limit", VBR_DEFAULT_LIMIT))
             after, before = _vbr_instant(q.get("createdAfterFilter")), _vbr_instant(q.get("createdBeforeFilter"))
         except ValueError:
-            return _vbr_error(400, "BadRequest", "Invalid skip, limit or date filter value.")
+            return _vbr_error(400, "UnexpectedContent", "Invalid skip, limit or date filter value.")
         if skip < 0 or not 1 <= limit <= VBR_MAX_LIMIT:
-            return _vbr_error(400, "BadRequest", f"skip must be >= 0 and limit between 1 and {VBR_MAX_LIMIT}.")
+            return _vbr_error(400, "UnexpectedContent", f"skip must be >= 0 and limit between 1 and {VBR_MAX_LIMIT}.")
         now = _now()
         times, all_sessions = _session_index(state)
         lo = bisect.bisect_left(times, after) if after else 0

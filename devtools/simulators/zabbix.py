@@ -12,8 +12,9 @@ every service matching ANY of its service tags (operator 0 equals, 2 contains).
 
 Wire behaviour kept as the reference describes it: every reply is HTTP 200 and errors are the
 JSON-RPC ``error`` member (-32700 parse, -32600 request, -32602 params, -32500 application);
-ids and timestamps in ``*.get`` results are strings; ``apiinfo.version`` and ``user.login`` take
-no auth; sessions go in ``Authorization: Bearer`` and a body ``auth`` member is refused (7.x);
+ids and timestamps in ``*.get`` results are strings; ``apiinfo.version``, ``user.login`` and
+``user.checkAuthentication`` take no auth; the parameters are 7.0's (``selectHostGroups``,
+``selectStatusTimeline``, ``selectProblemEvents``... are served); sessions go in ``Authorization: Bearer`` and a body ``auth`` member is refused (7.x);
 ``sla.getsli`` returns ``periods`` ascending, ``serviceids`` as ints in shuffled order and a
 ``sli`` grid indexed [period][service], with daily slices in the SLA's timezone, ``period_to``
 inclusive, no slice before the SLA's effective date or after the current day, and ``sli: -1``
@@ -46,20 +47,32 @@ VERSION = "7.0.5"
 SESSIONS = "zabbix_sessions"
 MAX_PERIODS = 100
 
-# params each method accepts (anything else is "unexpected parameter", as the real API says)
+# params each method accepts: the ones of Zabbix 7.0's API reference served here (anything else
+# is "unexpected parameter", as the real API says). Where a parameter arrived after 6.0, SINCE
+# names the release, so a simulated 6.0 (VERSION) refuses it as the real one does.
 _COMMON_GET = {"output", "filter", "search", "searchByAny", "startSearch", "excludeSearch",
                "searchWildcardsEnabled", "limit", "sortfield", "sortorder", "countOutput",
                "preservekeys", "editable", "nopermissions"}
 PARAMS = {
-    "service.get": _COMMON_GET | {"serviceids", "parentids", "childids", "tags", "evaltype", "slaids",
-                                  "selectTags", "selectParents", "selectChildren", "selectProblemTags"},
+    "service.get": _COMMON_GET | {"serviceids", "parentids", "childids", "tags", "evaltype",
+                                  "slaids", "selectTags", "selectParents",
+                                  "selectChildren", "selectProblemTags", "selectProblemEvents",
+                                  "selectStatusRules", "selectStatusTimeline"},
     "sla.get": _COMMON_GET | {"slaids", "serviceids", "selectSchedule", "selectExcludedDowntimes",
                               "selectServiceTags"},
     "sla.getsli": {"slaid", "period_from", "period_to", "periods", "serviceids"},
     "host.get": _COMMON_GET | {"hostids", "groupids", "tags", "evaltype", "selectTags", "monitored_hosts",
-                               "with_monitored_items", "selectInterfaces", "selectInventory"},
+                               "with_monitored_items", "selectInterfaces", "selectInventory", "selectHostGroups"},
     "user.login": {"username", "password", "userData"},
+    "user.checkAuthentication": {"sessionid", "token", "extend"},
 }
+SINCE = {("host.get", "selectHostGroups"): (6, 2)}  # 6.2 split host groups from template groups
+
+
+def accepted_params(method: str, version: str = VERSION) -> set[str]:
+    """The parameters ``method`` takes on Zabbix ``version`` (major.minor compared)."""
+    have = tuple(int(p) for p in version.split(".")[:2])
+    return {p for p in PARAMS[method] if SINCE.get((method, p), (0, 0)) <= have}
 
 
 # ---- the world, as Zabbix objects ---------------------------------------------------------------
@@ -158,14 +171,15 @@ def build_slas(world: World) -> list[Sla]:
 
 
 def hosts(world: World) -> list[dict[str, Any]]:
-    """Tagged hosts behind each service: ``devices`` of them."""
+    """Tagged hosts behind each service: ``devices`` of them, in their customer's host group."""
     out = []
-    for cw in world.customers.values():
+    for number, cw in enumerate(world.customers.values(), start=1):
+        group = {"groupid": str(100 + number), "name": f"Customers/{cw.code}"}
         for svc in cw.services:
             for n in range(1, svc.devices + 1):
                 name = f"{cw.code}-{svc.site}-{svc.device_class}-{n:02d}".lower().replace(" ", "-")
                 out.append({"hostid": str(10000 + svc.serviceid * 100 + n), "host": name, "name": name,
-                            "status": "0", "tags": _host_tags(cw, svc)})
+                            "status": "0", "tags": _host_tags(cw, svc), "hostgroups": [group]})
     return out
 
 
@@ -271,8 +285,9 @@ def _check_params(method: str, params: Any) -> dict[str, Any]:
     if not isinstance(params, dict):
         raise _invalid('Invalid parameter "/": an array is expected.' if method == "user.logout"
                        else 'Invalid parameter "/": an object is expected.')
+    allowed = accepted_params(method)
     for key in params:
-        if key not in PARAMS[method]:
+        if key not in allowed:
             raise _invalid(f'Invalid parameter "/": unexpected parameter "{key}".')
     return params
 
@@ -358,6 +373,8 @@ class ZabbixSim:
             return VERSION
         if method == "user.login":
             return self.user_login(_check_params(method, params))
+        if method == "user.checkAuthentication":
+            return self.check_authentication(_check_params(method, params))
         if bearer is None:
             raise _app_error("Not authorized.")
         if bearer not in self.sessions and bearer not in self.api_tokens:
@@ -384,6 +401,17 @@ class ZabbixSim:
         self.sessions.add(token)
         return token
 
+    def check_authentication(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``user.checkAuthentication`` (no auth needed): the user of a session or an API token."""
+        sessionid, token = params.get("sessionid"), params.get("token")
+        if (sessionid is None) == (token is None):
+            raise _invalid('Invalid parameter "/": either "sessionid" or "token" is expected.')
+        known = sessionid in self.sessions if sessionid is not None else token in self.api_tokens
+        if not known:
+            raise _app_error("Session terminated, re-login, please.")
+        user = {"userid": "3", "username": self.state.creds.zabbix_user, "type": "1", "roleid": "1"}
+        return {**user, "sessionid": sessionid} if sessionid is not None else user
+
     def service_get(self, params: dict[str, Any]) -> Any:
         ids = _id_set(params.get("serviceids"), "serviceids")
         sla_ids = _id_set(params.get("slaids"), "slaids")
@@ -408,8 +436,42 @@ class ZabbixSim:
             if not _matches(record, params):
                 continue
             record = _project(record, params.get("output"))
+            self._service_selects(record, svc, params, now)
             out.append(_with_tags(record, tags, params.get("selectTags")))
         return self._finish(out, params)
+
+    @staticmethod
+    def _service_selects(record: dict[str, Any], svc: SimService, params: Mapping[str, Any],
+                         now: dt.datetime) -> None:
+        """7.0's ``selectProblemEvents``, ``selectStatusRules`` and ``selectStatusTimeline``: the
+        open outage as a problem event, no status rules, and per asked period the status at its
+        start (``-1`` OK, ``4`` the severity an outage has here) with the changes inside it."""
+        spans = merged(svc.outages, now)
+        if params.get("selectProblemEvents") is not None:
+            record["problem_events"] = [
+                {"eventid": str(_epoch(o.start)), "severity": "4", "name": f"{svc.name} is down"}
+                for o in svc.outages if o.start <= now and (o.end is None or o.end > now)]
+        if params.get("selectStatusRules") is not None:
+            record["status_rules"] = []
+        periods = params.get("selectStatusTimeline")
+        if periods is None:
+            return
+        if not isinstance(periods, list) or not all(isinstance(p, dict) for p in periods):
+            raise _invalid('Invalid parameter "/selectStatusTimeline": an array is expected.')
+        timeline = []
+        for n, period in enumerate(periods, start=1):
+            try:
+                lo = dt.datetime.fromtimestamp(int(period["period_from"]), UTC)
+                hi = dt.datetime.fromtimestamp(int(period["period_to"]), UTC)
+            except (KeyError, TypeError, ValueError):
+                raise _invalid(f'Invalid parameter "/selectStatusTimeline/{n}": period_from and period_to '
+                               "are expected.") from None
+            down_at_start = any(a <= lo < b for a, b in spans)
+            alarms = [{"clock": str(_epoch(t)), "value": v} for a, b in spans
+                      for t, v in ((a, "4"), (b, "-1")) if lo < t < hi and t <= now]
+            timeline.append({"start_value": "4" if down_at_start else "-1",
+                             "alarms": sorted(alarms, key=lambda x: int(x["clock"]))})
+        record["status_timeline"] = timeline
 
     def sla_get(self, params: dict[str, Any]) -> Any:
         ids = _id_set(params.get("slaids"), "slaids")
@@ -445,7 +507,10 @@ class ZabbixSim:
                 continue
             if not _tags_match(host["tags"], params.get("tags") or [], int(params.get("evaltype", 0))):
                 continue
-            record = _project({k: v for k, v in host.items() if k != "tags"}, params.get("output"))
+            record = _project({k: v for k, v in host.items() if k not in ("tags", "hostgroups")},
+                              params.get("output"))
+            if params.get("selectHostGroups") is not None:
+                record["hostgroups"] = [_project(g, params["selectHostGroups"]) for g in host["hostgroups"]]
             out.append(_with_tags(record, host["tags"], params.get("selectTags")))
         return self._finish(out, params)
 
