@@ -527,14 +527,17 @@ def router(state: SimState) -> APIRouter:
         if rest.startswith("root:"):
             return await drive_item_at(drive_id, rest.removeprefix("root:").lstrip("/"), request)
         item_id, _, action = rest.partition("/")
-        _, refused = await read_json(request) if request.method == "GET" else (None, None)
+        refused = authorised(request)
         if refused is not None:
+            await _log(request, await request.body())
             return refused
         with gw.lock:
             found = next(((p, i) for p, i in gw.drives.get(drive_id, {}).items() if i["id"] == item_id), None)
         if found is None:
+            await _log(request, await request.body())
             return _error(404, "itemNotFound", "The resource could not be found.")
         if request.method == "GET" and not action:
+            await _log(request, b"")
             return _item_view(found[1])
         return await drive_item_at(drive_id, f"{found[0]}:/{action}", request)
 
