@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -220,6 +220,31 @@ def _odata_error(status: int, code: str, message: str, headers: dict[str, str] |
     )
 
 
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def add_graph_fallback(api: APIRouter) -> None:
+    """Answer what no route of ``api`` serves as Graph does, with a Graph error body: a known path
+    with another method is 405, an unknown segment 400 ``BadRequest`` (Graph's answer to a URL
+    outside its schema). Must be added after every other route of ``api``, which is mounted under
+    one ``/<system>`` segment (see :func:`devtools.simulators.app.create_app`).
+    """
+    from starlette.routing import Match
+
+    known = list(api.routes)
+
+    @api.api_route("/{rest:path}", methods=ALL_METHODS, include_in_schema=False)
+    async def fallback(rest: str, request: Request):
+        inner = "/" + request.url.path.lstrip("/").partition("/")[2]  # the router's own path: no /<system>
+        for route in known:
+            match, _ = route.matches({**request.scope, "type": "http", "path": inner, "method": ""})
+            if match is not Match.NONE and getattr(route, "methods", None):
+                return _odata_error(405, "Request_BadRequest",
+                                    f"Specified HTTP method is not allowed for the request uri {request.url.path}.")
+        segment = next((s for s in reversed(rest.split("/")) if s), rest)
+        return _odata_error(400, "BadRequest", f"Resource not found for the segment '{unquote(segment)}'.")
+
+
 def aad_client_credentials_error(form: dict[str, str], tenant_id: str, *, tenant_known: bool,
                                  client_id: str, client_secret: str) -> JSONResponse | None:
     """Azure AD's answer to a client-credentials request it refuses, in its order of checks;
@@ -342,6 +367,7 @@ def router(state: SimState) -> APIRouter:
         rows.sort(key=lambda r: r[1]["createdDateTime"], reverse=True)
         return collection(request, rows, SCORE_FIELDS, "security/secureScores")
 
+    add_graph_fallback(api)
     return api
 
 

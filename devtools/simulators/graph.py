@@ -10,13 +10,26 @@ from an ``http://`` authority):
   ``POST .../messages/{id}/send``, ``GET /users/{id}/mailFolders/sentitems/messages`` with
   ``$filter=internetMessageId eq '...'``;
 - Teams: ``POST``/``GET /v1.0/teams/{team}/channels/{channel}/messages`` (newest first,
-  ``$top``), ``GET``/``POST /tabs``, ``PATCH /tabs/{id}``;
+  ``$top``), ``GET``/``POST /tabs``, ``PATCH /tabs/{id}``. App-only channel posts are what
+  Microsoft documents them to be: refused (401 ``Unauthorized``, "Message POST is allowed in
+  application-only context only for import purposes...") unless the app holds the
+  resource-specific consent (RSC) permission ``ChannelMessage.Send.Group`` in that team, granted
+  by installing the app in the team (:func:`install_app`); reading them needs
+  ``ChannelMessage.Read.Group`` there, else 403. Every demo customer's team
+  (:func:`demo_team_id`) has the app installed with both;
 - SharePoint: ``PUT /v1.0/drives/{drive}/root:/{path}:/content`` (simple upload, at most 4 MB
   here, with ``@microsoft.graph.conflictBehavior``), ``POST .../root:/{path}:/createUploadSession``,
-  ``GET .../root:/{path}`` (driveItem with ``file.hashes.quickXorHash`` and ``size``);
+  ``GET .../root:/{path}`` (driveItem with ``file.hashes.quickXorHash`` and ``size``); the same
+  under ``/drives/{drive}/items/root:/{path}:`` (the SDK's form, ``items.by_drive_item_id``) and
+  ``GET /drives/{drive}/items/{id}``;
 - upload sessions: ``PUT {uploadUrl}`` with ``Content-Range: bytes a-b/total``; like Graph, the
   upload URL is pre-authorised and a request carrying ``Authorization`` is refused (401); drive
   chunks must be multiples of 320 KiB except the last; each answer names ``nextExpectedRanges``.
+
+Request bodies are read as Graph reads them: property names case-insensitively (the Python
+SDK sends ``{"Message": …, "SaveToSentItems": …}`` to ``sendMail``). Every answer that is not a
+success, including an unknown path or method, is a Graph error body
+``{"error": {"code", "message", "innerError"}}``, never the web framework's own.
 
 Every request is logged in ``state.extra["graph"].log`` (method, path, query, headers, body) so
 tests check what went over the wire. UNCONFIRMED: real ``sendMail`` may ignore an
@@ -42,8 +55,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from devtools.simulators.crash import hold_after_accept
+from devtools.simulators.world import _guid
 from devtools.simulators.defender import (
-    GRAPH_SCOPE, _Field, _odata_error, aad_client_credentials_error, graph_time, parse_filter, ODataError,
+    GRAPH_SCOPE, _Field, _odata_error, aad_client_credentials_error, add_graph_fallback, graph_time, parse_filter,
+    ODataError,
 )
 
 if TYPE_CHECKING:
@@ -58,6 +73,15 @@ DRIVE_CHUNK_MULTIPLE = 320 * 1024
 MAIL_CHUNK_LIMIT = 4 * 1024 * 1024
 WEBSITE_TAB_APP = "com.microsoft.teamspace.tab.web"
 STATE_KEY = "graph"
+SEND_RSC = "ChannelMessage.Send.Group"
+READ_RSC = "ChannelMessage.Read.Group"
+#: what the reports app's Teams manifest asks for, granted when a team owner installs it
+REPORTS_APP_RSC = frozenset({SEND_RSC, READ_RSC, "TeamsTab.ReadWrite.Group"})
+IMPORT_ONLY = ("Message POST is allowed in application-only context only for import purposes. Refer to "
+               "https://learn.microsoft.com/microsoftteams/platform/graph-api/import-messages/"
+               "import-external-messages-to-teams for more details.")
+PROTECTED_READ = ("Invoked API requires Protected API access in application-only context when not using Resource "
+                  "Specific Consent. Visit https://docs.microsoft.com/en-us/graph/teams-protected-apis for more details.")
 
 
 
@@ -91,6 +115,8 @@ class GraphWorld:
     tabs: dict[tuple[str, str], dict[str, dict]] = field(default_factory=dict)
     drives: dict[str, dict[str, dict]] = field(default_factory=dict)  # drive id -> path -> item (+content)
     sessions: dict[str, dict] = field(default_factory=dict)
+    #: team id -> the RSC permissions the reports app holds there (the app is installed in the team)
+    team_consent: dict[str, set[str]] = field(default_factory=dict)
     log: list[dict] = field(default_factory=list)
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -101,9 +127,37 @@ class GraphWorld:
                 if address.lower() in (r["emailAddress"]["address"].lower() for r in m.get("toRecipients", []))]
 
 
+def demo_team_id(code: str) -> str:
+    """The Teams team of demo customer ``code`` (the registry's ``delivery.teams.team_id``)."""
+    return _guid("team", code)
+
+
 def graph_world(state: SimState) -> GraphWorld:
+    """The tenant's state; created with the reports app installed in every demo customer's team."""
     with state.lock:
-        return state.extra.setdefault(STATE_KEY, GraphWorld())
+        if STATE_KEY not in state.extra:
+            gw = GraphWorld()
+            for code in state.full_world.customers:
+                gw.team_consent[demo_team_id(code)] = set(REPORTS_APP_RSC)
+            state.extra[STATE_KEY] = gw
+        return state.extra[STATE_KEY]
+
+
+def install_app(state: SimState, team_id: str, permissions: frozenset[str] | set[str] = REPORTS_APP_RSC) -> None:
+    """A team owner installs the reports app in ``team_id`` and consents to its RSC ``permissions``
+    (replacing what it held); an empty set is the app without consent (or uninstalled)."""
+    gw = graph_world(state)
+    with gw.lock:
+        gw.team_consent[team_id] = set(permissions)
+
+
+def _ci(body: Any, name: str, default: Any = None) -> Any:
+    """``body[name]`` with the property name matched case-insensitively, as Graph reads JSON."""
+    if not isinstance(body, dict):
+        return default
+    if name in body:
+        return body[name]
+    return next((v for k, v in body.items() if k.lower() == name.lower()), default)
 
 
 def _error(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
@@ -227,11 +281,11 @@ def router(state: SimState) -> APIRouter:
         body, refused = await read_json(request)
         if refused is not None:
             return refused
-        msg = body.get("message")
+        msg = _ci(body, "message")
         bad = check_message(msg, draft=False)
         if bad is not None:
             return bad
-        if body.get("saveToSentItems", True) in (True, "true"):
+        if _ci(body, "saveToSentItems", True) in (True, "true"):
             file_to_sent(unquote(user), msg)
         await hold_after_accept(state, "graph.sendMail")
         return Response(status_code=202)
@@ -255,7 +309,7 @@ def router(state: SimState) -> APIRouter:
         body, refused = await read_json(request)
         if refused is not None:
             return refused
-        item = body.get("AttachmentItem") or {}
+        item = _ci(body, "AttachmentItem") or {}
         if message_id not in gw.drafts:
             return _error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
         if item.get("attachmentType") != "file" or not item.get("name") or not isinstance(item.get("size"), int):
@@ -300,11 +354,17 @@ def router(state: SimState) -> APIRouter:
         return {"@odata.context": "…/$metadata#users('…')/mailFolders('sentitems')/messages", "value": value}
 
     # ---- Teams -----------------------------------------------------------------------------
+    def consented(team: str, permission: str) -> bool:
+        with gw.lock:
+            return permission in gw.team_consent.get(team, set())
+
     @api.post("/v1.0/teams/{team}/channels/{channel}/messages")
     async def post_channel_message(team: str, channel: str, request: Request):
         body, refused = await read_json(request)
         if refused is not None:
             return refused
+        if not consented(team, SEND_RSC):  # app-only without RSC: migration only
+            return _error(401, "Unauthorized", IMPORT_ONLY)
         content = (body.get("body") or {}).get("content")
         if not content:
             return _error(400, "BadRequest", "Message body cannot be empty.")
@@ -331,6 +391,8 @@ def router(state: SimState) -> APIRouter:
         _, refused = await read_json(request)
         if refused is not None:
             return refused
+        if not consented(team, READ_RSC):
+            return _error(403, "Forbidden", PROTECTED_READ)
         try:
             top = int(request.query_params.get("$top", "20"))
         except ValueError:
@@ -417,8 +479,8 @@ def router(state: SimState) -> APIRouter:
             items[path] = item
         return _item_view(item), 200 if existing else 201
 
-    @api.api_route("/v1.0/drives/{drive_id}/root:/{rest:path}", methods=["GET", "PUT", "POST"])
-    async def drive_path(drive_id: str, rest: str, request: Request):
+    async def drive_item_at(drive_id: str, rest: str, request: Request):
+        """``root:/{path}:[/{action}]`` under a drive, whichever URL form carried it."""
         path, _, action = unquote(rest).partition(":/")
         path = path.rstrip(":").strip("/")
         behaviour = request.query_params.get("@microsoft.graph.conflictBehavior", "fail")
@@ -438,7 +500,7 @@ def router(state: SimState) -> APIRouter:
             body, refused = await read_json(request)
             if refused is not None:
                 return refused
-            item = (body or {}).get("item", {})
+            item = _ci(body, "item") or {}
             return JSONResponse(open_session(request, "drive", None, {
                 "drive_id": drive_id, "path": path,
                 "behaviour": item.get("@microsoft.graph.conflictBehavior", "fail")}), 200)
@@ -451,7 +513,33 @@ def router(state: SimState) -> APIRouter:
             if item is None:
                 return _error(404, "itemNotFound", "The resource could not be found.")
             return _item_view(item)
+        await _log(request, await request.body())
         return _error(400, "invalidRequest", f"Unsupported {request.method} on root:/…:/{action}.")
+
+    @api.api_route("/v1.0/drives/{drive_id}/root:/{rest:path}", methods=["GET", "PUT", "POST"])
+    async def drive_path(drive_id: str, rest: str, request: Request):
+        return await drive_item_at(drive_id, rest, request)
+
+    @api.api_route("/v1.0/drives/{drive_id}/items/{rest:path}", methods=["GET", "PUT", "POST"])
+    async def drive_items(drive_id: str, rest: str, request: Request):
+        """``items/root:/{path}:/…`` (the SDK's ``by_drive_item_id("root:/…:")``) or ``items/{id}``."""
+        rest = unquote(rest)
+        if rest.startswith("root:"):
+            return await drive_item_at(drive_id, rest.removeprefix("root:").lstrip("/"), request)
+        item_id, _, action = rest.partition("/")
+        refused = authorised(request)
+        if refused is not None:
+            await _log(request, await request.body())
+            return refused
+        with gw.lock:
+            found = next(((p, i) for p, i in gw.drives.get(drive_id, {}).items() if i["id"] == item_id), None)
+        if found is None:
+            await _log(request, await request.body())
+            return _error(404, "itemNotFound", "The resource could not be found.")
+        if request.method == "GET" and not action:
+            await _log(request, b"")
+            return _item_view(found[1])
+        return await drive_item_at(drive_id, f"{found[0]}:/{action}", request)
 
     # ---- upload sessions -------------------------------------------------------------------
     def open_session(request: Request, kind: str, size: int | None, target: dict) -> dict:
@@ -509,6 +597,7 @@ def router(state: SimState) -> APIRouter:
         stored = store_item(target["drive_id"], target["path"], content, target["behaviour"])
         return stored if isinstance(stored, JSONResponse) else JSONResponse(*stored)
 
+    add_graph_fallback(api)
     return api
 
 

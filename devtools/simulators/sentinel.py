@@ -19,7 +19,9 @@ Wire details follow ARM: ``api-version`` is required; ``$filter`` (comparisons o
 ``properties/severity`` joined by ``and``/``or``, parsed by the Defender simulator's OData
 parser), ``$orderby`` on the two times, ``$top`` (default :data:`DEFAULT_TOP`, at most
 :data:`MAX_TOP` - both UNCONFIRMED), ``nextLink`` with an opaque ``$skipToken``; errors are
-``{"error": {"code", "message"}}``. Incidents stand as they are at the real current time: one
+``{"error": {"code", "message"}}``, an unknown path or method included (UNCONFIRMED wording).
+Every stable ``api-version`` of the provider that lists incidents (:data:`API_VERSIONS`) is
+accepted; any other gets ARM's ``NoRegisteredProviderFound``. Incidents stand as they are at the real current time: one
 closed after the report week is ``Closed`` now, with ``lastModifiedTimeUtc`` at its closing.
 """
 
@@ -52,7 +54,11 @@ GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 MSP_TENANT_ID = str(uuid.uuid5(uuid.NAMESPACE_DNS, "northwind-msp.example"))
 TOKEN_LIFETIME = 3599
 TOKENS_KEY = "sentinel_tokens"  # state.extra[...]: access token -> (tenant id, scope, expires at)
-API_VERSIONS = ("2022-11-01", "2023-02-01", "2024-03-01", "2025-06-01")
+#: every stable api-version of Microsoft.SecurityInsights whose spec has incidents - list
+#: (azure-rest-api-specs, specification/securityinsights/.../stable/*); previews are refused
+#: here (UNCONFIRMED: ARM accepts the preview versions it has not retired)
+API_VERSIONS = ("2020-01-01", "2021-04-01", "2021-10-01", "2022-08-01", "2022-11-01", "2023-02-01",
+                "2023-11-01", "2024-03-01", "2024-09-01", "2025-03-01", "2025-06-01", "2025-09-01")
 DEFAULT_TOP = 50
 MAX_TOP = 1000
 INCIDENT_FIELDS = {"properties/createdTimeUtc": _Field("datetime"),
@@ -271,6 +277,14 @@ def router(state: SimState) -> APIRouter:
         if offset + top < len(rows):
             body["nextLink"] = _next_link(request, _skip_token(offset + top))
         return JSONResponse(body)
+
+    @api.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    async def fallback(rest: str, request: Request):
+        """ARM's envelope for what this simulator does not serve, never the web framework's."""
+        if rest.rstrip("/").lower().endswith("/providers/microsoft.securityinsights/incidents"):
+            return _arm_error(405, "HttpMethodNotAllowed",
+                              f"The HTTP method '{request.method}' is not supported at scope '/{rest}'.")
+        return _arm_error(404, "InvalidResourceType", f"The resource type could not be found for '/{rest}'.")
 
     return api
 

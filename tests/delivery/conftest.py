@@ -54,9 +54,11 @@ class Case:
 
 @pytest.fixture
 def delivery_conns(sim, use_connection):
-    """The Graph, Gmail and Drive connections (TLS, with the simulators' CA bundle)."""
+    """The Graph, Gmail and Drive connections (TLS, with the simulators' CA bundle); the reports
+    app is installed, with its RSC permissions, in the test team :data:`TEAM`."""
     from devtools.simulators import drive, gmail, graph
 
+    graph.install_app(sim.state, TEAM)
     conns = {}
     for module in (graph, gmail, drive):
         conns.update(module.demo_connections(sim.base_url, sim.creds, {}))

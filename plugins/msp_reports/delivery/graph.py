@@ -17,12 +17,16 @@ ledger write is settled (``lookup``):
   ``Mail.ReadBasic.All`` or ``Mail.Read`` for the lookup.
 - **Teams** (``GraphTeamsChannel``): ``POST /teams/{team}/channels/{channel}/messages`` with the
   Adaptive Card as an attachment whose ``id`` is derived from the idempotency key; lookup reads
-  the channel's recent messages (``$top=50``) for that attachment id. Permission: Graph refuses
-  app-only channel posts with the tenant-wide ``ChannelMessage.Send`` (a delegated permission);
-  app-only needs the resource-specific consent permission ``ChannelMessage.Send.Group``
-  granted by installing the app in each customer's team (UNCONFIRMED for shared channels), or
-  else use the Workflows webhook for that customer. The post then shows as sent by the app.
-  The lookup reads channel messages: ``ChannelMessage.Read.Group`` (RSC) or ``ChannelMessage.Read.All``.
+  the channel's recent messages (``$top=50``) for that attachment id. Permission: Graph allows
+  app-only channel posts only for imports (``Teamwork.Migrate.All``, channels in migration mode)
+  and answers any other app-only post with 401 "Message POST is allowed in application-only
+  context only for import purposes"; the way that works for production posts is the
+  resource-specific consent (RSC) permission ``ChannelMessage.Send.Group``, granted by
+  installing the reports app (its manifest asks for it) in each customer's team (UNCONFIRMED
+  for shared channels), or else the Workflows webhook for that customer. The post then shows as
+  sent by the app. The lookup reads channel messages: ``ChannelMessage.Read.Group`` (RSC), else
+  Graph answers 403 (protected API). Either refusal raises :class:`TeamsConsentMissing`, naming
+  the team and the missing permission.
 - **"Pinned for the week"**: Graph has no pinning of channel messages. Instead a *Website* tab
   named ``Weekly report`` (app ``com.microsoft.teamspace.tab.web``) is added once to the channel
   (``POST /tabs``) and then updated (``PATCH /tabs/{id}``) every week to point at that week's
@@ -233,6 +237,38 @@ class GraphMailChannel(ReportEmail):
 
 
 # ---- Teams ---------------------------------------------------------------------------------
+SEND_RSC = "ChannelMessage.Send.Group"
+READ_RSC = "ChannelMessage.Read.Group"
+#: what Graph says when an app-only post has no RSC in the team (it allows app-only posts only
+#: for importing messages into a channel in migration mode)
+IMPORT_ONLY_REFUSAL = "only for import purposes"
+
+
+class TeamsConsentMissing(DeliveryError):
+    """Graph refused an app-only Teams call because the reports app holds no resource-specific
+    consent (RSC) for it in that team: the app is not installed there, or was installed without
+    consenting to ``permission``. Nothing was posted; installing the app fixes it (see
+    docs/operations.md, "Teams through Graph")."""
+
+    def __init__(self, team_id: str, channel_id: str, permission: str, graph_said: Any) -> None:
+        super().__init__(
+            f"teams/graph: Graph refused the reports app in team {team_id} (channel {channel_id}): it lacks the "
+            f"resource-specific consent permission {permission} in that team. A team owner must install the "
+            f"reports app in the customer's team and consent to {SEND_RSC} and {READ_RSC} (docs/operations.md, "
+            f"'Teams through Graph'), or switch the customer to a Workflows webhook. Graph said: {graph_said}")
+        self.team_id = team_id
+        self.channel_id = channel_id
+        self.permission = permission
+
+
+def _graph_message(exc: BaseException) -> str:
+    """The ``error.message`` of a Graph error the provider raised (it passes the parsed body)."""
+    body = exc.args[0] if exc.args else None
+    if isinstance(body, dict):
+        return str((body.get("error") or {}).get("message") or body)
+    return str(body or exc)
+
+
 def attachment_id(idempotency_key: str) -> str:
     """The card's attachment id: stable for a key, so the post can be found again."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"msp-weekly-report:{idempotency_key}"))
@@ -262,7 +298,13 @@ class GraphTeamsChannel:
         async def work(hook: GraphDeliveryHook) -> dict:
             return await hook.call("POST", self._messages, json_body=body)
 
-        posted = _run(self.conn_id, work)
+        try:
+            posted = _run(self.conn_id, work)
+        except PermissionError as exc:  # the provider's 401/403; a 401 here is never the token's fault alone
+            said = _graph_message(exc)
+            if IMPORT_ONLY_REFUSAL in said:
+                raise TeamsConsentMissing(self.team_id, self.channel_id, SEND_RSC, said) from exc
+            raise
         return {"remote_id": posted["id"], "attachment_id": att, "via": "graph",
                 "team_id": self.team_id, "channel_id": self.channel_id}
 
@@ -272,7 +314,14 @@ class GraphTeamsChannel:
         async def work(hook: GraphDeliveryHook) -> Any:
             return await hook.call("GET", self._messages, query={"$top": self.lookback})
 
-        for msg in _run(self.conn_id, work).get("value", []):
+        try:
+            recent = _run(self.conn_id, work)
+        except PermissionError as exc:
+            said = _graph_message(exc)
+            if "Resource Specific Consent" in said or READ_RSC in said:
+                raise TeamsConsentMissing(self.team_id, self.channel_id, READ_RSC, said) from exc
+            raise
+        for msg in recent.get("value", []):
             if any(a.get("id") == att for a in msg.get("attachments", [])):
                 return {"remote_id": msg["id"], "attachment_id": att, "via": "graph",
                         "found_by": f"last {self.lookback} channel messages"}
