@@ -129,41 +129,12 @@ class Ledger:
         in the receipt's history)."""
         name = channel.name
         current = self.receipt(name)
-        attempt = 0
-        if current is not None:
-            history = current.get("history", [])
-            attempt = current.get("resends", 0)
-            if current["state"] == "sent" and not resend:
-                if current["pdf_sha256"] != pdf_sha256:
-                    raise AlreadyDelivered(
-                        f"{self.customer} {self.week_of} {name}: a different PDF was already sent "
-                        f"({current['pdf_sha256'][:12]}); use the resend command to send this one"
-                    )
-                log.info("%s %s %s: already sent (%s), skipping", self.customer, self.week_of, name,
-                         current.get("remote_id"))
-                return current
-            if current["state"] == "attempted" and not resend:
-                found = channel.lookup(current["idempotency_key"])
-                if found is None and getattr(channel, "rewrite_is_safe", False):
-                    log.info("%s %s %s: an interrupted write is not there; writing it again (it replaces "
-                             "by name, so it cannot duplicate)", self.customer, self.week_of, name)
-                elif found is None:
-                    raise DeliveryStateUnknown(
-                        f"{self.customer} {self.week_of} {name}: an earlier send was interrupted and the "
-                        f"channel cannot confirm it; check {name} and then run the resend command"
-                    )
-                else:
-                    return self._sent(name, current, found, history)
-            if current["state"] == "failed" and not resend:
-                # a failure we took for "not accepted" may have been accepted after all (a 5xx
-                # after processing): a channel that can look costs one lookup before resending
-                found = channel.lookup(current["idempotency_key"])
-                if found is not None:
-                    return self._sent(name, current, found, history)
-            if resend:
-                attempt += 1
-        else:
-            history = []
+        history = current.get("history", []) if current is not None else []
+        if current is not None and not resend:
+            settled = self._settle_earlier(channel, current, pdf_sha256, history)
+            if settled is not None:
+                return settled
+        attempt = current.get("resends", 0) + int(resend) if current is not None else 0
         key = idempotency_key(self.customer, self.week_of, name, pdf_sha256, attempt)
         record = {"channel": name, "customer": self.customer, "week_of": self.week_of.isoformat(),
                   "state": "attempted", "pdf_sha256": pdf_sha256, "idempotency_key": key,
@@ -179,9 +150,49 @@ class Ledger:
             if not channel.to:  # everyone the registry names now has it
                 earlier = current.get("receipt") or {"remote_id": current.get("remote_id")}
                 return self._sent(name, record, earlier, history)
+        return self._attempt(channel, record, history)
+
+    def _settle_earlier(self, channel: Channel, current: dict, pdf_sha256: str, history: list) -> dict | None:
+        """An earlier receipt that settles this send (the receipt to return), or None to send now.
+
+        Sent: done (a different PDF is refused). Attempted: the channel is asked whether it arrived
+        (an interrupted write that replaces by name is simply written again). Failed: a channel
+        that can look costs one lookup first, since a 5xx after processing may have been accepted.
+        """
+        name = channel.name
+        if current["state"] == "sent":
+            if current["pdf_sha256"] != pdf_sha256:
+                raise AlreadyDelivered(
+                    f"{self.customer} {self.week_of} {name}: a different PDF was already sent "
+                    f"({current['pdf_sha256'][:12]}); use the resend command to send this one"
+                )
+            log.info("%s %s %s: already sent (%s), skipping", self.customer, self.week_of, name,
+                     current.get("remote_id"))
+            return current
+        if current["state"] == "attempted":
+            found = channel.lookup(current["idempotency_key"])
+            if found is None and getattr(channel, "rewrite_is_safe", False):
+                log.info("%s %s %s: an interrupted write is not there; writing it again (it replaces "
+                         "by name, so it cannot duplicate)", self.customer, self.week_of, name)
+                return None
+            if found is None:
+                raise DeliveryStateUnknown(
+                    f"{self.customer} {self.week_of} {name}: an earlier send was interrupted and the "
+                    f"channel cannot confirm it; check {name} and then run the resend command"
+                )
+            return self._sent(name, current, found, history)
+        if current["state"] == "failed":
+            found = channel.lookup(current["idempotency_key"])
+            if found is not None:
+                return self._sent(name, current, found, history)
+        return None
+
+    def _attempt(self, channel: Channel, record: dict, history: list) -> dict:
+        """Write the attempt, send, and record what came of it (sent, refused, failed or unknown)."""
+        name = channel.name
         self._write(name, record)
         try:
-            found = channel.send(key)
+            found = channel.send(record["idempotency_key"])
         except RecipientsRefused as exc:
             raise self._refused(name, record, exc, history) from exc
         except Exception as exc:

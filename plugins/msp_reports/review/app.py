@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import Depends, FastAPI, Form, HTTPException, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -235,214 +235,228 @@ def use_renderer(app: FastAPI, rerender: Rerender) -> None:
     app.state.rerender = rerender
 
 
+router = APIRouter()  # the page's routes; create_app mounts them with its state (renderer, previews)
+
+
+async def _headers(request: Request, call_next):
+    response = await call_next(request)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+async def _errors(request: Request, exc: HTTPException):
+    wants_html = "text/html" in request.headers.get("accept", "")
+    if exc.status_code == status.HTTP_401_UNAUTHORIZED and wants_html and request.method == "GET":
+        from airflow.api_fastapi.app import get_auth_manager
+
+        return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)),
+                                status_code=status.HTTP_303_SEE_OTHER)
+    if wants_html:
+        return templates.TemplateResponse(request, "error.html", {"status": exc.status_code, "detail": exc.detail},
+                                          status_code=exc.status_code)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+
+async def _report_errors(request: Request, exc: ReportError):
+    """A broken registry or an unreadable store: say what is wrong and what to fix, not a bare 500."""
+    if isinstance(exc, RegistryError):
+        detail = (f"The customer registry cannot be used: {exc}. Fix the file (or the Airflow Variable "
+                  "msp_reports_registry that names it) and reload this page.")
+    else:
+        detail = f"The review page cannot show this week: {exc}"
+    return await _errors(request, HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, detail))
+
+
+@router.get("/", response_class=HTMLResponse, name="page")
+def page(request: Request, user: Annotated[BaseUser, Depends(auth.reader)],
+         week: str | None = None, customer: str | None = None, msg: str | None = None):
+    settings = _settings()
+    registry = _registry(settings)
+    store = _store(settings)
+    week_of = _week(week, registry.msp.timezone)
+    latest = _latest_week(registry.msp.timezone)
+    recent = {latest - dt.timedelta(days=7 * n) for n in range(WEEKS_SHOWN)}
+    weeks = sorted(recent | {week_of} | _stored_weeks(store, [c.code for c in registry.customers]), reverse=True)
+    rows = [{"code": c.code, "name": c.name, "engineer": c.account_engineer.name,
+             **review_state(store, c.code, week_of)} for c in registry.customers]
+    selected = next((r for r in rows if r["code"] == customer), None)
+    if customer and selected is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer {customer!r} in the registry")
+    detail = None
+    if selected is not None:
+        with store.week_lock(selected["code"], week_of, shared=True):  # render.json and its PDF, together
+            selected = {**selected, **review_state(store, selected["code"], week_of)}
+            # a PDF without its render.json (a render killed mid-publish) is no version to show
+            files = store.week(selected["code"], week_of)
+            pdf = files.report_pdf() if selected["render"] else None
+            commentary = files.commentary() or ""
+            sent_with = _messages(store, selected["code"], week_of) if selected["render"] else None
+        detail = {
+            **selected,
+            "commentary": commentary,
+            "commentary_sha256": sha256(commentary.encode()),
+            "pages": _page_count(pdf) if pdf else 0,
+            "messages": sent_with,
+            "previews": _PagePreviews.available(),
+            "can_edit": selected["week_state"] in EDITABLE and not selected["delivery_started"],
+            "can_decide": selected["week_state"] in DECIDABLE and not selected["delivery_started"],
+        }
+    session, new = auth.session_value(request)
+    response = templates.TemplateResponse(request, "review.html", {
+        "user": user.get_name(), "week_of": week_of, "weeks": weeks, "rows": rows, "detail": detail,
+        "message": _banner(msg, detail), "csrf_field": auth.CSRF_FIELD, "csrf_token": auth.csrf_token(session, user),
+        "dag_id": auth.DAG_ID, "approval_cutoff": registry.msp.approval_cutoff,
+    })
+    if new:
+        response.set_cookie(auth.CSRF_COOKIE, session, httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https", path=request.url_for("page").path)
+    return response
+
+
+@router.get("/pdf/{code}/{week_of}/report.pdf", name="pdf")
+def pdf(code: str, week_of: str, user: Annotated[BaseUser, Depends(auth.reader)]):
+    settings = _settings()
+    customer = _customer(_registry(settings), code)
+    week = _week(week_of, "UTC")
+    data = _store(settings).week(customer.code, week).report_pdf()
+    if data is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{code} {week}: no report rendered yet")
+    return Response(data, media_type="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{customer.code}_weekly-report_{week}.pdf"',
+        "X-Report-SHA256": sha256(data)})
+
+
+@router.get("/pdf/{code}/{week_of}/cover_note.html", name="cover_note")
+def cover_note(code: str, week_of: str, user: Annotated[BaseUser, Depends(auth.reader)]):
+    """The email's cover note, byte for byte as it will be sent; sandboxed (no script, no form)."""
+    from msp_reports import messages
+
+    settings = _settings()
+    customer = _customer(_registry(settings), code)
+    week = _week(week_of, "UTC")
+    data = _store(settings).read_bytes(customer.code, week, messages.COVER_NOTE)
+    if data is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{code} {week}: no cover note rendered")
+    return Response(data, media_type="text/html; charset=utf-8", headers={
+        "Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'",
+        "X-Report-SHA256": sha256(data)})
+
+
+@router.get("/pdf/{code}/{week_of}/page-{number}.png", name="page_png")
+def page_png(request: Request, code: str, week_of: str, number: int, user: Annotated[BaseUser, Depends(auth.reader)]):
+    settings = _settings()
+    customer = _customer(_registry(settings), code)
+    week = _week(week_of, "UTC")
+    data = _store(settings).week(customer.code, week).report_pdf()
+    if data is None or not 1 <= number <= _page_count(data):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{code} {week}: no page {number}")
+    return Response(request.app.state.previews.page(data, number), media_type="image/png")
+
+
+def _refuse_once_delivery_started(current: dict, code: str, week: dt.date) -> None:
+    if current["delivery_started"]:
+        sent = ", ".join(f"{ch} {st}" for ch, st in current["deliveries"].items() if st != "-")
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"{code} {week}: delivery has started{f' ({sent})' if sent else ''}; the approved "
+                            "version can no longer change (use the resend command for a corrected report)")
+
+
+def _editable(store, code: str, week: dt.date, shown_commentary_sha256: str) -> tuple[WeekState, str]:
+    """The state and the stored commentary, if the commentary may change now (else 409)."""
+    current_state = review_state(store, code, week)
+    state = current_state["week_state"]
+    _refuse_once_delivery_started(current_state, code, week)  # the reason that says what to do instead
+    if state not in EDITABLE:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"{code} {week} is {current_state['state']}; the commentary cannot change now")
+    current = store.week(code, week).commentary() or ""
+    if shown_commentary_sha256 != sha256(current.encode()):
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"{code} {week}: someone else changed the commentary since you opened it; reload")
+    return state, current
+
+
+@router.post("/commentary/{code}/{week_of}", name="save_commentary")
+def save_commentary(request: Request, code: str, week_of: str,
+                    user: Annotated[BaseUser, Depends(auth.checked_editor)],
+                    commentary: Annotated[str, Form()] = "",
+                    shown_commentary_sha256: Annotated[str, Form()] = ""):
+    from msp_reports.escaping import COMMENTARY_LIMIT
+
+    rerender: Rerender | None = request.app.state.rerender
+    if rerender is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                            "this review page was started without the report renderer, so it cannot re-render; "
+                            "serve it through the Airflow plugin (plugins/review_plugin.py)")
+    settings = _settings()
+    customer = _customer(_registry(settings), code)
+    week = _week(week_of, "UTC")
+    store = _store(settings)
+    state, current = _editable(store, customer.code, week, shown_commentary_sha256)
+    text = commentary.replace("\r\n", "\n").strip()
+    if len(text) > COMMENTARY_LIMIT:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"commentary is longer than {COMMENTARY_LIMIT} characters")
+    if text == current.strip():
+        return _back(request, week, customer.code, "unchanged")
+    try:  # rendered outside the lock; published under it only if nothing started meanwhile
+        rerender(settings, {"customer": customer.code, "week_of": week.isoformat()},
+                 commentary=text + "\n" if text else "",
+                 guard=lambda: _editable(store, customer.code, week, shown_commentary_sha256))
+    except HTTPException:
+        raise
+    except Exception as exc:  # nothing was published: the stored commentary is still the one the PDF holds
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR,
+                            f"{code} {week}: the report could not be re-rendered ({type(exc).__name__}: "
+                            f"{str(exc)[:300]}); the commentary was not changed") from None
+    voided = state in (WeekState.APPROVED, WeekState.REJECTED)
+    return _back(request, week, customer.code, "saved-voided" if voided else "saved")
+
+
+@router.post("/decision/{code}/{week_of}", name="decide")
+def decide(request: Request, code: str, week_of: str,
+           user: Annotated[BaseUser, Depends(auth.checked_editor)],
+           decision: Annotated[str, Form()],
+           snapshot_sha256: Annotated[str, Form()] = "",
+           commentary_sha256: Annotated[str, Form()] = "",
+           pdf_sha256: Annotated[str, Form()] = "",
+           subject_sha256: Annotated[str, Form()] = "",
+           cover_note_sha256: Annotated[str, Form()] = "",
+           teams_card_sha256: Annotated[str, Form()] = "",
+           reason: Annotated[str, Form()] = ""):
+    settings = _settings()
+    customer = _customer(_registry(settings), code)
+    week = _week(week_of, "UTC")
+    if decision not in ("approve", "reject"):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "decision must be 'approve' or 'reject'")
+    if decision == "reject" and not reason.strip():
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "a rejection needs a reason")
+    shown = {"snapshot_sha256": snapshot_sha256, "commentary_sha256": commentary_sha256, "pdf_sha256": pdf_sha256,
+             "subject_sha256": subject_sha256, "cover_note_sha256": cover_note_sha256,
+             "teams_card_sha256": teams_card_sha256}
+    store = _store(settings)
+    with store.week_lock(customer.code, week):  # no delivery can start between the check and the record
+        _refuse_once_delivery_started(review_state(store, customer.code, week), code, week)
+        try:
+            record = approval.record_decision(
+                store, customer.code, week, decision, by=user.get_name(), via="review-page",
+                reason=reason[:1000], reviewed=shown, now=dt.datetime.now(dt.timezone.utc))
+        except approval.ApprovalError as exc:  # stale version, expired week, nothing rendered
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    _record_in_variable(record)
+    return _back(request, week, customer.code, "approved" if decision == "approve" else "rejected")
+
+
 def create_app(rerender: Rerender | None = None) -> FastAPI:
     """The review app; without ``rerender`` (:func:`use_renderer` gives it later) saving answers 503."""
     app = FastAPI(title="Weekly report review", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.rerender = rerender
+    app.state.previews = _PagePreviews()
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    previews = _PagePreviews()
-
-    @app.middleware("http")
-    async def _headers(request: Request, call_next):
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
-
-    @app.exception_handler(HTTPException)
-    async def _errors(request: Request, exc: HTTPException):
-        wants_html = "text/html" in request.headers.get("accept", "")
-        if exc.status_code == status.HTTP_401_UNAUTHORIZED and wants_html and request.method == "GET":
-            from airflow.api_fastapi.app import get_auth_manager
-
-            return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)),
-                                    status_code=status.HTTP_303_SEE_OTHER)
-        if wants_html:
-            return templates.TemplateResponse(request, "error.html", {"status": exc.status_code, "detail": exc.detail},
-                                              status_code=exc.status_code)
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
-
-    @app.exception_handler(ReportError)
-    async def _report_errors(request: Request, exc: ReportError):
-        """A broken registry or an unreadable store: say what is wrong and what to fix, not a bare 500."""
-        if isinstance(exc, RegistryError):
-            detail = (f"The customer registry cannot be used: {exc}. Fix the file (or the Airflow Variable "
-                      "msp_reports_registry that names it) and reload this page.")
-        else:
-            detail = f"The review page cannot show this week: {exc}"
-        return await _errors(request, HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, detail))
-
-    @app.get("/", response_class=HTMLResponse, name="page")
-    def page(request: Request, user: Annotated[BaseUser, Depends(auth.reader)],
-             week: str | None = None, customer: str | None = None, msg: str | None = None):
-        settings = _settings()
-        registry = _registry(settings)
-        store = _store(settings)
-        week_of = _week(week, registry.msp.timezone)
-        latest = _latest_week(registry.msp.timezone)
-        recent = {latest - dt.timedelta(days=7 * n) for n in range(WEEKS_SHOWN)}
-        weeks = sorted(recent | {week_of} | _stored_weeks(store, [c.code for c in registry.customers]), reverse=True)
-        rows = [{"code": c.code, "name": c.name, "engineer": c.account_engineer.name,
-                 **review_state(store, c.code, week_of)} for c in registry.customers]
-        selected = next((r for r in rows if r["code"] == customer), None)
-        if customer and selected is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer {customer!r} in the registry")
-        detail = None
-        if selected is not None:
-            with store.week_lock(selected["code"], week_of, shared=True):  # render.json and its PDF, together
-                selected = {**selected, **review_state(store, selected["code"], week_of)}
-                # a PDF without its render.json (a render killed mid-publish) is no version to show
-                files = store.week(selected["code"], week_of)
-                pdf = files.report_pdf() if selected["render"] else None
-                commentary = files.commentary() or ""
-                sent_with = _messages(store, selected["code"], week_of) if selected["render"] else None
-            detail = {
-                **selected,
-                "commentary": commentary,
-                "commentary_sha256": sha256(commentary.encode()),
-                "pages": _page_count(pdf) if pdf else 0,
-                "messages": sent_with,
-                "previews": previews.available(),
-                "can_edit": selected["week_state"] in EDITABLE and not selected["delivery_started"],
-                "can_decide": selected["week_state"] in DECIDABLE and not selected["delivery_started"],
-            }
-        session, new = auth.session_value(request)
-        response = templates.TemplateResponse(request, "review.html", {
-            "user": user.get_name(), "week_of": week_of, "weeks": weeks, "rows": rows, "detail": detail,
-            "message": _banner(msg, detail), "csrf_field": auth.CSRF_FIELD, "csrf_token": auth.csrf_token(session, user),
-            "dag_id": auth.DAG_ID, "approval_cutoff": registry.msp.approval_cutoff,
-        })
-        if new:
-            response.set_cookie(auth.CSRF_COOKIE, session, httponly=True, samesite="strict",
-                                secure=request.url.scheme == "https", path=request.url_for("page").path)
-        return response
-
-    @app.get("/pdf/{code}/{week_of}/report.pdf", name="pdf")
-    def pdf(code: str, week_of: str, user: Annotated[BaseUser, Depends(auth.reader)]):
-        settings = _settings()
-        customer = _customer(_registry(settings), code)
-        week = _week(week_of, "UTC")
-        data = _store(settings).week(customer.code, week).report_pdf()
-        if data is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"{code} {week}: no report rendered yet")
-        return Response(data, media_type="application/pdf", headers={
-            "Content-Disposition": f'inline; filename="{customer.code}_weekly-report_{week}.pdf"',
-            "X-Report-SHA256": sha256(data)})
-
-    @app.get("/pdf/{code}/{week_of}/cover_note.html", name="cover_note")
-    def cover_note(code: str, week_of: str, user: Annotated[BaseUser, Depends(auth.reader)]):
-        """The email's cover note, byte for byte as it will be sent; sandboxed (no script, no form)."""
-        from msp_reports import messages
-
-        settings = _settings()
-        customer = _customer(_registry(settings), code)
-        week = _week(week_of, "UTC")
-        data = _store(settings).read_bytes(customer.code, week, messages.COVER_NOTE)
-        if data is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"{code} {week}: no cover note rendered")
-        return Response(data, media_type="text/html; charset=utf-8", headers={
-            "Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'",
-            "X-Report-SHA256": sha256(data)})
-
-    @app.get("/pdf/{code}/{week_of}/page-{number}.png", name="page_png")
-    def page_png(code: str, week_of: str, number: int, user: Annotated[BaseUser, Depends(auth.reader)]):
-        settings = _settings()
-        customer = _customer(_registry(settings), code)
-        week = _week(week_of, "UTC")
-        data = _store(settings).week(customer.code, week).report_pdf()
-        if data is None or not 1 <= number <= _page_count(data):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"{code} {week}: no page {number}")
-        return Response(previews.page(data, number), media_type="image/png")
-
-    def _refuse_once_delivery_started(current: dict, code: str, week: dt.date) -> None:
-        if current["delivery_started"]:
-            sent = ", ".join(f"{ch} {st}" for ch, st in current["deliveries"].items() if st != "-")
-            raise HTTPException(status.HTTP_409_CONFLICT,
-                                f"{code} {week}: delivery has started{f' ({sent})' if sent else ''}; the approved "
-                                "version can no longer change (use the resend command for a corrected report)")
-
-    def _editable(store, code: str, week: dt.date, shown_commentary_sha256: str) -> tuple[WeekState, str]:
-        """The state and the stored commentary, if the commentary may change now (else 409)."""
-        current_state = review_state(store, code, week)
-        state = current_state["week_state"]
-        _refuse_once_delivery_started(current_state, code, week)  # the reason that says what to do instead
-        if state not in EDITABLE:
-            raise HTTPException(status.HTTP_409_CONFLICT,
-                                f"{code} {week} is {current_state['state']}; the commentary cannot change now")
-        current = store.week(code, week).commentary() or ""
-        if shown_commentary_sha256 != sha256(current.encode()):
-            raise HTTPException(status.HTTP_409_CONFLICT,
-                                f"{code} {week}: someone else changed the commentary since you opened it; reload")
-        return state, current
-
-    @app.post("/commentary/{code}/{week_of}", name="save_commentary")
-    def save_commentary(request: Request, code: str, week_of: str,
-                        user: Annotated[BaseUser, Depends(auth.checked_editor)],
-                        commentary: Annotated[str, Form()] = "",
-                        shown_commentary_sha256: Annotated[str, Form()] = ""):
-        from msp_reports.escaping import COMMENTARY_LIMIT
-
-        rerender: Rerender | None = app.state.rerender
-        if rerender is None:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                                "this review page was started without the report renderer, so it cannot re-render; "
-                                "serve it through the Airflow plugin (plugins/review_plugin.py)")
-        settings = _settings()
-        customer = _customer(_registry(settings), code)
-        week = _week(week_of, "UTC")
-        store = _store(settings)
-        state, current = _editable(store, customer.code, week, shown_commentary_sha256)
-        text = commentary.replace("\r\n", "\n").strip()
-        if len(text) > COMMENTARY_LIMIT:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"commentary is longer than {COMMENTARY_LIMIT} characters")
-        if text == current.strip():
-            return _back(request, week, customer.code, "unchanged")
-        try:  # rendered outside the lock; published under it only if nothing started meanwhile
-            rerender(settings, {"customer": customer.code, "week_of": week.isoformat()},
-                     commentary=text + "\n" if text else "",
-                     guard=lambda: _editable(store, customer.code, week, shown_commentary_sha256))
-        except HTTPException:
-            raise
-        except Exception as exc:  # nothing was published: the stored commentary is still the one the PDF holds
-            raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR,
-                                f"{code} {week}: the report could not be re-rendered ({type(exc).__name__}: "
-                                f"{str(exc)[:300]}); the commentary was not changed") from None
-        voided = state in (WeekState.APPROVED, WeekState.REJECTED)
-        return _back(request, week, customer.code, "saved-voided" if voided else "saved")
-
-    @app.post("/decision/{code}/{week_of}", name="decide")
-    def decide(request: Request, code: str, week_of: str,
-               user: Annotated[BaseUser, Depends(auth.checked_editor)],
-               decision: Annotated[str, Form()],
-               snapshot_sha256: Annotated[str, Form()] = "",
-               commentary_sha256: Annotated[str, Form()] = "",
-               pdf_sha256: Annotated[str, Form()] = "",
-               subject_sha256: Annotated[str, Form()] = "",
-               cover_note_sha256: Annotated[str, Form()] = "",
-               teams_card_sha256: Annotated[str, Form()] = "",
-               reason: Annotated[str, Form()] = ""):
-        settings = _settings()
-        customer = _customer(_registry(settings), code)
-        week = _week(week_of, "UTC")
-        if decision not in ("approve", "reject"):
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, "decision must be 'approve' or 'reject'")
-        if decision == "reject" and not reason.strip():
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, "a rejection needs a reason")
-        shown = {"snapshot_sha256": snapshot_sha256, "commentary_sha256": commentary_sha256, "pdf_sha256": pdf_sha256,
-                 "subject_sha256": subject_sha256, "cover_note_sha256": cover_note_sha256,
-                 "teams_card_sha256": teams_card_sha256}
-        store = _store(settings)
-        with store.week_lock(customer.code, week):  # no delivery can start between the check and the record
-            _refuse_once_delivery_started(review_state(store, customer.code, week), code, week)
-            try:
-                record = approval.record_decision(
-                    store, customer.code, week, decision, by=user.get_name(), via="review-page",
-                    reason=reason[:1000], reviewed=shown, now=dt.datetime.now(dt.timezone.utc))
-            except approval.ApprovalError as exc:  # stale version, expired week, nothing rendered
-                raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-        _record_in_variable(record)
-        return _back(request, week, customer.code, "approved" if decision == "approve" else "rejected")
-
+    app.middleware("http")(_headers)
+    app.add_exception_handler(HTTPException, _errors)
+    app.add_exception_handler(ReportError, _report_errors)
+    app.include_router(router)
     return app
 
 
