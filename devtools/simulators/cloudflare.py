@@ -2,11 +2,12 @@
 
 REST: ``GET /client/v4/zones/{zone}/healthchecks`` in the usual envelope (``success``,
 ``errors``, ``messages``, ``result``, ``result_info``), page/per_page paging (default page size
-2 here instead of 25, so clients page; an explicit ``per_page`` must be a multiple of 5, as the
-API documents), 403 code 10000 for a bad token, 404 code 7003 for an unknown zone.
+1 here instead of 25, so clients page through every demo zone; an explicit ``per_page`` must be
+a multiple of 5, as the API documents, so it cannot ask for pages that small), 403 code 10000 for a bad token, 404 code 7003 for an unknown zone.
 ``POST .../healthchecks`` and ``GET .../healthchecks/{id}`` exist for conformance clients: a
 check name may hold only alphanumerics, ``-`` and ``_`` (the API's rule), so a name with a dot
-is refused. The demo's checks are named by the site's first label (``www``).
+is refused. The demo's checks are named by the site's first label (``www``); a test that
+rewrites a world's names (hostile text) gets them served as they are.
 
 GraphQL: ``POST /client/v4/graphql``. The query is read, not pattern-matched as a whole: the
 dataset under ``zones``, the ``zoneTag`` and ``datetime_*`` filter arguments (literal or
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from devtools.simulators.credentials import SimCredentials
 
 UTC = dt.timezone.utc
-DEFAULT_PER_PAGE = 2
+DEFAULT_PER_PAGE = 1
 DATASET = "healthCheckEventsAdaptiveGroups"
 DIMENSIONS = ("healthStatus", "fqdn", "region", "originIP", "failureReason", "datetimeMinute")
 MAX_LIMIT = 10_000
@@ -262,10 +263,6 @@ def _refused_name(name: Any) -> JSONResponse | None:
 def router(state: SimState) -> APIRouter:
     api = APIRouter()
     world = state.world_view()
-    bad = [c.short_name for cw in state.full_world.customers.values() for c in cw.checks
-           if not NAME_RULE.match(c.short_name)]
-    if bad:
-        raise ValueError(f"the world's Cloudflare check names break Cloudflare's naming rule: {bad}")
 
     def authorized(request: Request) -> bool:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")

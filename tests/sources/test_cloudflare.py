@@ -75,15 +75,15 @@ def test_extract_matches_world(connect, world, code):
 
 
 def test_pages_through_health_checks(connect, world, sim):
-    """HTEL has three checks; the simulator serves two a page. A page size is sent as a multiple
-    of 5 (1 becomes 5, one page)."""
+    """HTEL has three checks; the simulator serves one a page by default. A page size is sent as a
+    multiple of 5 (1 becomes 5, one page)."""
     before = sim.state.requests["cloudflare"]
     week = report_week(world, "HTEL")
     result = cloudflare.extract(connect(), {"zone_id": world.customers["HTEL"].zone_id}, week)
 
     assert len(result.data.checks) == 3
     days = -(-week.seconds // 86_400)
-    assert sim.state.requests["cloudflare"] - before == 2 + days  # two REST pages, a GraphQL query a day
+    assert sim.state.requests["cloudflare"] - before == 3 + days  # three REST pages, a GraphQL query a day
     one_by_one = cloudflare.extract(connect(page_size=1), {"zone_id": world.customers["HTEL"].zone_id},
                                     report_week(world, "HTEL"))
     assert one_by_one.data == result.data
@@ -331,3 +331,4 @@ def test_check_names_follow_cloudflares_rule(sim, creds, world):
     assert requests.post(url, headers=headers, json={"name": "www_acme-2", "address": "www.acme.example"}).ok
     names = [r["name"] for r in requests.get(url, headers=headers, params={"per_page": 25}).json()["result"]]
     assert names and all(re.fullmatch(r"[A-Za-z0-9_-]+", n) for n in names)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]+", c.short_name) for cw in world.customers.values() for c in cw.checks)
