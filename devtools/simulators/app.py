@@ -12,6 +12,7 @@ import datetime as dt
 import importlib
 import threading
 from collections import Counter
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +63,19 @@ def cut_short(chunk: list, continuation: bool) -> list:
     return [] if continuation and _TRUNCATED.get() else chunk
 
 
+class FaultTable(dict):
+    """The injected faults; clearing them (tests do after each test) also opens every rate-limit
+    window afresh, so that no test inherits the requests of the one before it."""
+
+    def __init__(self, on_clear: Callable[[], None]) -> None:
+        super().__init__()
+        self.on_clear = on_clear
+
+    def clear(self) -> None:
+        super().clear()
+        self.on_clear()
+
+
 @dataclass
 class SimState:
     full_world: World
@@ -70,6 +84,12 @@ class SimState:
     requests: Counter = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
     extra: dict[str, Any] = field(default_factory=dict)  # per-simulator state (tokens, posts...)
+    rate_windows: dict[str, Any] = field(default_factory=dict)  # (system, key) -> its window
+
+    def __post_init__(self) -> None:
+        table = FaultTable(self.rate_windows.clear)
+        table.update(self.faults)
+        self.faults = table
 
     @property
     def world(self) -> World:

@@ -6,6 +6,9 @@ and the private key, a required ``clientId`` header, camelCase records with ``_i
 ``not``, parentheses, ``"strings"``, ``[dates]``, bare booleans and numbers, ``null``,
 ``contains``/``like``/``in``), sparse ``fields``, ``orderBy``, and ``page``/``pageSize`` paging
 (default 25, maximum 1000) with a ``Link`` header carrying ``rel="next"``/``"last"``.
+``GET /connectwise/login/companyinfo/<company>`` answers the codebase lookup that clients make
+before anything else (no credentials, as on the real cloud; the field set is UNCONFIRMED beyond
+``Codebase``).
 
 The world is shown as of now: a ticket entered in the future does not exist yet, and one that
 closes in the future is still open. The exact bodies of 400/401 errors are UNCONFIRMED in the
@@ -38,6 +41,7 @@ UTC = dt.timezone.utc
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 1000
 BOARD_IDS = {SERVICE_BOARD: 1, CHANGE_BOARD: 2}
+CODEBASE = "v4_6_release"  # the codebase in the demo connection's URL
 STATUS_IDS = {"New": 1, "In Progress": 2, "Closed": 5}
 
 # Fields a condition may name, and their type. ``dateEntered`` works in conditions although the
@@ -375,6 +379,13 @@ def router(state: SimState) -> APIRouter:
     sim = ConnectWiseSim(state)
     prefix = "/{codebase}/apis/3.0/service/tickets"
 
+    @api.get("/login/companyinfo/{company}")
+    async def company_info(company: str) -> JSONResponse:
+        if company.casefold() != state.creds.connectwise_company.casefold():
+            return JSONResponse(None)
+        return JSONResponse({"CompanyName": company, "Codebase": f"{CODEBASE}/", "VersionCode": "v2025.1",
+                             "CompanyID": company, "IsCloud": True, "SiteUrl": "127.0.0.1"})
+
     @api.get(prefix + "/count")
     async def count(codebase: str, request: Request) -> JSONResponse:
         if (denied := sim.authorize(request)) is not None:
@@ -426,7 +437,7 @@ def demo_connections(base_url: str, creds: SimCredentials, teams_channels: dict)
     return {
         "connectwise_default": {
             "conn_type": "connectwise",
-            "host": f"{base_url}/connectwise/v4_6_release/apis/3.0",
+            "host": f"{base_url}/connectwise/{CODEBASE}/apis/3.0",
             "login": f"{creds.connectwise_company}+{creds.connectwise_public_key}",
             "password": creds.connectwise_private_key,
             "extra": {"client_id": creds.connectwise_client_id},

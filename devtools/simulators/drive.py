@@ -15,6 +15,10 @@ Served at ``/drive/v3/files`` and ``/upload/drive/v3/files`` (the client's ``api
   ``supportsAllDrives=true``, as Drive does. Drive lets two files share a name, so the client
   must look before it creates. Files carry ``md5Checksum``, ``size`` and ``webViewLink``.
 
+Partial responses as Drive gives them: only the ``fields`` asked for (``id, name`` for a file,
+``files(id, md5Checksum)`` for a list, ``*`` for all); without ``fields``, a file is its
+default ``kind, id, name, mimeType`` and a list ``kind, incompleteSearch, files`` of those.
+
 Tests read ``state.extra["drive"]`` (file id -> file, with ``content``) and
 ``state.extra["drive_upload_log"]`` (each upload request).
 """
@@ -33,7 +37,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from devtools.simulators.crash import hold_after_accept
-from devtools.simulators.googleauth import google_connection, google_error, granted
+from devtools.simulators.googleauth import google_connection, google_error, granted, log_request
 
 if TYPE_CHECKING:
     from devtools.simulators.app import SimState
@@ -79,6 +83,7 @@ def router(state: SimState) -> APIRouter:
 
     @api.get("/v3/files")
     async def list_files(request: Request):
+        log_request(state, request)
         token = granted(state, request, SCOPES)
         if isinstance(token, JSONResponse):
             return token
@@ -94,7 +99,7 @@ def router(state: SimState) -> APIRouter:
             rows = [f for f in files.values()
                     if match(f) and (not f.get("driveId") or (all_drives and p.get("includeItemsFromAllDrives") == "true"))]
         rows.sort(key=lambda f: f["modifiedTime"], reverse=True)
-        return {"kind": "drive#fileList", "incompleteSearch": False, "files": [_view(f) for f in rows]}
+        return partial_list(rows, p.get("fields"))
 
     return api
 
@@ -111,8 +116,50 @@ def _files(state: SimState) -> dict[str, dict]:
         return state.extra[STATE_KEY]
 
 
+DEFAULT_FILE_FIELDS = ("kind", "id", "name", "mimeType")  # files.* without a fields parameter
+
+
 def _view(f: dict) -> dict:
-    return {k: v for k, v in f.items() if k not in ("content",)}
+    return {k: v for k, v in f.items() if k not in ("content",)} | {"kind": "drive#file"}
+
+
+def _split_fields(text: str) -> list[str]:
+    """``a, b(c, d), e`` -> ``["a", "b(c, d)", "e"]``: top-level commas only."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += (char == "(") - (char == ")")
+        if char == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [p for p in parts + [current.strip()] if p]
+
+
+def partial_file(f: dict, fields: str | None) -> dict:
+    """A file as Drive answers with ``fields`` (``None``: its default fields)."""
+    view = _view(f)
+    if fields is None:
+        return {k: view[k] for k in DEFAULT_FILE_FIELDS if k in view}
+    if fields.strip() == "*":
+        return view
+    return {k: view[k] for k in _split_fields(fields) if k in view}
+
+
+def partial_list(rows: list[dict], fields: str | None) -> dict:
+    """A file list as Drive answers with ``fields`` such as ``files(id, name)`` or ``nextPageToken, files(*)``."""
+    body = {"kind": "drive#fileList", "incompleteSearch": False}
+    if fields is None:
+        return body | {"files": [partial_file(f, None) for f in rows]}
+    out: dict = {}
+    for part in _split_fields(fields):
+        name, _, inner = part.partition("(")
+        name = name.strip()
+        if name == "files":
+            out["files"] = [partial_file(f, inner.rstrip(")") if inner else "*") for f in rows]
+        elif name in body:
+            out[name] = body[name]
+    return out
 
 
 def _now() -> str:
@@ -171,6 +218,7 @@ def extra_routers(state: SimState) -> dict[str, APIRouter]:
         all_drives = p.get("supportsAllDrives") == "true"
         body = await request.body()
         record(request, body)
+        log_request(state, request)
         kind = p.get("uploadType")
         if kind == "multipart":
             ctype = request.headers.get("content-type", "")
@@ -198,7 +246,7 @@ def extra_routers(state: SimState) -> dict[str, APIRouter]:
             return Response(status_code=200, headers={"Location": location, "X-GUploader-UploadID": sid})
         else:
             return google_error(400, f"Invalid uploadType: {kind}", "INVALID_ARGUMENT", "invalid")
-        return result if isinstance(result, JSONResponse) else _view(result)
+        return result if isinstance(result, JSONResponse) else partial_file(result, p.get("fields"))
 
     async def chunk(request: Request):
         sid = request.query_params.get("upload_id", "")
@@ -220,7 +268,7 @@ def extra_routers(state: SimState) -> dict[str, APIRouter]:
         if total != "*" and len(data) == int(total):
             sessions.pop(sid, None)
             result = store(session["meta"], bytes(data), session["all_drives"], session["file_id"])
-            return result if isinstance(result, JSONResponse) else _view(result)
+            return result if isinstance(result, JSONResponse) else partial_file(result, session["fields"])
         headers = {"Range": f"bytes=0-{len(data) - 1}"} if data else {}
         return Response(status_code=308, headers=headers)
 

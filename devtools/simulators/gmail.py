@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from devtools.simulators.crash import hold_after_accept
-from devtools.simulators.googleauth import TOKEN_PATH, google_connection, google_error, granted, issue_token
+from devtools.simulators.googleauth import TOKEN_PATH, google_connection, google_error, granted, issue_token, log_request
 
 if TYPE_CHECKING:
     from devtools.simulators.app import SimState
@@ -63,6 +63,7 @@ def router(state: SimState) -> APIRouter:
 
     @api.post("/gmail/v1/users/{user_id}/messages/send")
     async def send(user_id: str, request: Request):
+        log_request(state, request)
         user = mailbox(request, user_id, SEND_SCOPES)
         if isinstance(user, JSONResponse):
             return user
@@ -84,6 +85,7 @@ def router(state: SimState) -> APIRouter:
 
     @api.get("/gmail/v1/users/{user_id}/messages")
     async def list_messages(user_id: str, request: Request):
+        log_request(state, request)
         user = mailbox(request, user_id, READ_SCOPES)
         if isinstance(user, JSONResponse):
             return user

@@ -123,3 +123,13 @@ def google_connection(conn_tls_base: str, ca_bundle: str, creds: SimCredentials,
     return {"conn_type": "google_cloud_platform", "extra": {
         "keyfile_dict": service_account_info(creds, conn_tls_base + TOKEN_PATH), "scope": ",".join(scopes),
         "project": PROJECT_ID, "num_retries": 2, "api_endpoint": api_endpoint, "ca_certs": ca_bundle, **extra}}
+
+
+REQUEST_LOG_KEY = "google_requests"  # state.extra[...]: every Gmail / Drive API request (method, path, query)
+
+
+def log_request(state: SimState, request: Request) -> None:
+    """Keep the request line, for tests that check the project's calls against the discovery documents."""
+    with state.lock:
+        state.extra.setdefault(REQUEST_LOG_KEY, []).append(
+            {"method": request.method, "path": request.url.path, "query": dict(request.query_params)})

@@ -8,7 +8,14 @@
   writes dates), ``open_only``, ``closed_only``, ``requesttype_id``, ``order``/``orderdesc``,
   and paging only with ``pageinate=true``: ``page_no`` (1-based), ``page_size`` (default 50),
   envelope ``{"page_no", "page_size", "record_count", "tickets"}``.
+- ``GET /api/Tickets/{id}``: one ticket in full (``includedetails`` accepted); 404 if unknown.
 - ``GET /api/TicketType``: the instance's ticket types; change-board tickets are "Change Request".
+
+List results are trimmed, as Halo's are: a listed ticket carries ``slaresponsestate`` but not
+``slastate`` (the resolution state; the generated list model, ``TicketList``, has no such field,
+and the community clients re-fetch tickets for it). Only the single-ticket read has it
+(:data:`FULL_ONLY_FIELDS`). Which other fields a real list drops is UNCONFIRMED; only the
+resolution state is held back here.
 
 Each customer is a Halo client whose id is :func:`halo_client_id` of its code; priorities are
 ids 1-4 (:data:`PRIORITIES` order) and the demo connection names them in extra
@@ -46,6 +53,7 @@ TICKET_TYPES = ({"id": 1, "name": "Incident"}, {"id": 2, "name": "Problem"},
 INCIDENT_TYPE_ID, CHANGE_TYPE_ID = 1, 4
 STATUSES = {"New": 1, "In Progress": 2, "Closed": 9}
 DATE_COLUMNS = ("dateoccurred", "datecreated", "dateclosed", "lastactiondate")
+FULL_ONLY_FIELDS = ("slastate",)  # absent from list results; GET /api/Tickets/{id} has them
 
 
 def halo_client_id(code: str) -> int:
@@ -190,12 +198,24 @@ def router(state: SimState) -> APIRouter:
         key = (lambda r: r[1][order] or dt.datetime.min.replace(tzinfo=UTC)) if order in DATE_COLUMNS \
             else (lambda r: r[0]["id"])
         rows.sort(key=key, reverse=_flag(params, "orderdesc"))
-        records = [r[0] for r in rows]
+        records = [{k: v for k, v in r[0].items() if k not in FULL_ONLY_FIELDS} for r in rows]
         if not _flag(params, "pageinate"):
             return JSONResponse({"record_count": len(records), "tickets": records})
         chunk = cut_short(records[(page_no - 1) * page_size: page_no * page_size], page_no > 1)
         return JSONResponse({"page_no": page_no, "page_size": page_size, "record_count": len(records),
                              "tickets": chunk})
+
+    async def one_ticket(ticket_id: str, request: Request):
+        if (denied := authorized(request)) is not None:
+            return denied
+        now = dt.datetime.now(UTC)
+        found = next(((cw, t) for cw in world.customers.values() for t in cw.tickets
+                      if str(t.id) == ticket_id and t.entered <= now), None)
+        if found is None:
+            return JSONResponse({"ClassName": "HaloNotFoundException", "Message": f"Ticket {ticket_id} not found"},
+                                status_code=404)
+        record, _ = ticket_record(*found, now)
+        return JSONResponse({**record, "sla_name": "Standard SLA", "slaexcuse": "", "slaresponseexcuse": ""})
 
     async def ticket_types(request: Request):
         if (denied := authorized(request)) is not None:
@@ -204,6 +224,8 @@ def router(state: SimState) -> APIRouter:
 
     for path in ("/api/Tickets", "/api/tickets"):
         api.add_api_route(path, tickets, methods=["GET"])
+    for path in ("/api/Tickets/{ticket_id}", "/api/tickets/{ticket_id}"):
+        api.add_api_route(path, one_ticket, methods=["GET"])
     for path in ("/api/TicketType", "/api/tickettype"):
         api.add_api_route(path, ticket_types, methods=["GET"])
     return api

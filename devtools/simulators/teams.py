@@ -1,10 +1,21 @@
-"""Teams Workflows webhook simulator: ``POST /teams/workflows/<id>/triggers/manual/paths/invoke``.
+"""Teams Workflows webhook simulator, both forms of trigger URL Microsoft hands out:
 
-Like the real trigger URL, the query carries ``api-version``, ``sp``, ``sv`` and a ``sig``
-that authorises the call; a wrong ``sig`` gets 401 with the Logic Apps error body, and a GET
+- Power Platform (the current form): ``https://<env>.environment.api.powerplatform.com:443/
+  powerautomate/automations/direct/workflows/<id>/triggers/manual/paths/invoke?api-version=1
+  &sp=...&sv=1.0&sig=...``, served here as ``POST /teams/powerautomate/automations/direct/
+  workflows/<id>/triggers/manual/paths/invoke``;
+- Logic Apps (the older form): ``https://prod-NN.<region>.logic.azure.com:443/workflows/<id>/
+  triggers/manual/paths/invoke?api-version=2016-06-01&sp=...&sv=1.0&sig=...``, served as
+  ``POST /teams/workflows/<id>/triggers/manual/paths/invoke``.
+
+Each form takes its own ``api-version`` (``1`` and ``2016-06-01``). The demo's channels use
+the Power Platform form. Like the real trigger URL, the query carries ``api-version``, ``sp``,
+``sv`` and a ``sig`` that authorises the call; a wrong ``sig`` gets 401 with the Logic Apps error body, and a GET
 with the right one gets 400 ``TriggerRequestMethodNotValid`` (the trigger takes POST only). Accepted
 posts answer 202 with a run id and are kept per channel for the tests and the demo to read
 at ``GET /teams/_sim/posts``. A message over Teams' ~28 KB limit gets 413, as in Teams.
+UNCONFIRMED for the Power Platform form: that its error bodies (bad sig, GET) are the Logic Apps
+ones.
 """
 
 from __future__ import annotations
@@ -21,6 +32,9 @@ from devtools.simulators.credentials import SimCredentials
 
 
 MESSAGE_LIMIT = 28 * 1024  # Teams refuses a message (card and envelope) over about 28 KB
+LOGIC_APPS_PATH = "/workflows/{workflow_id}/triggers/manual/paths/invoke"
+POWER_PLATFORM_PATH = "/powerautomate/automations/direct" + LOGIC_APPS_PATH
+API_VERSIONS = {LOGIC_APPS_PATH: "2016-06-01", POWER_PLATFORM_PATH: "1"}
 
 
 def channel_sig(creds: SimCredentials, workflow_id: str) -> str:
@@ -35,7 +49,8 @@ def router(state) -> APIRouter:
     def refused(workflow_id: str, request: Request) -> JSONResponse | None:
         """The trigger's checks of the URL, before anything else: its query, then its ``sig``."""
         q = request.query_params
-        if q.get("api-version") != "2016-06-01" or "sp" not in q or "sv" not in q:
+        form = POWER_PLATFORM_PATH if "/powerautomate/" in request.url.path else LOGIC_APPS_PATH
+        if q.get("api-version") != API_VERSIONS[form] or "sp" not in q or "sv" not in q:
             return JSONResponse({"error": {"code": "InvalidRequest",
                                            "message": "The request must include api-version, sp and sv."}}, 400)
         if not hmac.compare_digest(q.get("sig", ""), channel_sig(state.creds, workflow_id)):
@@ -43,7 +58,6 @@ def router(state) -> APIRouter:
                                            "message": "The request must be authenticated only by Shared Access scheme."}}, 401)
         return None
 
-    @api.get("/workflows/{workflow_id}/triggers/manual/paths/invoke")
     async def invoke_with_get(workflow_id: str, request: Request):
         """A POST-only trigger refuses another method once the sig is accepted, before the flow runs."""
         return refused(workflow_id, request) or JSONResponse(
@@ -51,7 +65,6 @@ def router(state) -> APIRouter:
                        "message": "The HTTP method for this request is not valid: expected 'POST' and actual 'GET'."}},
             400)
 
-    @api.post("/workflows/{workflow_id}/triggers/manual/paths/invoke")
     async def invoke(workflow_id: str, request: Request):
         if (denied := refused(workflow_id, request)) is not None:
             return denied
@@ -76,6 +89,10 @@ def router(state) -> APIRouter:
             })
         return Response(status_code=202, headers={"x-ms-workflow-run-id": run_id})
 
+    for path in (LOGIC_APPS_PATH, POWER_PLATFORM_PATH):
+        api.add_api_route(path, invoke_with_get, methods=["GET"])
+        api.add_api_route(path, invoke, methods=["POST"])
+
     @api.get("/_sim/posts")
     async def list_posts() -> dict:
         with state.lock:
@@ -84,14 +101,20 @@ def router(state) -> APIRouter:
     return api
 
 
+def trigger_url(base_url: str, workflow_id: str, *, power_platform: bool = True) -> str:
+    """A channel's trigger URL without its ``sig``, in either form."""
+    path = (POWER_PLATFORM_PATH if power_platform else LOGIC_APPS_PATH).format(workflow_id=workflow_id)
+    version = API_VERSIONS[POWER_PLATFORM_PATH if power_platform else LOGIC_APPS_PATH]
+    return f"{base_url}/teams{path}?api-version={version}&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0"
+
+
 def demo_connections(base_url: str, creds: SimCredentials, teams_channels: dict[str, str]) -> dict[str, dict]:
-    """One connection per channel: ``host`` is the trigger URL, ``password`` its ``sig``."""
+    """One connection per channel: ``host`` is the (Power Platform) trigger URL, ``password`` its ``sig``."""
     conns = {}
     for conn_id, workflow_id in teams_channels.items():
         conns[conn_id] = {
             "conn_type": "teams_workflow",
-            "host": f"{base_url}/teams/workflows/{workflow_id}/triggers/manual/paths/invoke"
-                    "?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0",
+            "host": trigger_url(base_url, workflow_id),
             "password": channel_sig(creds, workflow_id),
         }
     return conns

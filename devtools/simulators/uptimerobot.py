@@ -14,13 +14,26 @@ case-insensitively; ``custom_uptime_ranges=<start>_<end>[-<start>_<end>...]`` gi
 per range as a string with three decimals, joined with ``-``, computed from the outages clipped
 to the range and to now; ``logs=1`` adds the monitor's logs, newest first (98 started, 1 down,
 2 up; each ``duration`` runs to the next event or to now), filtered by ``log_types`` and by a
-log's start within ``logs_start_date`` .. ``logs_end_date``. Status now: 9 down, 2 up.
+log's start within ``logs_start_date`` .. ``logs_end_date``. Status now: 9 down, 2 up. A
+request without a key fails with ``missing_parameter`` and the documented message
+"api_key parameter is missing.".
+
+Rate limit, as documented: per API key, the FREE plan's 10 requests a minute (configurable:
+``state.extra["uptimerobot_rate_limit"]`` requests per ``state.extra["uptimerobot_rate_window"]``
+seconds). Every answer carries ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and
+``X-RateLimit-Reset`` (the Unix second the window ends); over the limit the answer is HTTP 429
+with ``Retry-After`` (seconds). The window opens at a key's first request; clearing the faults
+opens it afresh (see ``app.FaultTable``). Refusals are counted in
+``state.extra["uptimerobot_refused"]``. UNCONFIRMED: the 429's body (a ``stat: fail`` envelope
+here) and whether the window is fixed or sliding (fixed here).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import secrets
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -39,6 +52,8 @@ DEFAULT_LIMIT = 2
 MAX_LIMIT = 50
 INTERVAL_SECONDS = 300
 DOWN, UP, STARTED = 1, 2, 98
+FREE_PLAN_PER_MINUTE = 10
+RATE_WINDOW_SECONDS = 60
 
 
 class Fail(Exception):
@@ -126,7 +141,7 @@ def _ranges(text: str) -> list[tuple[dt.datetime, dt.datetime]]:
 def get_monitors(world: World, creds: SimCredentials, form: dict[str, str], now: dt.datetime) -> dict[str, Any]:
     key = form.get("api_key")
     if not key:
-        raise Fail("missing_parameter", "api_key")
+        raise Fail("missing_parameter", "api_key", message="api_key parameter is missing.")
     if not secrets.compare_digest(key, creds.uptimerobot_api_key):
         raise Fail("invalid_parameter", "api_key", key, "api_key is invalid.")
     offset = _int(form, "offset", 0)
@@ -171,23 +186,53 @@ def get_monitors(world: World, creds: SimCredentials, form: dict[str, str], now:
             "monitors": monitors}
 
 
+def take_budget(state: SimState, key: str, now: float) -> tuple[dict[str, str], bool]:
+    """Spend one request of ``key``'s window: the rate-limit headers, and whether it is allowed."""
+    limit = int(state.extra.get("uptimerobot_rate_limit", FREE_PLAN_PER_MINUTE))
+    length = float(state.extra.get("uptimerobot_rate_window", RATE_WINDOW_SECONDS))
+    with state.lock:
+        start, used = state.rate_windows.get(("uptimerobot", key), (now, 0))
+        if now >= start + length:
+            start, used = now, 0
+        allowed = used < limit
+        used += allowed
+        state.rate_windows[("uptimerobot", key)] = (start, used)
+        if not allowed:
+            state.extra["uptimerobot_refused"] = state.extra.get("uptimerobot_refused", 0) + 1
+    reset = start + length
+    headers = {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(max(0, limit - used)),
+               "X-RateLimit-Reset": str(math.ceil(reset))}
+    if not allowed:
+        headers["Retry-After"] = str(max(1, math.ceil(reset - now)))
+    return headers, allowed
+
+
+async def _form(request: Request) -> dict[str, str]:
+    raw = (await request.body()).decode("utf-8", "replace")
+    form = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+    return {**{k: v[0] for k, v in parse_qs(request.url.query).items() if k == "api_key"}, **form}
+
+
 def router(state: SimState) -> APIRouter:
     api = APIRouter()
 
-    @api.post("/v2/getMonitors")
-    async def monitors(request: Request) -> JSONResponse:
-        raw = (await request.body()).decode("utf-8", "replace")
-        form = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+    @api.post("/v2/{method}")
+    async def call(method: str, request: Request) -> JSONResponse:
+        form = await _form(request)
+        headers: dict[str, str] = {}
+        if form.get("api_key"):
+            headers, allowed = take_budget(state, form["api_key"], time.time())
+            if not allowed:
+                return JSONResponse({"stat": "fail", "error": {"type": "rate_limit", "message": "Too Many Requests"}},
+                                    status_code=429, headers=headers)
         try:
+            if method != "getMonitors":
+                raise Fail("not_found", message=f"{method} is not served.")
             if form.get("format", "json") != "json":
                 raise Fail("invalid_parameter", "format", form["format"], "only format=json is served here.")
-            return JSONResponse(get_monitors(state.world, state.creds, form, dt.datetime.now(UTC)))
+            return JSONResponse(get_monitors(state.world, state.creds, form, dt.datetime.now(UTC)), headers=headers)
         except Fail as fail:
-            return JSONResponse({"stat": "fail", "error": fail.error})
-
-    @api.post("/v2/{method}")
-    async def unknown(method: str) -> JSONResponse:
-        return JSONResponse({"stat": "fail", "error": {"type": "not_found", "message": f"{method} is not served."}})
+            return JSONResponse({"stat": "fail", "error": fail.error}, headers=headers)
 
     return api
 

@@ -165,6 +165,12 @@ class HealthCheck:
     address: str
     outages: list[Outage] = field(default_factory=list)
 
+    @property
+    def short_name(self) -> str:
+        """The site's first label (``www``): the check's name in Cloudflare, which allows only
+        alphanumerics, ``-`` and ``_`` in a check name (so not the host name with its dots)."""
+        return self.name.split(".", 1)[0]
+
 
 @dataclass
 class CustomerWorld:

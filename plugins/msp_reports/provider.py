@@ -101,8 +101,9 @@ CONNECTION_TYPES: list[dict] = [
     _conn("teams_workflow", "msp_reports.delivery.teams.TeamsWorkflowHook", "Microsoft Teams (Workflows webhook)",
           hidden=["schema", "port", "extra", "login"],
           relabel={"host": "Workflow URL (without sig)", "password": "sig"},
-          placeholders={"host": "https://prod-00.westeurope.logic.azure.com:443/workflows/…/triggers/manual/"
-                                "paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0"}),
+          placeholders={"host": "https://default….environment.api.powerplatform.com:443/powerautomate/automations/"
+                                "direct/workflows/…/triggers/manual/paths/invoke?api-version=1"
+                                "&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0"}),
 ]
 
 

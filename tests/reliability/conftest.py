@@ -18,7 +18,9 @@ from msp_reports.registry import load_registry
 from msp_reports.settings import Settings
 from msp_reports.sources import SYSTEMS
 
-PAGE_SIZES = {"cloudflare": 1, "sentinel": 1, "uptimerobot": 1}  # few checks and incidents per demo customer
+# few checks and incidents per demo customer; Cloudflare's per_page must be a multiple of 5, so its
+# listings page by the simulator's default of one a page (None: no per_page sent)
+PAGE_SIZES = {"cloudflare": None, "sentinel": 1, "uptimerobot": 1}
 ATTEMPTS = RetryPolicy().attempts  # the production bound on tries per request
 REGISTRY_PATH = Settings.load().registry_path
 REGISTRY = load_registry(REGISTRY_PATH)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 import requests
@@ -50,7 +51,7 @@ def expected_checks(world: World, code: str, week: ReportWeek) -> dict[str, tupl
             samples += 1
             down += any(o.start <= at and (o.end is None or at < o.end) for o in check.outages)
             at += MINUTE
-        out[check.name] = (check.address, round((samples - down) / samples * 100, 3), float(down), "healthy")
+        out[check.short_name] = (check.address, round((samples - down) / samples * 100, 3), float(down), "healthy")
     return out
 
 
@@ -69,17 +70,20 @@ def test_extract_matches_world(connect, world, code):
     # and within a minute of the outages' exact overlap with the week
     for check in world.customers[code].checks:
         exact = sum(week.clip(o.start, o.end) for o in check.outages) / 60
-        assert abs(got_checks(result.data)[check.name][2] - exact) <= 1
+        assert abs(got_checks(result.data)[check.short_name][2] - exact) <= 1
     assert {c.source for c in result.data.checks} == {"cloudflare"}
 
 
 def test_pages_through_health_checks(connect, world, sim):
-    """HTEL has three checks; the simulator serves two a page."""
+    """HTEL has three checks; the simulator serves one a page by default. A page size is sent as a
+    multiple of 5 (1 becomes 5, one page)."""
     before = sim.state.requests["cloudflare"]
-    result = cloudflare.extract(connect(), {"zone_id": world.customers["HTEL"].zone_id}, report_week(world, "HTEL"))
+    week = report_week(world, "HTEL")
+    result = cloudflare.extract(connect(), {"zone_id": world.customers["HTEL"].zone_id}, week)
 
     assert len(result.data.checks) == 3
-    assert sim.state.requests["cloudflare"] - before == 3  # two REST pages and one GraphQL query
+    days = -(-week.seconds // 86_400)
+    assert sim.state.requests["cloudflare"] - before == 3 + days  # three REST pages, a GraphQL query a day
     one_by_one = cloudflare.extract(connect(page_size=1), {"zone_id": world.customers["HTEL"].zone_id},
                                     report_week(world, "HTEL"))
     assert one_by_one.data == result.data
@@ -154,16 +158,17 @@ def test_graphql_errors_arrive_with_http_200(sim, creds, world):
 
 
 def test_simulator_honours_query_variables(sim, creds, world):
-    """The window and zone come from the variables: one hour of one zone is 60 events a check."""
+    """The window and zone come from the variables: one hour of one zone is 60 events a check from
+    each of the region's three data centres."""
     response = requests.post(
         f"{sim.base_url}/cloudflare/client/v4/graphql",
         headers={"Authorization": f"Bearer {creds.cloudflare_token}"},
         json={"query": cloudflare.AVAILABILITY_QUERY,
               "variables": {"zoneTag": world.customers["HTEL"].zone_id, "start": "2026-11-17T10:00:00Z",
-                            "end": "2026-11-17T11:00:00Z", "limit": 100}},
+                            "end": "2026-11-17T11:00:00Z", "limit": 1000}},
     )
     rows = cloudflare.graphql_rows(response.json(), cloudflare.DATASET)
-    assert sum(r["count"] for r in rows) == 60 * len(world.customers["HTEL"].checks)
+    assert sum(r["count"] for r in rows) == 60 * 3 * len(world.customers["HTEL"].checks)
     assert {r["dimensions"]["fqdn"] for r in rows} == {"www.htel.example", "booking.htel.example",
                                                        "portal.htel.example"}
 
@@ -184,8 +189,26 @@ def _check(name: str, address: str, **fields) -> dict:
             "interval": 60, "http_config": {"path": "/health"}} | fields
 
 
-def _group(count: int, status: str, fqdn: str, region: str = "WEU") -> dict:
-    return {"count": count, "dimensions": {"healthStatus": status, "fqdn": fqdn, "region": region}}
+MINUTE0 = dt.datetime(2026, 11, 17, 10, 0, tzinfo=dt.timezone.utc)
+
+
+def _group(count: int, status: str, fqdn: str, region: str = "WEU", minute: int = 0) -> dict:
+    at = (MINUTE0 + dt.timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:00Z")
+    return {"count": count, "dimensions": {"healthStatus": status, "fqdn": fqdn, "region": region,
+                                           "datetimeMinute": at}}
+
+
+def _minutes(fqdn: str, n: int, down: set[int] = frozenset(), region: str = "WEU", blips: set[int] = frozenset(),
+             step: int = 1) -> list[dict]:
+    """``n`` buckets of three data centres' events: all fail in ``down``, one fails in ``blips``."""
+    out = []
+    for m in range(0, n * step, step):
+        failing = 3 if m in down else 1 if m in blips else 0
+        if failing < 3:
+            out.append(_group(3 - failing, "healthy", fqdn, region, m))
+        if failing:
+            out.append(_group(failing, "unhealthy", fqdn, region, m))
+    return out
 
 
 def test_parse_site_checks_on_wire_records():
@@ -197,12 +220,14 @@ def test_parse_site_checks_on_wire_records():
         _check("new", "new.acme.example", suspended=True),
     ]
     groups = [
-        _group(990, "healthy", "www.acme.example"), _group(10, "unhealthy", "WWW.acme.example"),
-        # two regions: 4 unhealthy events between them are two 5-minute intervals each
-        _group(996, "healthy", "api.acme.example", "WEU"), _group(2, "unhealthy", "api.acme.example", "WEU"),
-        _group(998, "healthy", "api.acme.example", "ENAM"), _group(2, "unknown", "api.acme.example", "ENAM"),
-        _group(50, "healthy", "shared.acme.example"),
+        *_minutes("www.acme.example", 990), *_minutes("WWW.acme.example", 10, down=set(range(10))),
+        # two regions, 5-minute interval: down only where both regions are down (majority of 2 is 2)
+        *_minutes("api.acme.example", 1000, down={0, 5}, region="WEU", step=5),
+        *_minutes("api.acme.example", 1000, down={0, 5, 10}, region="ENAM", step=5),
+        *_minutes("shared.acme.example", 50),
     ]
+    groups[990:1000] = [dict(g, dimensions=dict(g["dimensions"], datetimeMinute=(
+        MINUTE0 + dt.timedelta(minutes=990 + i)).strftime("%Y-%m-%dT%H:%M:00Z"))) for i, g in enumerate(groups[990:1000])]
     got = {c.name: c for c in cloudflare.parse_site_checks(checks, groups).checks}
 
     assert (got["www"].availability_pct, got["www"].downtime_minutes) == (99.0, 10.0)
@@ -211,6 +236,28 @@ def test_parse_site_checks_on_wire_records():
     assert got["api"].status_now == "unhealthy"
     assert got["a"].availability_pct is None and got["b"].availability_pct is None  # cannot be told apart
     assert got["new"].availability_pct is None and got["new"].status_now == "suspended"
+
+
+def test_three_data_centres_are_one_sample_and_a_lone_blip_is_no_downtime():
+    """Three events a minute are one sample; one data centre failing alone is not the site down
+    (counting unhealthy events made 10 minutes down 30 and the blips downtime)."""
+    checks = [_check("www", "www.acme.example")]
+    groups = _minutes("www.acme.example", 600, down=set(range(100, 110)), blips={5, 200, 300})
+    (check,) = cloudflare.parse_site_checks(checks, groups).checks
+
+    assert check.downtime_minutes == 10.0
+    assert check.availability_pct == round(590 / 600 * 100, 3)
+
+
+def test_windows_cover_the_week_within_the_limit():
+    week = report_week(World(WEEK_OF), "ACME")
+    parts = cloudflare.windows(week.start, week.end, dt.timedelta(hours=24))
+    assert parts[0][0] == week.start and parts[-1][1] == week.end
+    assert all(b == c for (_, b), (c, _) in zip(parts, parts[1:]))
+    assert all(b - a <= dt.timedelta(hours=24) for a, b in parts)
+    many = [{"check_regions": ["WEU", "ENAM"]}] * 20  # 80 groups a minute: 124 minutes a window
+    assert cloudflare.window_length(many, dt.timedelta(hours=24)) == dt.timedelta(minutes=124)
+    assert [cloudflare.per_page(n) for n in (1, 5, 6, 25)] == [5, 5, 10, 25]
 
 
 def test_envelope_errors_with_http_200_are_errors():
@@ -222,3 +269,66 @@ def test_envelope_errors_with_http_200_are_errors():
     assert (len(items), pages) == (1, 3)
     with pytest.raises(SourceResponseError):
         cloudflare.graphql_rows({"data": {"viewer": {"zones": []}}, "errors": None}, cloudflare.DATASET)
+
+
+# --- the dataset's limits, paging and naming rules -------------------------------------------
+def _graphql(sim, creds, zone: str, start: str, end: str) -> dict:
+    return requests.post(
+        f"{sim.base_url}/cloudflare/client/v4/graphql",
+        headers={"Authorization": f"Bearer {creds.cloudflare_token}"},
+        json={"query": cloudflare.AVAILABILITY_QUERY,
+              "variables": {"zoneTag": zone, "start": start, "end": end, "limit": 100}},
+    ).json()
+
+
+def test_simulator_refuses_a_window_beyond_the_datasets_limits(sim, creds, world):
+    """A week in one query is wider than maxDuration; a window months back is older than notOlderThan."""
+    zone = world.customers["ACME"].zone_id
+    wide = _graphql(sim, creds, zone, "2026-11-16T00:00:00Z", "2026-11-23T00:00:00Z")
+    assert wide["data"] is None
+    assert "Time range can't be wider than 86400s, but it's 604800s" in wide["errors"][0]["message"]
+    assert wide["errors"][0]["path"] == ["viewer", "zones", "0", cloudflare.DATASET]
+    old = _graphql(sim, creds, zone, "2025-01-06T00:00:00Z", "2025-01-07T00:00:00Z")
+    assert "older than" in old["errors"][0]["message"]
+    with pytest.raises(SourceResponseError, match="wider than"):
+        cloudflare.graphql_rows(wide, cloudflare.DATASET)
+
+
+def test_project_queries_within_a_narrower_plan_limit(connect, sim, world, use_connection, creds):
+    """With a plan limit of six hours, the hook told so (max_window_hours) still gets the week right."""
+    with sim.state.lock:
+        sim.state.extra["cloudflare_limits"] = {"maxDuration": 6 * 3600, "notOlderThan": 31 * 86_400}
+    try:
+        use_connection(CONN_ID, {"conn_type": "cloudflare", "host": f"{sim.base_url}/cloudflare/client/v4",
+                                 "password": creds.cloudflare_token, "extra": {"max_window_hours": 6}})
+        week = report_week(world, "DLTA")
+        result = cloudflare.extract(cloudflare.CloudflareHook(CONN_ID), {"zone_id": world.customers["DLTA"].zone_id},
+                                    week)
+        assert got_checks(result.data) == expected_checks(world, "DLTA", week)
+    finally:
+        with sim.state.lock:
+            sim.state.extra.pop("cloudflare_limits", None)
+
+
+def test_per_page_must_be_a_multiple_of_five(sim, creds, world, connect):
+    url = f"{sim.base_url}/cloudflare/client/v4/zones/{world.customers['HTEL'].zone_id}/healthchecks"
+    headers = {"Authorization": f"Bearer {creds.cloudflare_token}"}
+    refused = requests.get(url, headers=headers, params={"per_page": 2})
+    assert refused.status_code == 400 and refused.json()["success"] is False
+    assert requests.get(url, headers=headers, params={"per_page": 5}).json()["result_info"]["count"] == 3
+    # the hook asked for 1 a page sends 5
+    result = cloudflare.extract(connect(page_size=1), {"zone_id": world.customers["HTEL"].zone_id},
+                                report_week(world, "HTEL"))
+    assert len(result.data.checks) == 3
+
+
+def test_check_names_follow_cloudflares_rule(sim, creds, world):
+    """Only alphanumerics, '-' and '_': the simulator refuses a dotted name, and the demo complies."""
+    url = f"{sim.base_url}/cloudflare/client/v4/zones/{world.customers['ACME'].zone_id}/healthchecks"
+    headers = {"Authorization": f"Bearer {creds.cloudflare_token}"}
+    refused = requests.post(url, headers=headers, json={"name": "www.acme.example", "address": "www.acme.example"})
+    assert refused.status_code == 400 and "alphanumeric" in refused.json()["errors"][0]["message"]
+    assert requests.post(url, headers=headers, json={"name": "www_acme-2", "address": "www.acme.example"}).ok
+    names = [r["name"] for r in requests.get(url, headers=headers, params={"per_page": 25}).json()["result"]]
+    assert names and all(re.fullmatch(r"[A-Za-z0-9_-]+", n) for n in names)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]+", c.short_name) for cw in world.customers.values() for c in cw.checks)

@@ -160,7 +160,48 @@ def test_many_pages_give_the_same_numbers(sim, world, creds, use_connection):
     assert actual(result.data) == expected(world, code, week)
     assert sizes["opened"] > 3 * size
     pages = sum(max(1, math.ceil(n / size)) for n in sizes.values())
-    assert sent == pages + 2  # every page once, plus the token and the ticket types
+    assert sent == pages + 2 + full_reads(world, code, week)  # every page once, the token, the ticket types
+    # and each of the week's service tickets whose breach needs its resolution state
+
+
+def full_reads(world: World, code: str, week: ReportWeek) -> int:
+    """The week's service tickets not already breached by their response: read in full for slastate."""
+    now = dt.datetime.now(UTC)
+    return sum(1 for t in world.customers[code].tickets
+               if t.board != CHANGE_BOARD and (in_week(t.entered, week) or in_week(t.closed, week))
+               and halo_sim._sla_states(t, t.closed if t.closed and t.closed <= now else None)[0] != "O")
+
+
+def test_lists_are_trimmed_and_resolution_only_breaches_still_count(sim, world, creds, use_connection):
+    """A listed ticket has no slastate (Halo's list model has none); the single read has it. Breaches of
+    the resolution target alone are counted from the full record, not lost as "unknown"."""
+    hook = make_hook(use_connection, sim, creds, conn_id="halopsa_trim")
+    code = "DLTA"
+    week = report_week(world, code)
+    listed = hook.tickets(halopsa.week_queries(halo_sim.halo_client_id(code), week)["closed"])
+    assert listed and all("slastate" not in r and "slaresponsestate" in r for r in listed)
+    assert "slastate" in hook.full_ticket(int(listed[0]["id"]))
+    resolution_only = [t for t in world.customers[code].tickets if t.board != CHANGE_BOARD and not t.in_sla
+                       and t.id % 3 == 2 and (in_week(t.entered, week) or in_week(t.closed, week))]
+    assert resolution_only  # the world has such breaches in this week
+    data = halopsa.extract(hook, ref(code), week).data
+    assert data.sla_breaches == expected(world, code, week)["sla_breaches"]
+
+
+def test_unknown_resolution_state_is_not_met():
+    """A closed ticket whose full record has no slastate makes the breaches unavailable."""
+    record = {"id": 5, "dateoccurred": "2026-11-16T10:00:00", "dateclosed": "2026-11-16T12:00:00",
+              "slaresponsestate": "I"}
+    with pytest.raises(SourceResponseError, match="resolution SLA is unknown"):
+        halopsa.check_resolution_known(record)
+    halopsa.check_resolution_known({**record, "slastate": "I"})
+    halopsa.check_resolution_known({**record, "dateclosed": "1900-01-01T00:00:00"})  # open: undecided is fine
+
+
+def test_too_many_full_reads_make_the_figure_unavailable(sim, world, creds, use_connection):
+    hook = make_hook(use_connection, sim, creds, conn_id="halopsa_bound", extra={"max_full_tickets": 2})
+    with pytest.raises(SourceResponseError, match="max_full_tickets"):
+        halopsa.extract(hook, ref("DLTA"), report_week(world, "DLTA"))
 
 
 def test_dst_week(dst_sim, dst_world, creds, use_connection):

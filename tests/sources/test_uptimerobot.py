@@ -77,10 +77,15 @@ def test_extract_matches_world(connect, world, code):
 
 
 def test_pages_through_monitors(connect, world, sim):
-    """HTEL has three monitors; the simulator serves two a page unless asked for another limit."""
+    """HTEL has three monitors; the hook asks for 50 a page (one request: the free plan allows 10 a
+    minute), the simulator serves two a page when asked for 2, one when asked for 1."""
     before = sim.state.requests["uptimerobot"]
     result = uptimerobot.extract(connect(), ref("HTEL"), report_week(world, "HTEL"))
     assert len(result.data.checks) == 3
+    assert sim.state.requests["uptimerobot"] - before == 1
+
+    before = sim.state.requests["uptimerobot"]
+    assert uptimerobot.extract(connect(page_size=2), ref("HTEL"), report_week(world, "HTEL")).data == result.data
     assert sim.state.requests["uptimerobot"] - before == 2
 
     before = sim.state.requests["uptimerobot"]
@@ -276,3 +281,61 @@ def test_hook_contract():
     assert (uptimerobot.HOOK.conn_type, uptimerobot.HOOK.default_conn_name, uptimerobot.HOOK.conn_name_attr) == (
         "uptimerobot", "uptimerobot_default", "conn_id")
     assert uptimerobot.UptimeRobotHook().conn_id == "uptimerobot_default"  # no connection read in __init__
+
+
+# --- the plan's rate limit -------------------------------------------------------------------
+def _post(sim, **form) -> requests.Response:
+    return requests.post(f"{sim.base_url}/uptimerobot/v2/getMonitors", data={"format": "json", **form})
+
+
+def test_missing_key_has_the_documented_message(sim):
+    body = _post(sim).json()
+    assert body == {"stat": "fail", "error": {"type": "missing_parameter", "parameter_name": "api_key",
+                                              "message": "api_key parameter is missing."}}
+
+
+def test_free_plan_allows_ten_requests_a_minute(sim, creds):
+    """Rate headers on every answer; the eleventh request of a minute is a 429 with Retry-After."""
+    answers = [_post(sim, api_key=creds.uptimerobot_api_key, limit=1) for _ in range(11)]
+    assert [a.status_code for a in answers] == [200] * 10 + [429]
+    assert [a.headers["X-RateLimit-Remaining"] for a in answers[:10]] == [str(9 - n) for n in range(10)]
+    assert {a.headers["X-RateLimit-Limit"] for a in answers} == {"10"}
+    assert 1 <= int(answers[-1].headers["Retry-After"]) <= 60
+    assert int(answers[-1].headers["X-RateLimit-Reset"]) >= int(dt.datetime.now(UTC).timestamp())
+
+
+def test_demo_customers_run_within_the_free_plan(sim, world, creds, use_connection):
+    """The demo's UptimeRobot customers in one run: one request each, none refused."""
+    from msp_reports.registry import load_registry
+    from msp_reports.settings import Settings
+
+    customers = [(c, s) for c in load_registry(Settings.load().registry_path).customers
+                 for s in c.sources["sites"] if s.system == "uptimerobot"]
+    (conn_id, conn), = uptimerobot_sim.demo_connections(sim.base_url, creds, {}).items()
+    use_connection(conn_id, conn)
+    refused = sim.state.extra.get("uptimerobot_refused", 0)
+    before = sim.state.requests["uptimerobot"]
+    hook = uptimerobot.UptimeRobotHook(policy=RetryPolicy(attempts=1))
+    for customer, source in customers:
+        uptimerobot.extract(hook, dict(source.ref), report_week(world, customer.code))
+    assert len(customers) == 6
+    assert sim.state.requests["uptimerobot"] - before == len(customers)
+    assert sim.state.extra.get("uptimerobot_refused", 0) == refused
+
+
+def test_hook_paces_itself_by_the_rate_headers(connect, sim, world):
+    """Three requests per two seconds: a paged run waits for the window instead of being refused."""
+    with sim.state.lock:
+        sim.state.extra.update(uptimerobot_rate_limit=3, uptimerobot_rate_window=2)
+    try:
+        refused = sim.state.extra.get("uptimerobot_refused", 0)
+        hook = uptimerobot.UptimeRobotHook(CONN_ID, page_size=1, policy=RetryPolicy(attempts=2))
+        connect()  # defines the connection
+        for code in ("HTEL", "KILO"):  # 3 + 2 requests
+            week = report_week(world, code)
+            assert got_checks(uptimerobot.extract(hook, ref(code), week).data) == expected_checks(world, code, week)
+        assert sim.state.extra.get("uptimerobot_refused", 0) == refused
+    finally:
+        with sim.state.lock:
+            sim.state.extra.pop("uptimerobot_rate_limit", None)
+            sim.state.extra.pop("uptimerobot_rate_window", None)

@@ -4,7 +4,12 @@ messages are in :mod:`.graph`).
 Office 365 connectors and incoming webhooks are retired; a Workflows ("When a Teams webhook
 request is received") flow gives each channel a URL whose ``sig`` query parameter is a secret.
 So the URL lives in an Airflow connection: ``host`` = the URL without ``sig``, ``password`` =
-the ``sig`` value. The request body is the documented message envelope with one Adaptive Card
+the ``sig`` value. Both forms Microsoft hands out are trigger URLs: the current Power Platform
+one (``https://<env>.environment.api.powerplatform.com:443/powerautomate/automations/direct/
+workflows/<id>/triggers/manual/paths/invoke?api-version=1&sp=...&sv=1.0``) and the older Logic
+Apps one (``https://prod-NN.<region>.logic.azure.com:443/workflows/<id>/triggers/manual/paths/
+invoke?api-version=2016-06-01&...``); the URL is used as given (its own ``api-version``), and one
+that is not a trigger URL at all is refused before anything is sent. The request body is the documented message envelope with one Adaptive Card
 attachment; a Workflows webhook answers 202 with no id, so the receipt records the request id.
 
 A POST is not retried on an ambiguous failure (timeout, 5xx): the ledger decides. The hook is
@@ -13,6 +18,7 @@ an :class:`~msp_reports.http.hooks.HttpServiceHook` on the shared client (:mod:`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +34,18 @@ if TYPE_CHECKING:
 
 #: the trigger's answer to a request whose sig it accepted but whose method it does not take
 METHOD_REFUSED = "TriggerRequestMethodNotValid"
+TRIGGER_PATH = re.compile(r"/workflows/[^/]+/triggers/[^/]+/paths/invoke/?$")
+
+
+def check_trigger_url(url: str, conn_id: str) -> None:
+    """A Workflows trigger URL of either form, with its ``api-version``; else a clear error."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not TRIGGER_PATH.search(parts.path) \
+            or not dict(parse_qsl(parts.query)).get("api-version"):
+        raise SourceResponseError("teams", f"connection '{conn_id}': the host is not a Workflows trigger URL "
+                                           "(…/workflows/<id>/triggers/manual/paths/invoke?api-version=…): copy "
+                                           "the URL of the workflow's 'When a Teams webhook request is received' "
+                                           "trigger, without its sig")
 
 
 class TeamsWorkflowHook(HttpServiceHook):
@@ -47,6 +65,7 @@ class TeamsWorkflowHook(HttpServiceHook):
                          policy=RetryPolicy(attempts=1))
 
     def webhook_url(self) -> str:
+        check_trigger_url(self.base_url(self.connection), self.conn_id)
         parts = urlsplit(self.base_url(self.connection))
         query = dict(parse_qsl(parts.query))
         if self.connection.password:

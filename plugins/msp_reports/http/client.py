@@ -1,9 +1,14 @@
 """One HTTP mechanism for every hook that calls an HTTP API (the source systems, the Teams
-webhook): timeouts, bounded retries, 429 with Retry-After.
+webhook): timeouts, bounded retries, 429 with Retry-After, and pacing by rate-limit headers.
 
 Written once so that every system pages, backs off and fails the same way; each hook only
 says how to authenticate and how to read its own envelope (a delivery hook that must not
 repeat a POST asks for one attempt).
+
+A system that announces its budget (``X-RateLimit-Remaining: 0`` with ``X-RateLimit-Reset``,
+the Unix second its window ends, as UptimeRobot does) is not asked again before that second:
+the next request waits (with the policy's sleep, bounded by ``max_retry_after``) instead of
+spending a request on a 429.
 
 Credentials go to the connection's host only. An answer may name a URL (a next link such as
 Graph's ``@odata.nextLink``, a redirect's ``Location``); one on another origin (scheme, host,
@@ -123,6 +128,7 @@ class ApiClient:
             self.session.auth = auth
         self.session.hooks["response"].append(self._refuse_foreign_redirect)
         self.requests_sent = 0
+        self.resume_at: float | None = None  # Unix seconds: the announced budget is spent until then
 
     def url(self, path: str) -> str:
         """``path`` joined to the base URL; an absolute URL only on the base URL's origin."""
@@ -161,9 +167,11 @@ class ApiClient:
         last_status: int | None = None
         last_exc: BaseException | None = None
         for attempt in range(1, policy.attempts + 1):
+            self._wait_for_budget(method, url)
             self.requests_sent += 1
             try:
                 response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+                self._note_budget(response)
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 last = f"{type(exc).__name__} calling {method} {_redact(url)}"
                 last_status, last_exc = None, exc
@@ -178,6 +186,7 @@ class ApiClient:
                         self.system, f"HTTP {status}: {_error_text(response)}", status=status
                     )
                 if status == 429:
+                    self.resume_at = None  # Retry-After (or the backoff) governs this wait
                     wait = retry_after_seconds(response.headers.get("Retry-After"))
                     last = f"HTTP 429 (rate limited) from {method} {_redact(url)}"
                     if wait is None:
@@ -206,6 +215,25 @@ class ApiClient:
         error = SourceUnavailable(self.system, f"{last}, {policy.attempts} attempts", status=last_status)
         error.network_errors = _chain_names(last_exc)
         raise error
+
+    def _note_budget(self, response: requests.Response) -> None:
+        """Remember when an exhausted rate-limit budget comes back (``X-RateLimit-*`` headers)."""
+        remaining, reset = (response.headers.get(h) for h in ("X-RateLimit-Remaining", "X-RateLimit-Reset"))
+        try:
+            self.resume_at = float(reset) if remaining is not None and int(remaining) <= 0 and reset else None
+        except ValueError:
+            self.resume_at = None
+
+    def _wait_for_budget(self, method: str, url: str) -> None:
+        if self.resume_at is None:
+            return
+        wait, self.resume_at = self.resume_at - time.time(), None
+        if wait > self.policy.max_retry_after:
+            raise SourceRateLimited(self.system, f"rate limit spent for {wait:.0f}s more before {method} "
+                                                 f"{_redact(url)}; that exceeds the limit", status=429)
+        if wait > 0:
+            log.info("%s: rate limit spent; waiting %.1fs for the next window", self.system, wait)
+            self.policy.sleep(wait)
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.request(method, path, **kwargs)

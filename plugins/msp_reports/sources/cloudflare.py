@@ -4,22 +4,38 @@ The REST API (``/zones/{zone}/healthchecks``) knows the checks and their state *
 about the past; history comes from the GraphQL Analytics dataset
 ``healthCheckEventsAdaptiveGroups``, filtered server-side to the zone and the week.
 
-Assumptions, kept here because the reference marks them UNCONFIRMED:
+How downtime is derived. Cloudflare runs a health check from three data centres in each region
+selected, so each ``interval`` brings up to three events per region, not one; and one data
+centre can fail on its own (its network, not the site). Counting unhealthy events (the old rule
+here) made downtime up to three times too long and counted a single data centre's blip as
+downtime. Cloudflare documents, for load-balancing monitors, that a region is healthy when the
+majority of its data centres pass and an origin is healthy when the majority of regions is; the
+same rule is applied per interval here:
 
-- events are grouped by ``healthStatus``, ``fqdn`` and ``region`` (the dimensions real
-  exporters query); an event belongs to the REST check whose ``address`` is that ``fqdn``.
-  Two checks on the same host cannot be told apart: both get availability ``None``;
-- ``healthStatus == "healthy"`` is up; any other value counts as down;
-- a check emits one event per ``interval`` seconds from each region it runs in, so downtime is
-  unhealthy events × interval, averaged over the regions that reported;
-- the week fits in one query (Cloudflare documents a maximum window per plan for adaptive
-  datasets; split the query by day here if a plan refuses a week).
+- events are grouped by ``datetimeMinute``, ``healthStatus``, ``fqdn`` and ``region``; each
+  minute is put in its interval bucket (``interval`` seconds, from the REST check);
+- in a bucket, a region is up when more than half of its data centres' events are healthy;
+  the check is down when more than half of the regions reporting in that bucket are down;
+- ``downtime_minutes`` = down buckets x interval; ``availability_pct`` = up buckets / buckets
+  reported. An event belongs to the REST check whose ``address`` is that ``fqdn``; two checks on
+  the same host cannot be told apart and get availability ``None``.
+
+Windows. The dataset enforces ``maxDuration`` (widest window per query) and ``notOlderThan``
+(how far back) per plan. The week is queried in consecutive windows of at most
+``max_window_hours`` (connection extra, default 24), shortened further so that a window's
+groups (one per minute, status, host and region) stay under the 10,000-group limit; a window the
+API still refuses is an error, never a figure.
+
+UNCONFIRMED: the majority rule for standalone health checks (documented for load-balancing
+monitors); the ``datetimeMinute`` dimension on this dataset; the plan's ``maxDuration`` and
+``notOlderThan`` for it; any ``healthStatus`` other than ``healthy`` counts as unhealthy.
 
 GraphQL reports no timestamps in these groups, so ``as_of`` is ``None``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
@@ -43,6 +59,9 @@ DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 DATASET = "healthCheckEventsAdaptiveGroups"
 GROUP_LIMIT = 10_000
 DEFAULT_INTERVAL_SECONDS = 60
+DEFAULT_MAX_WINDOW_HOURS = 24.0
+STATUSES_PER_MINUTE = 2  # a minute's groups per host and region: healthy and unhealthy
+PER_PAGE_STEP = 5  # Cloudflare: per_page must be a multiple of 5
 HEALTHY = "healthy"
 
 AVAILABILITY_QUERY = """
@@ -51,7 +70,7 @@ query HealthCheckAvailability($zoneTag: string!, $start: Time!, $end: Time!, $li
     zones(filter: {zoneTag: $zoneTag}) {
       healthCheckEventsAdaptiveGroups(limit: $limit, filter: {datetime_geq: $start, datetime_lt: $end}) {
         count
-        dimensions { healthStatus fqdn region }
+        dimensions { datetimeMinute healthStatus fqdn region }
       }
     }
   }
@@ -122,17 +141,23 @@ class CloudflareHook(SourceHook):
         def fetch(page: int) -> tuple[list[Any], int]:
             params: dict[str, Any] = {"page": page}
             if self.page_size:
-                params["per_page"] = self.page_size
+                params["per_page"] = per_page(self.page_size)
             return read_page(self.call("GET", path, params=params))
 
         return numbered_pages(self.system, fetch)
 
-    def event_groups(self, zone_id: str, week: ReportWeek) -> list[dict[str, Any]]:
-        variables = {"zoneTag": zone_id, "start": iso_z(week.start), "end": iso_z(week.end), "limit": GROUP_LIMIT}
-        body = self.call("POST", "/graphql", json={"query": AVAILABILITY_QUERY, "variables": variables})
-        rows = graphql_rows(body, DATASET)
-        if len(rows) >= GROUP_LIMIT:
-            raise SourceResponseError(self.system, f"{DATASET} hit the {GROUP_LIMIT}-group limit; result is cut")
+    def event_groups(self, zone_id: str, week: ReportWeek, checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The week's event groups, queried window by window (see the module docstring)."""
+        hours = float(self.connection.extra_dejson.get("max_window_hours") or DEFAULT_MAX_WINDOW_HOURS)
+        rows: list[dict[str, Any]] = []
+        for start, end in windows(week.start, week.end, window_length(checks, dt.timedelta(hours=hours))):
+            variables = {"zoneTag": zone_id, "start": iso_z(start), "end": iso_z(end), "limit": GROUP_LIMIT}
+            body = self.call("POST", "/graphql", json={"query": AVAILABILITY_QUERY, "variables": variables})
+            chunk = graphql_rows(body, DATASET)
+            if len(chunk) >= GROUP_LIMIT:
+                raise SourceResponseError(self.system, f"{DATASET} hit the {GROUP_LIMIT}-group limit for "
+                                                       f"{iso_z(start)}..{iso_z(end)}; result is cut")
+            rows.extend(chunk)
         return rows
 
 
@@ -140,6 +165,27 @@ HOOK = CloudflareHook
 
 
 # --- wire -> model (pure) ------------------------------------------------------------------
+def per_page(size: int) -> int:
+    """``size`` rounded up to the multiple of 5 that Cloudflare requires (5 at least)."""
+    return max(PER_PAGE_STEP, -(-int(size) // PER_PAGE_STEP) * PER_PAGE_STEP)
+
+
+def window_length(checks: list[dict[str, Any]], max_window: dt.timedelta) -> dt.timedelta:
+    """At most ``max_window``, and short enough that one window's groups fit under the limit."""
+    per_minute = sum(len(c.get("check_regions") or [None]) for c in checks) * STATUSES_PER_MINUTE
+    fits = dt.timedelta(minutes=GROUP_LIMIT // max(1, per_minute) - 1)
+    return max(dt.timedelta(minutes=1), min(max_window, fits))
+
+
+def windows(start: dt.datetime, end: dt.datetime, length: dt.timedelta) -> list[tuple[dt.datetime, dt.datetime]]:
+    """``[start, end)`` as consecutive half-open windows of at most ``length``."""
+    out = []
+    while start < end:
+        out.append((start, min(end, start + length)))
+        start = out[-1][1]
+    return out
+
+
 def envelope_result(body: Any) -> Any:
     """``result`` of a REST envelope; ``success: false`` (even with HTTP 200) is an error."""
     if not isinstance(body, dict) or "success" not in body:
@@ -205,38 +251,67 @@ def check_address(check: dict[str, Any]) -> str:
     return f"{address}:{port}" if port else address
 
 
-def parse_site_checks(checks: list[dict[str, Any]], groups: list[dict[str, Any]]) -> SiteData:
-    """Availability and downtime per REST check from the GraphQL event groups."""
-    healthy: dict[str, int] = defaultdict(int)
-    total: dict[str, int] = defaultdict(int)
-    down_by_region: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    regions: dict[str, set[str]] = defaultdict(set)
+def _check_intervals(checks: list[dict[str, Any]]) -> list[int]:
+    return [int(figures.non_negative(SYSTEM, f"health check {c.get('name')!r} interval",
+                                     c.get("interval") or DEFAULT_INTERVAL_SECONDS)) or DEFAULT_INTERVAL_SECONDS
+            for c in checks]
+
+
+def _minute(group: dict[str, Any]) -> int:
+    """The group's ``datetimeMinute`` as Unix seconds."""
+    value = (group.get("dimensions") or {}).get("datetimeMinute")
+    try:
+        return int(dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        raise SourceResponseError(SYSTEM, f"{DATASET} group without a usable datetimeMinute: {value!r}") from None
+
+
+def _events(groups: list[dict[str, Any]]) -> dict[str, dict[tuple[int, str], list[int]]]:
+    """host -> (minute, region) -> [healthy events, unhealthy events]."""
+    events: dict[str, dict[tuple[int, str], list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    counted = []
     for group in groups:
         dims = group.get("dimensions") or {}
         fqdn = str(dims.get("fqdn") or "").lower()
-        region = str(dims.get("region") or "")
         if "count" not in group:
             raise SourceResponseError(SYSTEM, f"{DATASET} group without a count")
-        count = figures.count(SYSTEM, f"{DATASET} group {fqdn or '(no fqdn)'} count", group["count"])
-        total[fqdn] += count
-        regions[fqdn].add(region)
-        if str(dims.get("healthStatus") or "").lower() == HEALTHY:
-            healthy[fqdn] += count
-        else:
-            down_by_region[fqdn][region] += count
+        counted.append((group, fqdn, figures.count(SYSTEM, f"{DATASET} group {fqdn or '(no fqdn)'} count",
+                                                   group["count"])))
+    for group, fqdn, count in counted:
+        dims = group.get("dimensions") or {}
+        healthy = str(dims.get("healthStatus") or "").lower() == HEALTHY
+        events[fqdn][(_minute(group), str(dims.get("region") or ""))][0 if healthy else 1] += count
+    return events
 
+
+def down_buckets(cells: dict[tuple[int, str], list[int]], interval: int) -> tuple[int, int]:
+    """(buckets reported, buckets down) under the majority rule of the module docstring."""
+    regions: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for (minute, region), (healthy, unhealthy) in cells.items():
+        tally = regions[minute // interval][region]
+        tally[0] += healthy
+        tally[1] += unhealthy
+    down = 0
+    for by_region in regions.values():
+        regions_down = sum(1 for healthy, unhealthy in by_region.values() if 2 * healthy <= healthy + unhealthy)
+        down += 2 * regions_down > len(by_region)
+    return len(regions), down
+
+
+def parse_site_checks(checks: list[dict[str, Any]], groups: list[dict[str, Any]]) -> SiteData:
+    """Availability and downtime per REST check from the GraphQL event groups (majority rule)."""
+    intervals = _check_intervals(checks)
+    events = _events(groups)
     hosts = [check_host(c) for c in checks]
     result = []
-    for check, host in zip(checks, hosts):
-        interval = figures.non_negative(SYSTEM, f"health check {check.get('name')!r} interval",
-                                        check.get("interval") or DEFAULT_INTERVAL_SECONDS)
-        attributable = hosts.count(host) == 1 and total[host] > 0
-        unhealthy = sum(down_by_region[host].values()) / max(1, len(regions[host]))
+    for check, host, interval in zip(checks, hosts, intervals):
+        reported, down = down_buckets(events.get(host, {}), interval)
+        attributable = hosts.count(host) == 1 and reported > 0
         result.append(SiteCheck(
             name=str(check.get("name") or host),
             address=check_address(check),
-            availability_pct=round(healthy[host] / total[host] * 100, 3) if attributable else None,
-            downtime_minutes=round(unhealthy * interval / 60, 2) if attributable else 0.0,
+            availability_pct=round((reported - down) / reported * 100, 3) if attributable else None,
+            downtime_minutes=round(down * interval / 60, 2) if attributable else 0.0,
             status_now="suspended" if check.get("suspended") else str(check.get("status") or "unknown"),
             source=SYSTEM,
         ))
@@ -253,5 +328,5 @@ def extract(hook: CloudflareHook, ref: dict[str, str], week: ReportWeek) -> Extr
     if not checks:  # a customer on this source has sites to watch: none means a setup or source fault
         raise SourceResponseError(SYSTEM, f"zone {zone_id} has no health checks; add the customer's site "
                                           "checks in Cloudflare or fix ref.zone_id in the registry")
-    groups = hook.event_groups(zone_id, week)
+    groups = hook.event_groups(zone_id, week, checks)
     return Extracted(parse_site_checks(checks, groups), as_of=None)

@@ -19,16 +19,25 @@ whether Halo's ``enddate`` is inclusive does not change a number. A ticket breac
 when ``slaresponsestate`` (response) or ``slastate`` (resolution) is ``"O"``; a ticket marked
 ``excludefromsla`` never counts as a breach.
 
+List results are trimmed: a listed ticket carries ``slaresponsestate`` but not ``slastate``
+(Halo's list model has no such field). Reading a missing resolution state as "met" would drop
+every resolution-only breach, so each of the week's service tickets whose list record lacks
+``slastate`` (and is not already a breach by its response, nor excluded) is read in full
+(``GET /api/Tickets/{id}``), at most ``max_full_tickets`` (extra, default
+:data:`DEFAULT_MAX_FULL_TICKETS`) per customer-week. More than that, or a closed ticket whose
+full record still has no resolution state, makes the ticket figures unavailable (an error),
+never a count that takes "unknown" for "met".
+
 UNCONFIRMED against a live tenant, kept in the constants below: the ``datesearch`` column
 names, the date format of ``startdate``/``enddate`` (UTC without offset, as Halo writes its own
-dates), ``slastate`` being present in list responses, ``1900-01-01`` standing for "no date",
+dates), which fields besides ``slastate`` a list leaves out, ``1900-01-01`` standing for "no date",
 and ``/api/TicketType`` answering a plain array of ``{"id", "name"}``.
 
 Connection: ``host`` = the instance URL (``https://<tenant>.halopsa.com``; the API is under
 ``/api``), ``login`` = client id, ``password`` = client secret of the Halo API application;
 extra ``auth_url`` (default ``{host}/auth``), ``tenant`` (hosted instances), ``scope``
 (default ``all``), ``page_size``, ``priority_names`` (priority id -> name, used when a record
-carries no priority name) and ``timeout``.
+carries no priority name), ``max_full_tickets`` and ``timeout``.
 """
 
 from __future__ import annotations
@@ -65,6 +74,8 @@ OPENED_COLUMN = "dateoccurred"  # datesearch value for "opened"
 CLOSED_COLUMN = "dateclosed"  # datesearch value for "closed"
 NO_DATE_BEFORE = dt.datetime(1901, 1, 1, tzinfo=UTC)  # Halo writes 1900-01-01 / 1899-12-30 for "none"
 BREACHED = "O"  # slaresponsestate / slastate: I = in SLA, O = out of SLA, empty = not decided
+RESOLUTION_STATE = "slastate"  # only in a full ticket record, not in list results
+DEFAULT_MAX_FULL_TICKETS = 300
 
 
 class HaloPSAHook(SourceHook):
@@ -165,6 +176,17 @@ class HaloPSAHook(SourceHook):
             return read_page(self.get("Tickets", {**query, "page_no": page}), size)
 
         return numbered_pages(SYSTEM, fetch_page)
+
+    def full_ticket(self, ticket_id: int) -> dict[str, Any]:
+        """One ticket as ``GET /api/Tickets/{id}`` gives it (with the fields lists leave out)."""
+        body = self.get(f"Tickets/{ticket_id}", {"includedetails": "true"})
+        if not isinstance(body, dict) or str(body.get("id")) != str(ticket_id):
+            raise SourceResponseError(SYSTEM, f"GET /api/Tickets/{ticket_id} did not return that ticket")
+        return body
+
+    @property
+    def max_full_tickets(self) -> int:
+        return int(self.connection.extra_dejson.get("max_full_tickets") or DEFAULT_MAX_FULL_TICKETS)
 
     @cached_property
     def ticket_types(self) -> dict[str, int]:
@@ -268,6 +290,40 @@ def parse_ticket(record: Mapping[str, Any], priority_names: Mapping[int, str] | 
                   entered, closed, sla_met(record))
 
 
+def needs_full_record(record: Mapping[str, Any], change_type_id: int, week: ReportWeek) -> bool:
+    """A service ticket counted in the week whose breach is undecided without ``slastate``."""
+    if RESOLUTION_STATE in record or is_type(record, change_type_id) or record.get("excludefromsla") is True:
+        return False
+    if str(record.get("slaresponsestate") or "").strip().upper() == BREACHED:
+        return False  # a breach already, whatever the resolution
+    ticket = parse_ticket(record)
+    return in_week(ticket.entered, week) or in_week(ticket.closed, week)
+
+
+def check_resolution_known(record: Mapping[str, Any]) -> None:
+    """A closed ticket must say whether its resolution met the SLA: unknown is not "met"."""
+    ticket = parse_ticket(record)
+    if ticket.closed is not None and record.get("excludefromsla") is not True \
+            and not str(record.get(RESOLUTION_STATE) or "").strip():
+        raise SourceResponseError(SYSTEM, f"ticket {ticket.id} is closed but its full record has no {RESOLUTION_STATE}: "
+                                          "its resolution SLA is unknown, so the SLA breaches are unavailable")
+
+
+def with_full_records(hook: HaloPSAHook, records: list[dict[str, Any]], change_type_id: int,
+                      week: ReportWeek) -> list[dict[str, Any]]:
+    """``records`` with each one :func:`needs_full_record` replaced by the ticket in full."""
+    wanted = sorted({int(r["id"]) for r in records if needs_full_record(r, change_type_id, week)})
+    if len(wanted) > hook.max_full_tickets:
+        raise SourceResponseError(SYSTEM, f"{len(wanted)} tickets need their full record for the resolution SLA, "
+                                          f"more than max_full_tickets ({hook.max_full_tickets}): the SLA breaches "
+                                          "are unavailable; raise extra max_full_tickets of the connection")
+    full: dict[int, dict[str, Any]] = {}
+    for ticket_id in wanted:
+        full[ticket_id] = hook.full_ticket(ticket_id)
+        check_resolution_known(full[ticket_id])
+    return [{**r, **full.get(int(r["id"]), {})} for r in records]
+
+
 def is_type(record: Mapping[str, Any], ticket_type_id: int) -> bool:
     try:
         return int(record.get("tickettype_id")) == ticket_type_id
@@ -324,6 +380,7 @@ def extract(hook: HaloPSAHook, ref: dict[str, str], week: ReportWeek) -> Extract
     change_type_id = hook.ticket_type_id(ref.get("change_type") or DEFAULT_CHANGE_TYPE)
     queries = week_queries(client_id, week)
     touched = hook.tickets(queries["opened"]) + hook.tickets(queries["closed"])
+    touched = with_full_records(hook, touched, change_type_id, week)
     candidates = hook.tickets(queries["open_now"]) + hook.tickets(queries["closed_since_end"])
     data = week_tickets(touched, candidates, change_type_id, week, hook.priority_names)
     return Extracted(data, as_of=newest_date(touched, week.end))

@@ -29,8 +29,11 @@ Figures, for ``[week.start, week.end)`` in Unix seconds:
 Wire: a form POST (``application/x-www-form-urlencoded``) with ``api_key`` in the body, never
 in the URL, and never logged. An invalid-key error echoes the key back (``passed_value``), so
 API error text is never copied into a message, and every error is scrubbed of the key.
-Paging: ``offset`` / ``limit`` (at most 50) with ``pagination.total``; 429 with Retry-After is
-the shared :class:`~msp_reports.http.client.ApiClient`'s job. getMonitors reports no poll time,
+Paging: ``offset`` / ``limit`` (at most 50, always sent: 50 unless a page size is given) with
+``pagination.total``. Rate limit: the FREE plan allows 10 requests a minute per key; a customer
+with up to 50 monitors costs one request, so the demo's six customers fit in one minute. The
+answers' ``X-RateLimit-*`` headers (pacing) and a 429's ``Retry-After`` are honoured by the
+shared :class:`~msp_reports.http.client.ApiClient`. getMonitors reports no poll time,
 so ``as_of`` is ``None``.
 
 UNCONFIRMED (not in the reference, or marked so there): errors arrive with HTTP 200
@@ -76,7 +79,7 @@ class UptimeRobotHook(SourceHook):
     API key (the read-only key is enough: only getMonitors is called).
 
     :param conn_id: the Airflow connection id (default ``uptimerobot_default``).
-    :param page_size: ``limit`` per page (at most 50); ``None`` leaves the API default.
+    :param page_size: ``limit`` per page (at most 50); ``None`` asks for 50.
     :param policy: retry policy for every request.
     """
 
@@ -129,8 +132,7 @@ class UptimeRobotHook(SourceHook):
             "logs_end_date": end,
         }
         limit = min(self.page_size or MAX_LIMIT, MAX_LIMIT)
-        if self.page_size:
-            form["limit"] = limit
+        form["limit"] = limit
 
         def fetch(offset: int) -> tuple[list[Any], int | None]:
             return read_page(self.call("getMonitors", {**form, "offset": offset}))
