@@ -135,7 +135,8 @@ def wait_for_approval(code: str):
         raise AirflowSkipException(f"{item['customer']} rejected by {record['by']}: {record['reason']}")
     if state == "expired":  # fail loudly: deliveries do not run, the roll-up shows "expired"
         raise AirflowFailException(f"{item['customer']} {item['week_of']}: {record['reason']}")
-    return PokeReturnValue(is_done=state == "approved", xcom_value=record)
+    # "delivered": the ledger has this week sent on every channel (a re-run): nothing to wait for
+    return PokeReturnValue(is_done=state in ("approved", "delivered"), xcom_value=record)
 
 
 @task.sensor(mode="reschedule", poke_interval=60, timeout=APPROVAL_BACKSTOP.total_seconds())
