@@ -302,8 +302,10 @@ def render(settings: Settings, item: dict[str, str], *, commentary: str | None =
         files[layout.COMMENTARY] = commentary.encode("utf-8")
     ctx.store.publish(ctx.code, ctx.week.week_of, files, layout.RENDER, meta, guard=guard)
     key = approval.variable_key(ctx.code, ctx.week.week_of)
-    log.info("%s: report %s rendered. Approve: airflow variables set %s 'approve %s'  |  reject: "
-             "airflow variables set %s 'reject <reason>'", ctx.code, out.sha256[:12], key, out.sha256[:12], key)
+    week_of, pin = ctx.week.week_of, out.sha256[:12]
+    log.info("%s: report %s rendered. Approve: airflow variables set %s 'approve %s'  |  reject: airflow "
+             "variables set %s 'reject <reason>'  |  with scripts/airflow.sh: bash scripts/approve.sh %s %s "
+             "approve %s", ctx.code, pin, key, pin, key, ctx.code, week_of, pin)
     return {"pdf_sha256": out.sha256, "approval_variable": key}
 
 
