@@ -200,9 +200,23 @@ def test_running_again_sends_nothing_twice(demo, first_run):
     before_mail = len(mail.messages())
     before_posts = {k: len(v) for k, v in sim.state.extra["teams_posts"].items()}
     before = {c.code: _received(demo, c) for c in demo["registry"].customers}
+    home = demo["home"]
+
+    def versions() -> dict[str, tuple]:  # what a re-run of a delivered week must leave alone
+        return {c.code: (sorted(p.name for p in (home / f"store/{c.code}/{WEEK_OF}/approvals").iterdir()),
+                         (home / f"store/{c.code}/{WEEK_OF}/render.json").read_bytes(),
+                         (home / f"store/{c.code}/{WEEK_OF}/snapshot.json").read_bytes())
+                for c in demo["registry"].customers}
+
+    kept = versions()
     with _approving((c.code for c in demo["registry"].customers), by="second run"):
         dr = _run_dag()
     assert str(dr.state) == "success"
+    # every customer finished at once as already delivered: nothing re-extracted or re-rendered, no
+    # approval voided or added, and the sensor did not wait
+    assert versions() == kept
+    sensors = [ti for ti in dr.get_task_instances() if ti.task_id == "customer_report.wait_for_approval"]
+    assert len(sensors) == 12 and {str(ti.state) for ti in sensors} == {"success"}
     assert len(mail.messages()) == before_mail
     for c in demo["registry"].customers:  # every channel, whatever carries it
         after_c = _received(demo, c)
