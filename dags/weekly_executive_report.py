@@ -4,7 +4,8 @@
 Every Monday 06:00 (MSP time) each managed customer gets a report on the previous week
 (Monday 00:00 to Monday 00:00 in the customer's own timezone).
 
-Per customer (one mapped task group, labelled by customer code in the grid):
+Per customer (one mapped task group; in the grid one `customer_report [ ]` row, and each mapped
+task instance's Map Index is the customer's code once it has started):
 five extracts (uptime, tickets, backups, security, sites) → `reconcile` with last week →
 `render` the PDF → `wait_for_approval` (the account engineer sets the Airflow Variable
 `weekly_report_approval__<CUSTOMER>__<week_of>` to `approve` or `reject <reason>`, or uses
@@ -16,7 +17,8 @@ names there the customers nobody has decided on; after `msp.approval_cutoff` (re
 48 h) a customer's wait ends as expired: the sensor fails saying so and nothing is sent.
 
 Manual run for some customers: trigger with conf `{"customers": ["ACME"]}`; for a past week
-add `"week_of": "2026-11-09"`.
+add `"week_of": "2026-11-09"`. A customer the ledger has as sent on every channel for the week
+finishes at once as already delivered (nothing extracted or rendered again, no wait).
 """
 
 from __future__ import annotations
@@ -34,7 +36,11 @@ from msp_reports.settings import schedule_timezone
 from msp_reports.snapshot import DOMAINS
 
 MSP_TIMEZONE = schedule_timezone()  # $MSP_REPORTS_TIMEZONE; plan_customers checks msp.timezone agrees
-CUSTOMER_LABEL = "{{ customer }}"  # each mapped task puts its customer code in the context
+# The grid's label for a mapped task instance (its "Map Index"): the customer code. Airflow renders
+# it when the task starts, from the task's rendered arguments (the group's mapped `code` is each
+# task's first argument), and again when it ends, from the context, where _item puts `customer`.
+# A task that never ran (skipped by the scheduler, upstream failed) keeps its number.
+CUSTOMER_LABEL = "{{ customer if customer is defined else task.op_args[0] }}"
 
 
 def _item(code: str) -> dict:
@@ -135,7 +141,8 @@ def wait_for_approval(code: str):
         raise AirflowSkipException(f"{item['customer']} rejected by {record['by']}: {record['reason']}")
     if state == "expired":  # fail loudly: deliveries do not run, the roll-up shows "expired"
         raise AirflowFailException(f"{item['customer']} {item['week_of']}: {record['reason']}")
-    return PokeReturnValue(is_done=state == "approved", xcom_value=record)
+    # "delivered": the ledger has this week sent on every channel (a re-run): nothing to wait for
+    return PokeReturnValue(is_done=state in ("approved", "delivered"), xcom_value=record)
 
 
 @task.sensor(mode="reschedule", poke_interval=60, timeout=APPROVAL_BACKSTOP.total_seconds())

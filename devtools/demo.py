@@ -3,9 +3,11 @@
 ``python -m devtools.demo run``   one Monday's reports end to end (``dag.test``), then a summary.
 ``python -m devtools.demo serve`` the same world behind ``airflow standalone`` (scheduler + UI).
 
-Everything lives under the project: Airflow home ``.airflow/`` (SQLite), reports under
-``var/demo/``. Credentials for the simulators are generated per run and exist only in the
-Airflow connections this process defines (environment variables), never on disk in the repo.
+Everything lives under the project: the demo's Airflow home ``.airflow/demo/`` (SQLite) and its
+reports under ``var/demo/``; ``serve`` has its own, ``.airflow/ui/`` and ``var/airflow/``
+(:mod:`devtools.standalone`), so the two never share a week's runs or its deliveries.
+Credentials for the simulators are generated per run and exist only in the Airflow connections
+this process defines (environment variables), never on disk in the repo.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from msp_reports.settings import PROJECT_ROOT
 
 MSP_TIMEZONE = "Europe/London"
 POOLS_FILE = PROJECT_ROOT / "include" / "pools.json"
+DEMO_HOME = PROJECT_ROOT / ".airflow" / "demo"  # scripts/airflow.sh: .airflow/ui (devtools/standalone.py)
 
 
 def airflow_env(home: Path, demo_dir: Path) -> dict[str, str]:
@@ -183,11 +186,11 @@ def run(args: argparse.Namespace) -> int:
     from devtools.simulators.world import latest_complete_week
 
     demo_dir = Path(args.dir).resolve()
-    home = PROJECT_ROOT / ".airflow"
+    home = DEMO_HOME  # not scripts/airflow.sh's home: the demo's runs stay out of its scheduler
     if demo_dir.exists() and not args.keep:
         shutil.rmtree(demo_dir)
     demo_dir.mkdir(parents=True, exist_ok=True)
-    home.mkdir(exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True)
     os.environ.update(airflow_env(home, demo_dir))
     week_of = args.week_of or latest_complete_week(dt.datetime.now(dt.timezone.utc), MSP_TIMEZONE)
     report_monday = week_of + dt.timedelta(days=7)
@@ -221,44 +224,67 @@ def run(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Simulators and SMTP sink in this process, ``airflow standalone`` as a child."""
+    """Simulators and SMTP sink in this process, ``airflow standalone`` as a child (its own process group).
+
+    Its own Airflow home and report folder (``.airflow/ui``, ``var/airflow``; see
+    :mod:`devtools.standalone`), so a week the demo delivered is not this scheduler's, and the
+    first manual run has something to review. The history is seeded once, on the first start.
+    """
     from devtools.simulators.world import latest_complete_week
+    from devtools.standalone import run_standalone, saved_password, standalone_env, ui_port
 
     demo_dir = Path(args.dir).resolve()
     demo_dir.mkdir(parents=True, exist_ok=True)
-    home = PROJECT_ROOT / ".airflow"
-    home.mkdir(exist_ok=True)
+    home = Path(args.home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    port = ui_port(args.port)
     os.environ.update(airflow_env(home, demo_dir))
+    os.environ.update(standalone_env(port, schedule=args.schedule))
     week_of = args.week_of or latest_complete_week(dt.datetime.now(dt.timezone.utc), MSP_TIMEZONE)
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True,
                    stdout=subprocess.DEVNULL, env=os.environ.copy())
     import_pools()
-    with DemoServices(week_of, demo_dir, sim_port=args.sim_port) as services:
-        env = {**os.environ, **services.connection_env()}
+    with DemoServices(week_of, demo_dir, sim_port=args.sim_port or None) as services:
+        os.environ.update(services.connection_env())
+        baseline = week_of - dt.timedelta(weeks=1)
+        if args.history and not any((demo_dir / "store").glob(f"*/{baseline}/snapshot.json")):
+            print(f"Seeding {args.history} weeks of history before the week of {week_of} …", flush=True)
+            seed_history(week_of, args.history)
+        env = os.environ.copy()
         # standalone starts its components as `airflow ...` subprocesses: use this venv's
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         print(f"Simulators on {services.sim.base_url}; SMTP on 127.0.0.1:{services.mail.port}; "
-              f"emails land in {services.mail.folder}")
-        print("Starting airflow standalone: UI on http://127.0.0.1:8080 (the admin password is printed "
-              f"by Airflow and saved in {home}/simple_auth_manager_passwords.json.generated)")
-        try:
-            return subprocess.call([sys.executable, "-m", "airflow", "standalone"], env=env)
-        except KeyboardInterrupt:
-            return 0
+              f"reports in {demo_dir}; emails land in {services.mail.folder}")
+        password = saved_password(home)
+        login = (f"log in as admin / {password}" if password else
+                 "the admin password is printed by Airflow below")
+        print(f"Starting airflow standalone (Airflow home {home}): UI on http://127.0.0.1:{port}; {login} "
+              f"(saved in {home}/simple_auth_manager_passwords.json.generated)", flush=True)
+        return run_standalone(env)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+    from devtools.standalone import DEFAULT_PORT, PORT_ENV, ui_dir, ui_home
+
     for name in ("run", "serve"):
         p = sub.add_parser(name)
         p.add_argument("--week-of", type=dt.date.fromisoformat, default=None,
                        help="Monday the reported week starts (default: the latest week due by now)")
-        p.add_argument("--dir", default=str(PROJECT_ROOT / "var" / "demo"), help="output folder")
+    sub.choices["run"].add_argument("--dir", default=str(PROJECT_ROOT / "var" / "demo"), help="output folder")
     sub.choices["run"].add_argument("--history", type=int, default=8, help="weeks of history to seed")
     sub.choices["run"].add_argument("--keep", action="store_true", help="keep earlier demo output")
-    sub.choices["serve"].add_argument("--sim-port", type=int, default=8765)
+    serve_p = sub.choices["serve"]
+    serve_p.add_argument("--dir", default=str(ui_dir()), help="output folder (default var/airflow, $MSP_AIRFLOW_DIR)")
+    serve_p.add_argument("--home", default=str(ui_home()), help="Airflow home (default .airflow/ui, $MSP_AIRFLOW_HOME)")
+    serve_p.add_argument("--port", type=int, default=None,
+                         help=f"the UI's port on 127.0.0.1 (default ${PORT_ENV} or {DEFAULT_PORT})")
+    serve_p.add_argument("--schedule", action="store_true",
+                         help="let the scheduler start the Monday runs too (default: only triggered runs)")
+    serve_p.add_argument("--history", type=int, default=8, help="weeks of history to seed on the first start")
+    serve_p.add_argument("--sim-port", type=int, default=8765, help="the simulators' port (0: any free port)")
     args = parser.parse_args(argv)
     return run(args) if args.command == "run" else serve(args)
 

@@ -110,14 +110,18 @@ def test_groups_map_over_codes_and_each_task_pulls_only_its_own_item(demo, first
         rows = {r.key: XComModel.deserialize_value(r) for r in session.query(XComModel).filter(
             XComModel.dag_id == first_run.dag_id, XComModel.run_id == first_run.run_id,
             XComModel.task_id == "plan_customers")}
-        labels = {ti.rendered_map_index for ti in first_run.get_task_instances()
-                  if ti.task_id == "customer_report.render"}
+        by_index: dict[int, set] = {}
+        for ti in first_run.get_task_instances():
+            if ti.task_id.startswith("customer_report."):
+                by_index.setdefault(ti.map_index, set()).add(ti.rendered_map_index)
+        labels = {label for found in by_index.values() for label in found}
     assert sorted(rows["return_value"]) == codes  # what the groups expand over: codes only
     for code in codes:  # each customer's item under its own key, with its own registry entry
         assert rows[f"customer:{code}"]["customer"] == code
         assert rows[f"customer:{code}"]["entry"]["code"] == code
     assert [i["customer"] for i in rows["items"]] == rows["return_value"]
-    assert labels == set(codes)  # the grid still names each mapped task by its customer
+    assert labels == set(codes)  # the grid names every mapped task by its customer, not 0..11
+    assert all(len(found) == 1 for found in by_index.values())  # one code per map index, on every task
     mapped_bytes = len(json.dumps(rows["return_value"]))
     item_bytes = max(len(json.dumps(rows[f"customer:{c}"])) for c in codes)
     assert mapped_bytes < item_bytes  # a task pulls its item plus a list smaller than one item
@@ -196,9 +200,23 @@ def test_running_again_sends_nothing_twice(demo, first_run):
     before_mail = len(mail.messages())
     before_posts = {k: len(v) for k, v in sim.state.extra["teams_posts"].items()}
     before = {c.code: _received(demo, c) for c in demo["registry"].customers}
+    home = demo["home"]
+
+    def versions() -> dict[str, tuple]:  # what a re-run of a delivered week must leave alone
+        return {c.code: (sorted(p.name for p in (home / f"store/{c.code}/{WEEK_OF}/approvals").iterdir()),
+                         (home / f"store/{c.code}/{WEEK_OF}/render.json").read_bytes(),
+                         (home / f"store/{c.code}/{WEEK_OF}/snapshot.json").read_bytes())
+                for c in demo["registry"].customers}
+
+    kept = versions()
     with _approving((c.code for c in demo["registry"].customers), by="second run"):
         dr = _run_dag()
     assert str(dr.state) == "success"
+    # every customer finished at once as already delivered: nothing re-extracted or re-rendered, no
+    # approval voided or added, and the sensor did not wait
+    assert versions() == kept
+    sensors = [ti for ti in dr.get_task_instances() if ti.task_id == "customer_report.wait_for_approval"]
+    assert len(sensors) == 12 and {str(ti.state) for ti in sensors} == {"success"}
     assert len(mail.messages()) == before_mail
     for c in demo["registry"].customers:  # every channel, whatever carries it
         after_c = _received(demo, c)

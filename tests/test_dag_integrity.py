@@ -38,6 +38,23 @@ def test_parses_without_db_or_network_and_without_heavy_imports(tmp_path):
     assert "HEAVY []" in out.stdout  # the registry, renderer and WeasyPrint load in tasks, not at parse
 
 
+def _assert_labelled_by_customer(dag, group) -> None:
+    """Every mapped task's grid label (map_index_template) is its customer's code: from the task's
+    first argument, the group's mapped ``code``, when it starts (Airflow renders the label then
+    with the rendered arguments), and from ``customer`` in the context once it ran."""
+    from types import SimpleNamespace
+
+    env = dag.get_template_env()
+    for task in group:
+        template = task.map_index_template
+        assert template and "customer" in template, f"{task.task_id} is not labelled by customer in the grid"
+        first = task.op_args[0]
+        assert type(first).__name__ == "MappedArgument" and first._key == "code", task.task_id
+        started = SimpleNamespace(op_args=["ACME", *task.op_args[1:]])
+        assert env.from_string(template).render({"task": started}) == "ACME", task.task_id
+        assert env.from_string(template).render({"task": started, "customer": "ACME"}) == "ACME"
+
+
 def test_shape_mapped_group_sensor_and_schedule():
     from airflow.dag_processing.dagbag import DagBag
 
@@ -48,8 +65,7 @@ def test_shape_mapped_group_sensor_and_schedule():
     assert inside == {"extract_uptime", "extract_tickets", "extract_backups", "extract_security", "extract_sites",
                       "reconcile", "render", "wait_for_approval", "deliver_email", "post_to_teams", "archive",
                       "pin_weekly_tab"}
-    for task in group:
-        assert task.map_index_template, f"{task.task_id} is not labelled by customer in the grid"
+    _assert_labelled_by_customer(dag, group)
     sensor = dag.task_dict["customer_report.wait_for_approval"]
     assert sensor.mode == "reschedule"  # no worker slot held while waiting
     assert dag.task_dict["customer_report.reconcile"].trigger_rule == "all_done"

@@ -112,6 +112,31 @@ def _check_schedule_timezone(settings: Settings, msp: Msp, scheduled_in: str) ->
         "and workers and let the DAG file be parsed again.")
 
 
+def already_delivered(store: ReportStore, customer: str, week_of: dt.date) -> dict[str, dict] | None:
+    """The week's receipts when the ledger has every channel ``sent``, else None.
+
+    A re-run of a delivered week (the demo's week triggered again, a second manual run) then does
+    nothing: no extract, no reconcile or render (which would void the approval of the version that
+    went out), no wait for a decision nobody can give. The ledger decides, as it does for every
+    send: a week with any channel attempted, failed, partial or not yet tried runs as usual.
+    """
+    receipts = {ch: store.week(customer, week_of).receipt(ch) for ch in CHANNELS}
+    if all((r or {}).get("state") == "sent" for r in receipts.values()):
+        return receipts  # type: ignore[return-value]
+    return None
+
+
+def _delivered_result(ctx: Context, step: str) -> dict | None:
+    """What a task of a delivered week returns instead of working (see :func:`already_delivered`)."""
+    receipts = already_delivered(ctx.store, ctx.code, ctx.week.week_of)
+    if receipts is None:
+        return None
+    log.info("%s %s: already delivered (%s); %s skipped", ctx.code, ctx.week.week_of,
+             ", ".join(f"{ch} {r.get('remote_id')}" for ch, r in receipts.items()), step)
+    return {"already_delivered": True, "customer": ctx.code, "week_of": ctx.week.week_of.isoformat(),
+            "pdf_sha256": receipts["email"].get("pdf_sha256")}
+
+
 def item_key(code: str) -> str:
     """The XCom key plan_customers keeps one customer's item under (the groups map over codes)."""
     return f"customer:{code}"
@@ -126,6 +151,8 @@ def extract(settings: Settings, item: dict[str, str], domain: str) -> dict:
     it; the report renders what is missing as unavailable.
     """
     ctx = Context(settings, item)
+    if (done := _delivered_result(ctx, f"extract {domain}")) is not None:
+        return {**done, "domain": domain}
     failures: list[Exception] = []
     for src in ctx.customer.sources[domain]:
         try:
@@ -190,8 +217,11 @@ def load_snapshot(store: ReportStore, customer: str, week_of: dt.date) -> Weekly
 
 
 def build_snapshot(settings: Settings, item: dict[str, str]) -> dict:
-    """Assemble the week from the stored sections, compare with last week, store both."""
+    """Assemble the week from the stored sections, compare with last week, store both (not for a
+    week already delivered: its snapshot is the one that went out)."""
     ctx = Context(settings, item)
+    if (done := _delivered_result(ctx, "reconcile")) is not None:
+        return done
     sections = {d: _section(ctx, d) for d in DOMAINS}
     snap = WeeklySnapshot(
         customer=ctx.code, customer_name=ctx.customer.name, week_of=ctx.week.week_of,
@@ -255,6 +285,8 @@ def render(settings: Settings, item: dict[str, str], *, commentary: str | None =
     from msp_reports.render import TREND_WEEKS, render_report
 
     ctx = Context(settings, item)
+    if commentary is None and (done := _delivered_result(ctx, "render")) is not None:
+        return done  # the version that went out stays the one in force
     rec, snapshot_bytes = _bound_reconciled(ctx)
     stored = ctx.store.read_text(ctx.code, ctx.week.week_of, layout.COMMENTARY) or ""
     text = stored if commentary is None else commentary
@@ -270,8 +302,10 @@ def render(settings: Settings, item: dict[str, str], *, commentary: str | None =
         files[layout.COMMENTARY] = commentary.encode("utf-8")
     ctx.store.publish(ctx.code, ctx.week.week_of, files, layout.RENDER, meta, guard=guard)
     key = approval.variable_key(ctx.code, ctx.week.week_of)
-    log.info("%s: report %s rendered. Approve: airflow variables set %s 'approve %s'  |  reject: "
-             "airflow variables set %s 'reject <reason>'", ctx.code, out.sha256[:12], key, out.sha256[:12], key)
+    week_of, pin = ctx.week.week_of, out.sha256[:12]
+    log.info("%s: report %s rendered. Approve: airflow variables set %s 'approve %s'  |  reject: airflow "
+             "variables set %s 'reject <reason>'  |  with scripts/airflow.sh: bash scripts/approve.sh %s %s "
+             "approve %s", ctx.code, pin, key, pin, key, ctx.code, week_of, pin)
     return {"pdf_sha256": out.sha256, "approval_variable": key}
 
 
@@ -296,9 +330,12 @@ def approval_deadline(msp: Msp, week_of: dt.date, waiting_since: dt.datetime | N
 def check_approval(settings: Settings, item: dict[str, str], raw: str | None,
                    now: dt.datetime | None = None,
                    waiting_since: dt.datetime | None = None) -> tuple[str, dict | None, str | None]:
-    """One poke of ``wait_for_approval`` (see :func:`msp_reports.approval.poll`)."""
+    """One poke of ``wait_for_approval`` (see :func:`msp_reports.approval.poll`); ``delivered`` at
+    once, with the decision that was in force, for a week the ledger has as sent on every channel."""
     ctx = Context(settings, item)
     week_of = ctx.week.week_of
+    if already_delivered(ctx.store, ctx.code, week_of) is not None:
+        return "delivered", approval.in_force(ctx.store, ctx.code, week_of), None
     return approval.poll(ctx.store, ctx.code, week_of, raw, now=now or _now(),
                          not_before=_send_time(ctx.msp, week_of),
                          deadline=approval_deadline(ctx.msp, week_of, waiting_since)
