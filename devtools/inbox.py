@@ -3,7 +3,7 @@ folder, the Gmail, Graph and Drive simulators, the Teams webhook simulator and t
 
 Used by the demo's summary and by the tests, so each counts "exactly one per channel" whatever
 carries the channel. :func:`write_received` turns it into files a person can open: the demo
-writes them to ``var/demo/received/<CODE>/`` (README "What the demo shows").
+writes them to ``var/demo/received/<CODE>/`` (README, "Two commands").
 """
 
 from __future__ import annotations
