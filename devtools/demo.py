@@ -158,20 +158,24 @@ def _summary(demo_dir: Path, services: DemoServices, week_of: dt.date) -> int:
           + f" + {len(posts.get('weekly-reports', []))} in #weekly-reports")
     print(f"Archived PDFs {sum(got['archive'].values()):3}  " + _by_via(got["archive"]) + f"; local in {demo_dir / 'archive'}")
     print(f"Roll-up            {demo_dir / 'store' / '_rollup' / str(week_of) / 'rollup.md'}")
+    print(f"Received           {demo_dir / 'received'}/<CUSTOMER>/ (each email as .eml/.txt/.html, "
+          "each Teams card as .json, archive.txt)")
     delivered = sum(s["state"] == "delivered" for s in statuses)
     return 0 if delivered == len(statuses) else 1
 
 
 def _received_by_via(demo_dir: Path, services: DemoServices, week_of: dt.date) -> dict[str, dict[str, int]]:
     """Per channel and per carrier (SMTP, Gmail API, Graph, webhook, SharePoint, Drive, local): what
-    the customers received, read from the SMTP sink, the simulators and the archive folder."""
-    from devtools.inbox import received
+    the customers received, read from the SMTP sink, the simulators and the archive folder, and
+    written out readably under ``received/<CODE>/`` (:func:`devtools.inbox.write_received`)."""
+    from devtools.inbox import received, write_received
 
     counts: dict[str, dict[str, int]] = {"email": {}, "teams": {}, "archive": {}}
     for c in services.registry.customers:
         got = received(c, week_of, sim=services.sim, mail_folder=services.mail.folder,
                        archive_root=demo_dir / "archive", sender=str(services.registry.msp.from_email),
                        store_root=demo_dir / "store")
+        write_received(c, got, demo_dir / "received" / c.code)
         for channel, n in (("email", len(got.emails)), ("teams", len(got.posts)), ("archive", len(got.archived))):
             via = getattr(c.delivery, channel).via
             counts[channel][via] = counts[channel].get(via, 0) + n

@@ -2,7 +2,8 @@
 folder, the Gmail, Graph and Drive simulators, the Teams webhook simulator and the local archive.
 
 Used by the demo's summary and by the tests, so each counts "exactly one per channel" whatever
-carries the channel.
+carries the channel. :func:`write_received` turns it into files a person can open: the demo
+writes them to ``var/demo/received/<CODE>/`` (README, "Two commands").
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,9 @@ from msp_reports.delivery.archive import archive_name
 
 @dataclass
 class Received:
-    emails: list[dict] = field(default_factory=list)  # {"to": [...], "pdf": bytes, "html": str, "message_id": str}
+    # {"to": [...], "pdf": bytes, "html": str, "message_id": str, "subject": str, "text": str | None,
+    #  "content_type": the PDF part's type, "raw": the whole RFC 822 message when the carrier has one}
+    emails: list[dict] = field(default_factory=list)
     posts: list[dict] = field(default_factory=list)  # {"card": dict, "id": str}
     archived: list[bytes] = field(default_factory=list)  # the PDF(s) under the date-stamped name
     snapshots: list[bytes] = field(default_factory=list)
@@ -28,9 +32,12 @@ class Received:
 def _mime(raw: bytes) -> dict:
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     att = [p for p in msg.iter_attachments()]
+    text = msg.get_body(("plain",))
     return {"to": sorted(a.strip() for a in str(msg["To"]).split(",")), "message_id": str(msg["Message-ID"]),
             "pdf": att[0].get_content() if att else b"", "filename": att[0].get_filename() if att else None,
-            "html": msg.get_body(("html",)).get_content()}
+            "html": msg.get_body(("html",)).get_content(), "subject": str(msg["Subject"]),
+            "text": text.get_content() if text is not None else None,
+            "content_type": att[0].get_content_type() if att else None, "raw": raw}
 
 
 def _keys(store_root: str | Path | None, code: str, week_of) -> dict[str, set[str]] | None:
@@ -76,7 +83,9 @@ def received(customer, week_of, *, sim, mail_folder: Path | None, archive_root: 
             if atts:
                 out.emails.append({"to": sorted(r["emailAddress"]["address"] for r in msg["toRecipients"]),
                                    "message_id": msg["internetMessageId"], "filename": filename,
-                                   "pdf": base64.b64decode(atts[0]["contentBytes"]), "html": msg["body"]["content"]})
+                                   "pdf": base64.b64decode(atts[0]["contentBytes"]), "html": msg["body"]["content"],
+                                   "subject": msg.get("subject", ""), "text": None,
+                                   "content_type": atts[0].get("contentType"), "raw": None})
     if keys is not None:
         def from_this_store(message_id: str) -> bool:
             return any(f"<{k}@" in message_id for k in keys.get("email", ()))
@@ -119,3 +128,48 @@ def received(customer, week_of, *, sim, mail_folder: Path | None, archive_root: 
                 elif f["name"] == snapshot:
                     out.snapshots.append(f["content"])
     return out
+
+
+def _listing(name: str, data: bytes) -> str:
+    return f"{name}  {len(data):,} bytes  sha256 {hashlib.sha256(data).hexdigest()[:16]}"
+
+
+def write_received(customer, got: Received, folder: Path) -> list[Path]:
+    """What ``customer`` received, as files in ``folder`` (replaced): for each email its whole
+    message (``email-1.eml``, when the carrier keeps one), a readable ``email-1.txt`` (headers, the
+    plain-text note, the attachment) and the HTML note (``email-1.html``); each Teams card as
+    ``teams-1.json``; and ``archive.txt`` listing what the archive holds and where."""
+    from msp_reports.delivery.email import plain_text
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.iterdir():
+        if old.is_file():
+            old.unlink()
+    d, written = customer.delivery, []
+
+    def write(name: str, data: bytes | str) -> None:
+        path = folder / name
+        path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+        written.append(path)
+
+    for n, m in enumerate(got.emails, 1):
+        if m.get("raw"):
+            write(f"email-{n}.eml", m["raw"])
+        write(f"email-{n}.html", m["html"])
+        text = m.get("text") or plain_text(m["html"])
+        write(f"email-{n}.txt", "\n".join([
+            f"Via:        {d.email.via}", f"To:         {', '.join(m['to'])}", f"Subject:    {m.get('subject', '')}",
+            f"Message-ID: {m['message_id']}",
+            f"Attachment: {_listing(m['filename'] or '?', m['pdf'])}  ({m.get('content_type') or 'type not given'})",
+            "Body:       " + ("text/plain and text/html" if m.get("text") else "HTML (shown here as text)"),
+            "", text]))
+    for n, post in enumerate(got.posts, 1):
+        write(f"teams-{n}.json", json.dumps(post["card"], indent=2, ensure_ascii=False) + "\n")
+    where = {"local": f"local folder {d.archive.folder}", "sharepoint": f"SharePoint drive, folder {d.archive.folder}",
+             "drive": f"Google shared drive, folder {d.archive.folder} (id {d.archive.folder_id})"}.get(d.archive.via, d.archive.via)
+    lines = [f"Archive via {d.archive.via}: {where}"]
+    lines += [f"  PDF       {_listing('report', pdf)}" for pdf in got.archived]
+    lines += [f"  snapshot  {_listing('snapshot', snap)}" for snap in got.snapshots]
+    write("archive.txt", "\n".join(lines) + "\n")
+    return written

@@ -70,3 +70,49 @@ def test_healthy_week_has_no_flags_and_deltas():
     assert rec.flags == []
     assert rec.deltas["backlog"].change == -1
     assert rec.deltas["secure_score_pct"].current == 71.0
+
+
+def test_rpo_missed_short_of_stale_is_a_point_to_watch():
+    """ECHO-APP01 in the demo: last good backup 25 h before week end (RPO 24 h), last run failed."""
+    cur = snapshot()
+    end = cur.week_end
+    cur = snapshot(assets=[("ECHO-APP01", end - dt.timedelta(hours=25)), ("ECHO-DC01", end - dt.timedelta(hours=3))])
+    assets = cur.backups.data.assets
+    failed = assets[0].model_copy(update={"last_status": "Failed"})
+    cur = cur.model_copy(update={"backups": cur.backups.model_copy(update={
+        "data": cur.backups.data.model_copy(update={"assets": [failed, assets[1]]})})})
+    [flag] = reconcile(cur, None, Thresholds()).flags
+    assert (flag.kind, flag.severity, flag.subject) == ("rpo_missed", "warning", "ECHO-APP01")
+    assert "24-hour recovery point objective" in flag.message and "last status Failed" in flag.message
+    # past the stale threshold it is the critical backup_stale, not both
+    stale = snapshot(assets=[("ECHO-APP01", end - dt.timedelta(hours=49))])
+    assert kinds(reconcile(stale, None, Thresholds())) == ["backup_stale"]
+
+
+def test_backup_times_are_in_the_customers_timezone():
+    """BRVO (New York): the flag's last-good time reads as the report's table does, not in UTC."""
+    cur = snapshot(tz="America/New_York")
+    last_good = dt.datetime(2026, 11, 19, 21, 0, tzinfo=dt.timezone.utc)  # 16:00 in New York
+    cur = snapshot(tz="America/New_York", assets=[("BRVO-FS01", last_good)])
+    [flag] = [f for f in reconcile(cur, None, Thresholds()).flags if f.kind == "backup_stale"]
+    assert "(last good Thu 19 Nov 2026 16:00)" in flag.message and "UTC" not in flag.message
+
+
+def test_each_flag_has_customer_wording_apart_from_the_internal_action():
+    from msp_reports.reconcile import customer_action, internal_action
+
+    prev = snapshot(PREV, backlog=10, breaches=1, uptime=[("Leeds", "Network", 99.95)])
+    end = snapshot().week_end
+    cur = snapshot(backlog=16, opened=30, closed=24, breaches=4, uptime=[("Leeds", "Network", 96.0)],
+                   assets=[("ACME-FS01", end - dt.timedelta(hours=60)), ("ACME-DC01", end - dt.timedelta(hours=30))],
+                   incidents=[("4711", "Ransomware behaviour", "high", "open")])
+    rec = reconcile(cur, prev, Thresholds())
+    assert {"sla_drop", "backup_stale", "rpo_missed", "open_incident", "ticket_trend"} <= set(kinds(rec))
+    for flag in rec.flags:
+        assert flag.customer_action and customer_action(flag) != internal_action(flag)
+        assert "the customer" not in customer_action(flag)
+    incident = next(f for f in rec.flags if f.kind == "open_incident")
+    assert "send the customer a written update" in internal_action(incident)  # the roll-up keeps it
+    # a flag stored before customer_action existed still never shows the internal wording
+    old = incident.model_copy(update={"customer_action": ""})
+    assert "the customer" not in customer_action(old)

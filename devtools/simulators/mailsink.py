@@ -1,12 +1,18 @@
 """A real SMTP server for the demo and tests (aiosmtpd): every accepted message becomes a
-``.eml`` file in a folder, so what a customer would receive can be opened and checked."""
+``.eml`` file in a folder, so what a customer would receive can be opened and checked.
+
+Files are named by customer and week, from the report's ``X-Idempotency-Key``
+(``weekly-report.<CODE>.<week_of>.email.<sha>``): ``ACME-2026-11-16-0001.eml``, numbered in
+arrival order; a message without that header is ``message-0001.eml``. A name already in the
+folder (a second sink on it) is never overwritten: the number moves on.
+"""
 
 from __future__ import annotations
 
 import email
 import email.policy
+import re
 import threading
-import time
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
@@ -14,21 +20,36 @@ from aiosmtpd.controller import Controller
 from devtools.simulators.server import free_port
 
 
+_KEY = re.compile(rb"^X-Idempotency-Key:\s*weekly-report\.([A-Z0-9_-]+)\.(\d{4}-\d{2}-\d{2})\.", re.M | re.I)
+
+
+def message_stem(raw: bytes) -> str:
+    """``ACME-2026-11-16`` for a weekly report's message, ``message`` for any other."""
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    found = _KEY.search(head)
+    return f"{found.group(1).decode()}-{found.group(2).decode()}" if found else "message"
+
+
 class _SaveToFolder:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.lock = threading.Lock()
-        self.count = 0
+        self.counts: dict[str, int] = {}  # per customer and week
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-        with self.lock:
-            self.count += 1
-            n = self.count
         raw = envelope.original_content or envelope.content
         header = f"X-Envelope-From: {envelope.mail_from}\r\nX-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n"
-        # unique, sortable names: a second sink on the same folder never overwrites a message
-        name = f"{time.time_ns():019d}-{n:04d}.eml"
-        (self.folder / name).write_bytes(header.encode() + raw)
+        stem = message_stem(raw)
+        with self.lock:  # by customer and week, numbered; a second sink on the folder never overwrites
+            while True:
+                self.counts[stem] = n = self.counts.get(stem, 0) + 1
+                path = self.folder / f"{stem}-{n:04d}.eml"
+                try:
+                    with open(path, "xb") as out:
+                        out.write(header.encode() + raw)
+                    break
+                except FileExistsError:
+                    continue
         return "250 Message accepted for delivery"
 
 
@@ -50,8 +71,9 @@ class MailSink:
         self._controller.stop()
 
     def messages(self) -> list[email.message.EmailMessage]:
-        return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
-                for p in sorted(self.folder.glob("*.eml"))]
+        """Every message in the folder, in arrival order (file modification time, then name)."""
+        paths = sorted(self.folder.glob("*.eml"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+        return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in paths]
 
     def connection(self, from_email: str) -> dict:
         """The Airflow SMTP connection for this sink (plain SMTP on loopback, no login)."""

@@ -32,13 +32,17 @@ def card_bytes(card: dict[str, Any]) -> bytes:
     return json.dumps(card, indent=2, sort_keys=True, ensure_ascii=False).encode("utf-8")
 
 
-def build(rec: Reconciled, customer: Customer, msp: Msp, week: ReportWeek) -> dict[str, bytes]:
-    """The three message files of one render, by store name (render time only: this runs the renderer)."""
+def build(rec: Reconciled, customer: Customer, msp: Msp, week: ReportWeek, commentary: str = "") -> dict[str, bytes]:
+    """The three message files of one render, by store name (render time only: this runs the renderer).
+
+    ``commentary`` is the engineer's commentary the PDF carries (its hash is in ``render.json``):
+    the cover note quotes it, so approving the report approves the note's words too.
+    """
     from msp_reports.delivery.email import cover_note
     from msp_reports.render import executive_summary, teams_summary
 
     cover = cover_note(customer.name, customer.cto.name, week.label(), executive_summary(rec),
-                       customer.account_engineer.name, msp.name)
+                       customer.account_engineer.name, msp.name, commentary)
     return {SUBJECT: subject_line(customer, week).encode("utf-8"), COVER_NOTE: cover.encode("utf-8"),
             TEAMS_CARD: card_bytes(teams_summary(rec, customer, msp))}
 

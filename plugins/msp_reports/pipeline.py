@@ -294,7 +294,7 @@ def render(settings: Settings, item: dict[str, str], *, commentary: str | None =
     history = [s for s in (load_snapshot(ctx.store, ctx.code, w) for w in earlier) if s is not None]
     out = render_report(rec, ctx.customer, ctx.msp, text, history=history)
     files = {layout.REPORT_PDF: out.pdf, layout.REPORT_MD: out.markdown.encode("utf-8"),
-             **messages.build(rec, ctx.customer, ctx.msp, ctx.week)}
+             **messages.build(rec, ctx.customer, ctx.msp, ctx.week, text)}
     hashes = {key: sha256(files[name]) for key, name in approval.ARTEFACTS.items() if name in files}
     meta = {**hashes, "rendered_at": _now().isoformat(), "bytes": len(out.pdf),
             "snapshot_sha256": sha256(snapshot_bytes), "commentary_sha256": sha256(text.encode())}

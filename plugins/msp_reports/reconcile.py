@@ -8,6 +8,16 @@ The four rules from the brief, with per-customer thresholds:
 - ``ticket_trend``: the backlog grew by ``backlog_growth`` or more while more tickets were opened
   than closed, or SLA breaches rose by ``sla_breach_growth`` or more.
 
+Two more say a target was missed without crossing an alert threshold: ``slo_missed`` (an uptime
+row below its target) and ``rpo_missed`` (an asset whose last good backup is older than its
+recovery point objective, but not yet ``backup_stale``).
+
+Each flag carries two texts for what we do: ``recommendation``, the internal action the
+engineer takes (the roll-up's "Actions this week"), and ``customer_action``, the same step in
+words addressed to the customer (the report, the cover note, the Teams card). Read them through
+:func:`internal_action` and :func:`customer_action`: a flag stored before ``customer_action``
+existed has none, and its internal wording must still not reach the customer.
+
 A rule that needs last week is not evaluated without it: the result says there is no baseline
 instead of inventing one. A failed source raises ``source_unavailable`` and no other flag for
 that domain, since nothing can be said about data we do not have.
@@ -17,13 +27,15 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
 from msp_reports.registry import Thresholds
 from msp_reports.snapshot import WeeklySnapshot
 
-FlagKind = Literal["sla_drop", "slo_missed", "backup_stale", "open_incident", "ticket_trend", "source_unavailable"]
+FlagKind = Literal["sla_drop", "slo_missed", "backup_stale", "rpo_missed", "open_incident", "ticket_trend",
+                   "source_unavailable"]
 Severity = Literal["critical", "warning", "info"]
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
@@ -36,7 +48,34 @@ class Flag(BaseModel):
     domain: str
     subject: str  # what it is about: "Leeds / Network", "ACME-FS01", incident ref
     message: str  # one factual sentence for the summary
-    recommendation: str  # what we do about it
+    recommendation: str  # what we do about it, internally: the roll-up's action (see internal_action)
+    customer_action: str = ""  # the same step in the customer's words (see customer_action)
+
+
+#: what we do, in the customer's words, for a flag stored without ``customer_action``
+_CUSTOMER_FALLBACK: dict[str, str] = {
+    "sla_drop": "We are reviewing the root cause of this outage and will propose resilience improvements.",
+    "slo_missed": "We are reviewing the incidents behind this downtime and will report what we change.",
+    "backup_stale": "We are restoring this backup schedule and will confirm a verified recovery point.",
+    "rpo_missed": "We are checking the recent backup failures and will confirm a verified recovery point.",
+    "open_incident": "We are working to contain this incident and will send you a written update.",
+    "ticket_trend": "We are reviewing the service-desk workload and will discuss the causes with you.",
+    "source_unavailable": "We are restoring this data feed; the figures will follow separately.",
+}
+
+
+def internal_action(flag: Flag | dict) -> str:
+    """What the engineer does about ``flag``: internal wording, for the roll-up only."""
+    return str(flag["recommendation"] if isinstance(flag, dict) else flag.recommendation).strip()
+
+
+def customer_action(flag: Flag) -> str:
+    """What we do about ``flag``, addressed to the customer: the report, cover note and card use this.
+
+    Never the internal wording: a flag without ``customer_action`` (stored by an older release)
+    gets its kind's standard sentence.
+    """
+    return flag.customer_action.strip() or _CUSTOMER_FALLBACK[flag.kind]
 
 
 class Delta(BaseModel):
@@ -59,6 +98,7 @@ class Reconciled(BaseModel):
     previous_week_of: dt.date | None
     flags: list[Flag]
     deltas: dict[str, Delta]
+    thresholds: Thresholds = Thresholds()  # the rules the flags were raised by; the report states them
 
     @property
     def has_baseline(self) -> bool:
@@ -111,6 +151,7 @@ def reconcile(current: WeeklySnapshot, previous: WeeklySnapshot | None, threshol
         previous_week_of=previous.week_of if previous is not None else None,
         flags=flags,
         deltas=deltas(current, previous),
+        thresholds=thresholds,
     )
 
 
@@ -122,6 +163,7 @@ def _unavailable_flag(domain: str, system: str) -> Flag:
         kind="source_unavailable", severity="warning", domain=domain, subject=system,
         message=f"{domain.capitalize()} data from {label} was unavailable for this week.",
         recommendation=f"We are restoring the {label} data feed; the {domain} figures will follow separately.",
+        customer_action=f"We are restoring the {label} data feed; the {domain} figures will follow separately.",
     )
 
 
@@ -144,17 +186,31 @@ def _uptime_flags(cur: WeeklySnapshot, prev: WeeklySnapshot | None, th: Threshol
                 message=(f"Uptime for {subject} fell {was - row.uptime_pct:.2f} points to {row.uptime_pct:.2f}% "
                          f"({row.downtime_minutes:.0f} minutes down; {was:.2f}% the week before)."),
                 recommendation=f"Root-cause review of the {subject} outage and a resilience proposal for the next QBR.",
+                customer_action=(f"We are reviewing the root cause of the {subject} outage and will bring a "
+                                 "resilience proposal to our next quarterly business review."),
             ))
         elif row.uptime_pct < row.slo_pct:
             flags.append(Flag(
                 kind="slo_missed", severity="warning", domain="uptime", subject=subject,
                 message=f"{subject} ran at {row.uptime_pct:.2f}% against a {row.slo_pct:g}% target.",
                 recommendation=f"Review the {subject} incidents that caused {row.downtime_minutes:.0f} minutes of downtime.",
+                customer_action=(f"We are reviewing the incidents behind the {row.downtime_minutes:.0f} minutes of "
+                                 f"{subject} downtime and will report what we change."),
             ))
     return flags
 
 
+def local_label(moment: dt.datetime, timezone: str) -> str:
+    """``moment`` in the customer's timezone, as the report's tables write times ("Fri 27 Nov 2026 09:00")."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
+    return f"{aware.astimezone(ZoneInfo(timezone)):%a %d %b %Y %H:%M}"
+
+
 def _backup_flags(cur: WeeklySnapshot, th: Thresholds) -> list[Flag]:
+    """``backup_stale`` past the threshold; ``rpo_missed`` for an asset older than its RPO short of that.
+
+    Times are in the customer's timezone, like every time in their report.
+    """
     data = cur.backups.data
     if data is None:
         return []
@@ -163,11 +219,24 @@ def _backup_flags(cur: WeeklySnapshot, th: Thresholds) -> list[Flag]:
         hours = asset.hours_since_good(cur.week_end)
         if hours is None or hours > th.backup_stale_hours:
             when = "has no successful backup on record" if hours is None else \
-                f"has not backed up successfully for {hours:.0f} hours (last good {asset.last_good_backup:%a %d %b %H:%M} UTC)"
+                (f"has not backed up successfully for {hours:.0f} hours "
+                 f"(last good {local_label(asset.last_good_backup, cur.timezone)})")
             flags.append(Flag(
                 kind="backup_stale", severity="critical", domain="backups", subject=asset.name,
                 message=f"{asset.name} {when}.",
                 recommendation=f"Restore {asset.name}'s backup schedule today and confirm a verified recovery point.",
+                customer_action=(f"We are restoring {asset.name}'s backup schedule today and will confirm a "
+                                 "verified recovery point."),
+            ))
+        elif not asset.rpo_met(cur.week_end):
+            flags.append(Flag(
+                kind="rpo_missed", severity="warning", domain="backups", subject=asset.name,
+                message=(f"{asset.name} missed its {asset.rpo_hours:g}-hour recovery point objective: last good "
+                         f"backup {hours:.0f} hours before week end ({local_label(asset.last_good_backup, cur.timezone)}), "
+                         f"last status {asset.last_status}."),
+                recommendation=f"Find why {asset.name}'s latest backups did not succeed and run a verified backup today.",
+                customer_action=(f"We are checking why {asset.name}'s latest backups did not succeed and will confirm "
+                                 "a verified recovery point."),
             ))
     return flags
 
@@ -182,6 +251,7 @@ def _incident_flags(cur: WeeklySnapshot) -> list[Flag]:
             domain="security", subject=inc.ref,
             message=f"{inc.severity.capitalize()}-severity incident \"{inc.title}\" ({inc.ref}) is still open.",
             recommendation=f"Drive incident {inc.ref} to containment and send the customer a written update.",
+            customer_action=f"We are working to contain incident {inc.ref} and will send you a written update.",
         )
         for inc in data.incidents
         if inc.status == "open"
@@ -201,11 +271,15 @@ def _ticket_flags(cur: WeeklySnapshot, prev: WeeklySnapshot | None, th: Threshol
             message=(f"The open-ticket backlog grew from {was.backlog_end} to {data.backlog_end}: "
                      f"{data.opened} tickets opened and {data.closed} closed."),
             recommendation="Add service-desk capacity this week and review recurring ticket causes with the customer.",
+            customer_action=("We are adding service-desk capacity this week and will review the recurring "
+                             "ticket causes with you."),
         ))
     if data.sla_breaches - was.sla_breaches >= th.sla_breach_growth:
         flags.append(Flag(
             kind="ticket_trend", severity="warning", domain="tickets", subject="sla_breaches",
             message=f"SLA breaches rose from {was.sla_breaches} to {data.sla_breaches}.",
             recommendation="Review breached tickets by priority and adjust dispatch for the worst queue.",
+            customer_action=("We are reviewing the breached tickets by priority and adjusting how we dispatch "
+                             "the queue that missed most."),
         ))
     return flags

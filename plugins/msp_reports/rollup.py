@@ -40,7 +40,9 @@ def _decision(record: dict | None) -> str:
     if not record:
         return "-"
     when = str(record.get("recorded_at", ""))[:16].replace("T", " ")
-    return escape_markdown(f"{record['decision']} by {record['by']} ({record.get('via', '?')}) {when} UTC, "
+    done = {"approve": "approved", "reject": "rejected"}.get(record["decision"], record["decision"])
+    # "approved by demo (account engineer) via airflow-variable": the name may carry brackets itself
+    return escape_markdown(f"{done} by {record['by']} via {record.get('via', '?')}, {when} UTC, "
                            f"PDF {str(record.get('pdf_sha256') or '')[:12]}")
 
 

@@ -216,18 +216,36 @@ def _merge_tickets(parts: list[TicketData]) -> TicketData:
     )
 
 
+def _uptime_by_precedence(parts: list[UptimeData]) -> UptimeData:
+    """One row per site and device class when two systems watch the same devices (a migration).
+
+    Precedence is the registry's order: the row of the first system listed under the customer's
+    ``sources.uptime`` that has a figure for it; a later system's row for the same site and class
+    is left out, so one outage is never shown twice with two different uptimes. Rows that only
+    one system reports are all kept, in the order the systems are listed.
+    """
+    chosen: dict[tuple[str, str], UptimeRow] = {}
+    for part in parts:
+        for row in part.rows:
+            key = (row.site, row.device_class)
+            if key not in chosen or (chosen[key].uptime_pct is None and row.uptime_pct is not None):
+                chosen[key] = row
+    return UptimeData(rows=list(chosen.values()))
+
+
 def _first(values):
     return next((v for v in values if v is not None), None)
 
 
 def merge_data(domain: Domain, parts: list[BaseModel]) -> BaseModel | None:
-    """One domain's data from several systems: rows side by side, counts added up."""
+    """One domain's data from several systems: rows side by side (uptime: one per site and class,
+    by registry order, :func:`_uptime_by_precedence`), counts added up."""
     if not parts:
         return None
     if len(parts) == 1:
         return parts[0]
     if domain == "uptime":
-        return UptimeData(rows=[r for p in parts for r in p.rows])
+        return _uptime_by_precedence(parts)
     if domain == "tickets":
         return _merge_tickets(parts)
     if domain == "backups":

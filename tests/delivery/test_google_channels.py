@@ -30,7 +30,11 @@ def test_gmail_api_sends_one_raw_rfc822_message_with_the_pdf(sim, make_case):
     msg = email.message_from_bytes(sent[0]["raw"], policy=email.policy.default)
     assert msg.get_content_type() == "multipart/mixed"
     body, att = list(msg.iter_parts())
-    assert body.get_content_type() == "text/html" and case.customer.cto.name in body.get_content()
+    assert body.get_content_type() == "multipart/alternative"  # the cover note as plain text and HTML
+    text, html = list(body.iter_parts())
+    assert text.get_content_type() == "text/plain" and case.customer.cto.name in text.get_content()
+    assert html.get_content_type() == "text/html" and case.customer.cto.name in html.get_content()
+    assert "<p>" not in text.get_content()
     assert att.get_content_type() == "application/pdf"
     assert att.get_filename() == f"ACME_weekly-report_{WEEK_OF}.pdf" and att.get_content() == case.pdf
     assert att["Content-Transfer-Encoding"] == "base64"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from msp_reports.escaping import escape_markdown
+from msp_reports.reconcile import customer_action, internal_action
 from msp_reports.render import executive_summary, teams_summary
 from tests.factories import MSP, WEEK_OF, hostile_strings, make_customer, make_reconciled
 from tests.render.reading import flat, pdf_text
@@ -57,6 +58,6 @@ def test_teams_card_and_rollup_carry_the_pdf_numbers(report, tmp_path):
     for flag in critical:
         quoted = escape_markdown(f"ACME: {flag.message}", 600)
         assert quoted in markdown and quoted in rollup_texts
-    for flag in rec.flags:
-        assert escape_markdown(f"ACME: {flag.recommendation}", 600) in markdown
-        assert flat(flag.recommendation) in flat(text)
+    for flag in rec.flags:  # the roll-up carries the internal action, the PDF the customer's wording
+        assert escape_markdown(f"ACME: {internal_action(flag)}", 600) in markdown
+        assert flat(customer_action(flag)) in flat(text)

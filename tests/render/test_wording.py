@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from msp_reports.reconcile import customer_action
 from msp_reports.render import STANDING_RECOMMENDATION, executive_summary, recommendations
 from tests.factories import make_reconciled
 
@@ -14,8 +15,8 @@ def test_executive_summary_is_deterministic_and_worst_first():
     assert 3 <= len(summary) <= 6
     worst = next(f for f in rec.flags if f.kind == "sla_drop")
     assert summary[0] == worst.message
-    assert recommendations(rec)[0] == worst.recommendation
-    assert summary[-1] == f"Our first action: {worst.recommendation}"
+    assert recommendations(rec)[0] == customer_action(worst)  # the customer's wording, not the roll-up's
+    assert summary[-1] == f"Our first action: {customer_action(worst)}"
 
 
 def test_healthy_week_says_so_with_numbers():

@@ -59,7 +59,7 @@ def expected_rows(world: World, code: str, week: ReportWeek, slo: float = 99.9) 
     for svc in world.customers[code].services:
         down = down_seconds(svc.outages, week)
         rows.append((svc.site, svc.device_class, round(100 * (1 - down / (svc.devices * week.seconds)), 3),
-                     round(down / 60, 2), slo, svc.devices))
+                     round(down / svc.devices / 60, 2), slo, svc.devices))
     return sorted(rows)
 
 
@@ -82,7 +82,8 @@ def test_extract_equals_world(connect, world, code):
 def test_sla_drop_story_misses_the_slo(connect, world):
     data = librenms.extract(connect(), {"device_group": "ACME"}, report_week(world, "ACME")).data
     leeds_network = next(r for r in data.rows if (r.site, r.device_class) == ("Leeds", "Network"))
-    assert leeds_network.downtime_minutes >= 7 * 60 + 5
+    # one device of the row down for 7 h: row-minutes (the Zabbix unit) times devices is device-minutes
+    assert leeds_network.downtime_minutes * leeds_network.devices >= 7 * 60 + 5
     assert leeds_network.slo_met is False
 
 
@@ -135,7 +136,7 @@ def test_outages_are_clipped_at_both_ends_of_the_local_week(connect, edge_sim, c
     week = report_week(world, code)
     data = librenms.extract(connect(server=edge_sim), {"device_group": code}, week).data
     first_site = world.customers[code].profile.sites[0]
-    minutes = {r.device_class: r.downtime_minutes for r in data.rows if r.site == first_site}
+    minutes = {r.device_class: round(r.downtime_minutes * r.devices, 1) for r in data.rows if r.site == first_site}
 
     assert minutes == {"Servers": 25.0, "Network": 45.0, "Firewalls": 0.0}
     assert all(r.downtime_minutes == 0 and r.uptime_pct == 100.0 for r in data.rows if r.site != first_site)
@@ -162,7 +163,8 @@ def test_dst_week_is_169_hours(connect, dst_sim):
 
     assert as_tuples(data) == expected_rows(world, "ACME", week)
     leeds_servers = next(r for r in data.rows if (r.site, r.device_class) == ("Leeds", "Servers"))
-    assert leeds_servers.downtime_minutes >= 30  # the last half hour is inside the 169-hour week
+    # the last half hour is inside the 169-hour week (in device-minutes: row-minutes times devices)
+    assert leeds_servers.downtime_minutes * leeds_servers.devices >= 30
 
 
 def test_wrong_token_is_an_auth_error_that_says_what_to_fix(connect, world, creds):
@@ -298,7 +300,8 @@ def test_uptime_rows_are_device_time_weighted_over_the_weeks_own_length():
     rows = librenms.uptime_rows(devices, {1: 3600.0, 2: 1800.0}, dst_week, {"": 99.9, "Firewalls": 99.5})
 
     servers, firewalls = rows[1], rows[0]
-    assert (servers.device_class, servers.devices, servers.downtime_minutes) == ("Servers", 4, 90.0)
+    # 90 device-minutes over 4 servers: 22.5 minutes of the row, the unit Zabbix reports in
+    assert (servers.device_class, servers.devices, servers.downtime_minutes) == ("Servers", 4, 22.5)
     assert servers.uptime_pct == round(100 * (1 - 5400 / (4 * 169 * 3600)), 3) == 99.778
     assert (firewalls.uptime_pct, firewalls.slo_pct, firewalls.downtime_minutes) == (100.0, 99.5, 0.0)
 

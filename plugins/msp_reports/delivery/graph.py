@@ -194,7 +194,7 @@ class GraphMailChannel(ReportEmail):
         if inline:
             message["attachments"] = [{
                 "@odata.type": "#microsoft.graph.fileAttachment", "name": self.filename,
-                "contentType": mimetypes.guess_type(self.filename)[0] or "application/pdf",
+                "contentType": "application/pdf",  # the report is always a PDF, whatever its name
                 "contentBytes": base64.b64encode(self.pdf).decode("ascii")}]
         return message
 

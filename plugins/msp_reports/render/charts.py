@@ -174,6 +174,17 @@ def _trend_notes(trend: Trend) -> list[str]:
     return notes
 
 
+def has_data(trend: Trend) -> bool:
+    """Whether any week of the trend has a figure; without one there is no chart to draw."""
+    return any(v is not None for v in trend.values)
+
+
+def empty_note(trend: Trend) -> str:
+    """What stands in place of a chart with no figure in any of its weeks."""
+    why = "only some of the systems answered" if any(trend.partial) else "the source reported no figure"
+    return f"No data: {why} in any of the last {len(trend.weeks)} weeks."
+
+
 def trends_html(rec: Reconciled, history: Iterable[WeeklySnapshot] | None = None,
                 branding: Branding | None = None) -> Markup:
     """Three small inline SVG charts; their text is real text in the PDF."""
@@ -181,8 +192,10 @@ def trends_html(rec: Reconciled, history: Iterable[WeeklySnapshot] | None = None
     series = trends(rec, history)
     env = page_environment(TEMPLATES_DIR.resolve())
     svg = env.get_template(CHART_TEMPLATE)
-    charts = [{"title": t.metric.title, "notes": _trend_notes(t),
-               "svg": Markup(svg.render(c=_chart(t, branding.accent_colour)))} for t in series]
+    # a metric with no figure in any week is said in words, not drawn as a row of "n/a" marks
+    charts = [{"title": t.metric.title, "notes": _trend_notes(t) if has_data(t) else [],
+               "svg": Markup(svg.render(c=_chart(t, branding.accent_colour))) if has_data(t) else None,
+               "empty": None if has_data(t) else empty_note(t)} for t in series]
     earlier = sum(v is not None for t in series for v in t.values[:-1])
     return Markup(env.get_template(TRENDS_TEMPLATE).render(
         charts=charts, weeks=TREND_WEEKS, no_history=earlier == 0, any_partial=any(any(t.partial) for t in series)))

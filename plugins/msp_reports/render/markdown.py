@@ -22,7 +22,7 @@ from markupsafe import Markup
 
 from msp_reports.escaping import SUMMARY_LIMIT, clean_text, escape_markdown, escape_paragraphs
 from msp_reports.exceptions import ReportError
-from msp_reports.reconcile import Reconciled
+from msp_reports.reconcile import Reconciled, customer_action
 from msp_reports.render import filters, sections
 from msp_reports.render.branding import Branding, load_branding
 from msp_reports.render.charts import TREND_WEEKS
@@ -32,7 +32,7 @@ from msp_reports.render.templates import (
     PAGE_TEMPLATE, REPORT_TEMPLATE, STYLESHEET, TEMPLATES_DIR, page_environment,
 )
 from msp_reports.render.wording import (
-    METRIC_DEFINITIONS, NO_BASELINE, STANDING_RECOMMENDATION, actions, executive_summary, report_week,
+    NO_BASELINE, STANDING_RECOMMENDATION, actions, executive_summary, metric_definitions, report_week,
     sorted_flags,
 )
 
@@ -80,7 +80,8 @@ def _environment(root: Path) -> jinja2.Environment:
                        when=filters.when, paragraphs=escape_paragraphs, system=sections.system_name)
     env.globals.update(source_line=sections.source_line, unavailable=sections.unavailable,
                        delta=filters.delta, versus=filters.versus, banners=sections.banners,
-                       state=sections.section_state, source_column=sections.source_column, capped=capped)
+                       state=sections.section_state, source_column=sections.source_column, capped=capped,
+                       customer_action=customer_action, precedence_note=sections.precedence_note)
     return env
 
 
@@ -111,7 +112,9 @@ def render_markdown(rec: Reconciled, customer: Customer, msp: Msp, commentary: s
         standing_recommendation=STANDING_RECOMMENDATION,
         domain_labels=DOMAIN_LABELS,
         freshness_hours=freshness_limits(freshness_hours),
-        metric_definitions={term: escape_markdown(text, SUMMARY_LIMIT) for term, text in METRIC_DEFINITIONS.items()},
+        metric_definitions={term: escape_markdown(text, SUMMARY_LIMIT)
+                            for term, text in metric_definitions(rec.thresholds).items()},
+        thresholds=rec.thresholds,
         trend_weeks=TREND_WEEKS,
     )
 
@@ -140,6 +143,41 @@ def _breakable_words(state: Any) -> None:
                 child.content = _LONG_WORD.sub(split, child.content)
 
 
+#: the class a centred table cell reading "No" gets (a target missed: Met, RPO met); report.css colours it
+MISSED_CLASS = "missed"
+#: the class of a table short enough to keep on one page (report.css: ``break-inside: avoid``), so
+#: that a section's heading is never left at a page foot with one or two rows of its table
+KEEP_CLASS = "keep"
+KEEP_ROWS = 8
+
+
+def _short_tables(state: Any) -> None:
+    """Mark tables of at most :data:`KEEP_ROWS` body rows with :data:`KEEP_CLASS`; longer ones may break."""
+    tokens, start, rows = state.tokens, None, 0
+    for token in tokens:
+        if token.type == "table_open":
+            start, rows = token, 0
+        elif token.type == "tr_open":
+            rows += 1
+        elif token.type == "table_close" and start is not None:
+            if rows - 1 <= KEEP_ROWS:  # the header row is not a body row
+                start.attrSet("class", KEEP_CLASS)
+            start = None
+
+
+def _missed_cells(state: Any) -> None:
+    """Mark the centred cells that read "No" (the Met and RPO met columns) with :data:`MISSED_CLASS`.
+
+    Only centred columns carry a yes/no verdict in report.md.j2, so a source's text "No" in a
+    left-aligned column (a ticket title) is never coloured as a missed target.
+    """
+    tokens = state.tokens
+    for n, token in enumerate(tokens[:-1]):
+        if token.type == "td_open" and "text-align:center" in str(token.attrGet("style") or "") \
+                and tokens[n + 1].type == "inline" and tokens[n + 1].content.strip() == "No":
+            token.attrSet("class", MISSED_CLASS)
+
+
 @functools.cache
 def _markdown_parser():
     from markdown_it import MarkdownIt
@@ -149,6 +187,8 @@ def _markdown_parser():
     # A PDF report neither loads images nor carries links: none can be smuggled in either.
     parser.disable(["image", "link", "autolink", "reference", "html_inline", "html_block"])
     parser.core.ruler.push("breakable_words", _breakable_words)
+    parser.core.ruler.push("missed_cells", _missed_cells)
+    parser.core.ruler.push("short_tables", _short_tables)
     return parser
 
 

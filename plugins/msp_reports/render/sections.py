@@ -153,6 +153,17 @@ def source_column(section: Any) -> bool:
     return len(section_parts(section)) > 1
 
 
+def precedence_note(section: Any) -> Md:
+    """Under a table two systems serve: which system's figure a site and class shows (registry order)."""
+    parts = section_parts(section)
+    if len(parts) < 2:
+        return Md("")
+    names = [escape_markdown(system_label(p.system)) for p in parts]
+    return Md(f"_Where {listed(names)} both watch a site and device class, the row shows {names[0]}'s figure "
+              f"(listed first for you), and {listed(names[1:])}'s only where {names[0]} has none. "
+              "Downtime is in minutes of the whole row for every system._")
+
+
 def system_name(value: object) -> Md:
     """The ``system`` filter: a row's system as the customer knows it, escaped."""
     return escape_markdown(system_label(str(value)))

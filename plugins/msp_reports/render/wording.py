@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from msp_reports.escaping import clean_text
-from msp_reports.reconcile import SEVERITY_ORDER, Flag, Reconciled
+from msp_reports.reconcile import SEVERITY_ORDER, Flag, Reconciled, customer_action
 from msp_reports.render.filters import signed
 from msp_reports.render.sections import (
     DOMAIN_LABELS, FRESHNESS_HOURS, listed, section_data, section_parts, section_state, system_label,
@@ -20,7 +20,7 @@ from msp_reports.render.tables import TABLE_ROW_LIMIT
 from msp_reports.week import ReportWeek
 
 if TYPE_CHECKING:
-    from msp_reports.registry import Customer
+    from msp_reports.registry import Customer, Thresholds
     from msp_reports.snapshot import WeeklySnapshot
 
 NO_BASELINE = "No previous week on record; week-over-week changes start next week."
@@ -32,13 +32,16 @@ STANDING_RECOMMENDATION = (
 # Within one severity, the flag an executive should read first comes first: a trend in the
 # service desk outranks a row that missed its uptime target by a few hundredths of a point.
 KIND_ORDER = {"sla_drop": 0, "backup_stale": 1, "open_incident": 2, "ticket_trend": 3,
-              "slo_missed": 4, "source_unavailable": 5}
+              "slo_missed": 4, "rpo_missed": 5, "source_unavailable": 6}
 
 # The appendix "How we measure", in the customer's words. The README quotes these.
 METRIC_DEFINITIONS: dict[str, str] = {
     "Uptime %": "The share of the week a service (one site and device class) was up: time up divided by "
                 "time up plus time down, from the monitoring system's daily figures. Time before a service "
                 "existed counts as no data, not as uptime. The average is the plain mean of the rows.",
+    "Downtime (min)": "Minutes a service was down in the week. Where the monitoring system measures each "
+                      "device (LibreNMS), it is the devices' downtime divided by the number of devices, so that it "
+                      "always matches the uptime figure beside it.",
     "SLO met": "Yes when a row's uptime is at or above its service-level objective, the uptime target agreed "
                "for that site and device class. A row without data is neither met nor missed.",
     "Tickets opened / closed": "Service-desk tickets created, or closed, between Monday 00:00 and the "
@@ -62,6 +65,29 @@ METRIC_DEFINITIONS: dict[str, str] = {
                   + ", ".join(f"{DOMAIN_LABELS[d].lower()} {h:g} h" for d, h in FRESHNESS_HOURS.items())
                   + "), and a Data unavailable banner, never a zero, when the source did not answer.",
 }
+
+
+def finding_rules(thresholds: Thresholds) -> str:
+    """When we raise a finding, with this customer's thresholds: the appendix states them."""
+    return (f"We raise a critical finding when a site and device class's uptime falls {thresholds.sla_drop_points:g} "
+            f"points or more on the week before, when an asset has no successful backup for more than "
+            f"{thresholds.backup_stale_hours:g} hours, and for an open high-severity incident. We raise a point to "
+            f"watch when uptime is below its target, when a backup is older than its recovery point objective, "
+            f"for any other open incident, when the backlog grows by {thresholds.backlog_growth} or more while more "
+            f"tickets are opened than closed, and when SLA breaches rise by {thresholds.sla_breach_growth} or more "
+            "on the week before.")
+
+
+def metric_definitions(thresholds: Thresholds) -> dict[str, str]:
+    """:data:`METRIC_DEFINITIONS` with this customer's thresholds, and when each finding is raised."""
+    stale = thresholds.backup_stale_hours
+    definitions = {(f"Backup not run in {stale:g} h" if term == "Backup not run in 48 h" else term):
+                   (text.replace("48 hours", f"{stale:g} hours") if term == "Backup not run in 48 h" else text)
+                   for term, text in METRIC_DEFINITIONS.items()}
+    definitions["SLA breach"] += (f" A rise of {thresholds.sla_breach_growth} or more on the week before is "
+                                  "raised as a finding.")
+    definitions["Findings"] = finding_rules(thresholds)
+    return definitions
 
 
 def sorted_flags(flags: Iterable[Flag]) -> list[Flag]:
@@ -134,6 +160,30 @@ def _unavailable_sentence(snap: WeeklySnapshot) -> str | None:
     return text[0].upper() + text[1:]
 
 
+def missed_targets(rec: Reconciled) -> list[str]:
+    """Every target the week missed, flagged or not: uptime rows below target, SLA breaches, RPOs.
+
+    A week with any of these is never called healthy, even when no alert threshold was crossed.
+    """
+    snap, missed = rec.snapshot, []
+    if (u := section_data(snap.uptime)) is not None:
+        below = [r for r in u.rows if r.slo_met is False]
+        if below:
+            missed.append(f"{_plural(len(below), 'uptime row')} below target")
+    if (t := section_data(snap.tickets)) is not None and t.sla_breaches:
+        clause = f"{_plural(t.sla_breaches, 'ticket')} missed {'its' if t.sla_breaches == 1 else 'their'} SLA"
+        before = rec.deltas.get("sla_breaches")
+        if rec.has_baseline and before is not None and before.previous is not None:
+            clause += f" ({before.previous:g} the week before)"
+        missed.append(clause)
+    if section_data(snap.backups) is not None:
+        met, total = rpo_met(snap)
+        if met < total:
+            missed.append(f"{_plural(total - met, 'backed-up asset')} missed "
+                          f"{'its' if total - met == 1 else 'their'} recovery point objective")
+    return missed
+
+
 @dataclass(frozen=True)
 class Summary:
     """The executive summary in its parts; the Teams card quotes some of them."""
@@ -148,23 +198,22 @@ class Summary:
 
 
 def _meaning(rec: Reconciled, problems: list[Flag], any_data: bool) -> str:
-    """What the findings mean: how many critical ones, how many to watch, or that targets were met."""
-    snap = rec.snapshot
+    """What the findings mean: how many critical ones, how many to watch, or which targets were missed."""
     critical = sum(f.severity == "critical" for f in problems)
     warnings = len(problems) - critical
+    missed = missed_targets(rec)
     meaning = ""
     if critical:
         meaning = f"{_plural(critical, 'critical finding')} need{'s' if critical == 1 else ''} attention this week"
         meaning += f", with {_plural(warnings, 'further point')} to watch." if warnings else "."
     elif warnings:
         meaning = f"Service was broadly stable, with {_plural(warnings, 'point')} to watch."
+    elif missed:  # below the alert thresholds, but a target is a target
+        th = rec.thresholds
+        meaning = (f"Not every target was met: {listed(missed)}, below the thresholds at which we raise a "
+                   f"finding (for SLA breaches, a rise of {th.sla_breach_growth} or more on the week before).")
     elif any_data:
-        met, total = rpo_met(snap) if section_data(snap.backups) is not None else (0, 0)
         meaning = "Every area we could measure met its targets."
-        if met < total:  # older than the RPO, but not yet stale enough for a flag
-            missed = total - met
-            meaning = (f"Every other area we could measure met its targets; {_plural(missed, 'backed-up asset')} "
-                       f"missed {'its' if missed == 1 else 'their'} recovery point objective at week end.")
     if meaning and len(problems) > 2:
         shown = "all are" if len(rec.flags) <= TABLE_ROW_LIMIT else f"the first {TABLE_ROW_LIMIT} are"
         meaning = meaning[:-1] + f"; {shown} listed under Recommendations."
@@ -185,7 +234,12 @@ def summarise(rec: Reconciled) -> Summary:
         if facts:
             context.append("Across the week: " + "; ".join(facts) + ".")
     elif any_data:
-        lead = "A healthy week" if unavailable is None else "No problems in the areas we could measure"
+        if missed_targets(rec):
+            lead = "No finding crossed our alert thresholds this week"
+        elif unavailable is None:
+            lead = "A healthy week"
+        else:
+            lead = "No problems in the areas we could measure"
         happened = [f"{lead}: {'; '.join(facts) if facts else 'the sources reported no activity'}."]
     else:
         happened = ["No source system delivered data for this week, so this report carries no figures."]
@@ -211,10 +265,15 @@ class Action:
 
 
 def actions(rec: Reconciled) -> list[Action]:
-    """What we do about the flags, worst first, each once; a quiet week gets a standing one."""
+    """What we do about the flags, worst first, each once, in the customer's words
+    (:func:`msp_reports.reconcile.customer_action`); a quiet week gets a standing one.
+
+    The internal wording of the same steps (:func:`msp_reports.reconcile.internal_action`) is
+    for the roll-up only and never reaches the report, the cover note or the Teams card.
+    """
     first: dict[str, str] = {}
     for flag in sorted_flags(rec.flags):
-        first.setdefault(flag.recommendation.strip(), DOMAIN_LABELS.get(flag.domain, flag.domain))
+        first.setdefault(customer_action(flag), DOMAIN_LABELS.get(flag.domain, flag.domain))
     return [Action(text, area) for text, area in first.items()] or [Action(STANDING_RECOMMENDATION, "General")]
 
 

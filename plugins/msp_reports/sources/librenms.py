@@ -26,8 +26,10 @@ per device (N + 2 calls in all); LibreNMS does not page or rate-limit.
 
 The figure is **device-time weighted**: per site and class,
 ``uptime = 1 - downtime / (devices × week seconds)`` with ``downtime`` summed over the devices
-(``downtime_minutes`` is that sum, in device-minutes). Ten servers with one down for an hour
-lose one device-hour out of 1,680. The week's own length is used, so a DST week is 167 or
+Ten servers with one down for an hour lose one device-hour out of 1,680. ``downtime_minutes``
+is in the same unit as Zabbix's: minutes of the whole row down, i.e. the summed device downtime
+divided by the devices (that hour is 6 minutes of the row), so that ``uptime`` and
+``downtime_minutes`` always describe the same figure, whichever system measured it. The week's own length is used, so a DST week is 167 or
 169 hours. A device counts for the whole week even if it was added during it.
 
 SLO: ``ref.slo_pct`` (default 99.9), and ``ref["slo_pct.<Class>"]`` for one class, e.g.
@@ -280,7 +282,8 @@ def downtime_seconds(outages: Iterable[Outage], week: ReportWeek, now: dt.dateti
 
 def uptime_rows(devices: Iterable[Device], downtime: Mapping[int, float], week: ReportWeek,
                 slo: Mapping[str, float]) -> list[UptimeRow]:
-    """One row per site and class: device-time weighted uptime over the week's own length.
+    """One row per site and class: device-time weighted uptime over the week's own length, and
+    the downtime that figure means in minutes of the whole row (device-minutes ÷ devices).
 
     ``slo`` maps a class to its SLO; ``""`` holds the default.
     """
@@ -294,7 +297,7 @@ def uptime_rows(devices: Iterable[Device], downtime: Mapping[int, float], week: 
     for (site, cls), n in sorted(count.items()):
         pct = round(100 * (1 - down[(site, cls)] / (n * week.seconds)), 3)
         rows.append(UptimeRow(site=site, device_class=cls, uptime_pct=pct,
-                              downtime_minutes=round(down[(site, cls)] / 60, 2),
+                              downtime_minutes=round(down[(site, cls)] / n / 60, 2),  # row-minutes, as Zabbix
                               slo_pct=slo.get(cls, slo[""]), devices=n, source=SYSTEM))
     return rows
 
