@@ -106,3 +106,11 @@ def test_every_product_module_imports_with_the_runtime_requirements_alone(tmp_pa
     result = subprocess.run([str(python), "-c", script, *_product_modules()], env=env, cwd=tmp_path,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+
+
+def test_no_test_package_shadows_a_standard_library_module():
+    """A subprocess with tests/ on its path (or a tool that adds it) must still import the stdlib:
+    a ``tests/http`` package once hid ``http`` and broke ``airflow db migrate``."""
+    clashes = sorted(p.name for p in (ROOT / "tests").iterdir()
+                     if p.is_dir() and p.name in sys.stdlib_module_names)
+    assert not clashes

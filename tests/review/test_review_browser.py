@@ -101,7 +101,7 @@ def stack(sim, tmp_path):
             "AIRFLOW__API__SECRET_KEY": "review-browser-test-secret-key-0123456789",
             "AIRFLOW__API_AUTH__JWT_SECRET": "review-browser-test-jwt-secret-0123456789-0123456789-0123456789",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "plugins"), str(ROOT), str(ROOT / "tests"),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "plugins"), str(ROOT),
                                                         os.environ.get("PYTHONPATH")])),
         }
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, env=env,

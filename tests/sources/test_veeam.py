@@ -357,7 +357,7 @@ def test_jobs_of_other_companies_are_dropped():
     assert not veeam.belongs_to({"mappedOrganizationUid": "", "organizationUid": other}, mine)
 
 
-def test_paging_envelopes():  # the offset loop itself: tests/http/test_paging.py
+def test_paging_envelopes():  # the offset loop itself: tests/http_layer/test_paging.py
     assert veeam.read_vspc_page({"meta": {"pagingInfo": {"total": 0, "count": 0, "offset": 0}}, "data": []}) == ([], 0)
     assert veeam.read_vbr_page({"data": [{"id": "s"}], "pagination": {"total": 7}}) == ([{"id": "s"}], 7)
     with pytest.raises(SourceResponseError):
