@@ -1,10 +1,16 @@
 """Compare a customer's week with the week before and raise the flags an engineer acts on.
 
-The four rules from the brief, with per-customer thresholds:
+The rules, with per-customer thresholds:
 
 - ``sla_drop``: an uptime row (site x device class) fell by ``sla_drop_points`` or more;
 - ``backup_stale``: an asset's last good backup is older than ``backup_stale_hours`` at week end;
 - ``open_incident``: a security incident is still open at week end;
+- ``recovery_failed``: an asset's last recovery test (screenshot verification, SureBackup,
+  restore) within its verification window failed;
+- ``recovery_unverified``: no recovery test within the asset's verification window (the backup
+  source's ``ref.recovery_days``, default 30);
+- ``rto_missed``: the last recovery passed, but its measured (or, with nothing measured, its
+  estimated) time is longer than the asset's RTO;
 - ``ticket_trend``: the backlog grew by ``backlog_growth`` or more while more tickets were opened
   than closed, or SLA breaches rose by ``sla_breach_growth`` or more.
 
@@ -23,7 +29,8 @@ from pydantic import BaseModel, ConfigDict
 from msp_reports.registry import Thresholds
 from msp_reports.snapshot import WeeklySnapshot
 
-FlagKind = Literal["sla_drop", "slo_missed", "backup_stale", "open_incident", "ticket_trend", "source_unavailable"]
+FlagKind = Literal["sla_drop", "slo_missed", "backup_stale", "recovery_failed", "recovery_unverified", "rto_missed",
+                   "open_incident", "ticket_trend", "source_unavailable"]
 Severity = Literal["critical", "warning", "info"]
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
@@ -103,6 +110,7 @@ def reconcile(current: WeeklySnapshot, previous: WeeklySnapshot | None, threshol
             flags.append(_unavailable_flag(domain, status.system))
     flags += _uptime_flags(current, previous, thresholds)
     flags += _backup_flags(current, thresholds)
+    flags += _recovery_flags(current)
     flags += _incident_flags(current)
     flags += _ticket_flags(current, previous, thresholds)
     flags.sort(key=lambda f: (SEVERITY_ORDER[f.severity], f.domain, f.subject))
@@ -168,6 +176,48 @@ def _backup_flags(cur: WeeklySnapshot, th: Thresholds) -> list[Flag]:
                 kind="backup_stale", severity="critical", domain="backups", subject=asset.name,
                 message=f"{asset.name} {when}.",
                 recommendation=f"Restore {asset.name}'s backup schedule today and confirm a verified recovery point.",
+            ))
+    return flags
+
+
+def _hours(minutes: float) -> str:
+    return f"{minutes / 60:.1f} h" if minutes >= 90 else f"{minutes:.0f} min"
+
+
+def _recovery_flags(cur: WeeklySnapshot) -> list[Flag]:
+    """Recovery posture per asset at week end (see the module docstring); assets without an RTO
+    (weeks stored before it was reported) are not judged."""
+    data = cur.backups.data
+    if data is None:
+        return []
+    flags = []
+    for asset in data.assets:
+        if asset.rto_hours is None:
+            continue
+        test, days, name = asset.last_recovery_test, asset.verify_within_days, asset.name
+        if not asset.recovery_verified(cur.week_end):
+            when = "has never had a recovery test on record" if test is None else \
+                f"has not had a recovery test for {(cur.week_end - test.at).days} days (last {test.at:%d %b})"
+            flags.append(Flag(
+                kind="recovery_unverified", severity="warning", domain="backups", subject=name,
+                message=f"{name} {when}; nobody has proved it can be recovered in the last {days} days.",
+                recommendation=f"Run a recovery test of {name} this week and record how long it takes.",
+            ))
+        elif test is not None and not test.passed:
+            flags.append(Flag(
+                kind="recovery_failed", severity="critical", domain="backups", subject=name,
+                message=f"The recovery test of {name} failed on {test.at:%a %d %b} ({test.status}).",
+                recommendation=f"Find why {name}'s recovery test failed, fix it and repeat the test this week.",
+            ))
+        elif asset.rto_state(cur.week_end) == "missed":
+            minutes, measured = asset.recovery_minutes(cur.week_end)
+            how = "took" if measured else "is estimated at"
+            flags.append(Flag(
+                kind="rto_missed", severity="warning", domain="backups", subject=name,
+                message=(f"Recovering {name} {how} {_hours(minutes or 0)}, longer than its "
+                         f"{asset.rto_hours:g} h recovery time objective."),
+                recommendation=(f"Propose a faster recovery path for {name} (local virtualization or "
+                                "instant recovery), or agree a realistic recovery time objective."),
             ))
     return flags
 

@@ -27,6 +27,7 @@ from msp_reports.render import filters, sections
 from msp_reports.render.branding import Branding, load_branding
 from msp_reports.render.charts import TREND_WEEKS
 from msp_reports.render.sections import DOMAIN_LABELS, freshness_limits, section_data
+from msp_reports.render import recovery
 from msp_reports.render.tables import capped
 from msp_reports.render.templates import (
     PAGE_TEMPLATE, REPORT_TEMPLATE, STYLESHEET, TEMPLATES_DIR, page_environment,
@@ -81,6 +82,8 @@ def _environment(root: Path) -> jinja2.Environment:
     env.globals.update(source_line=sections.source_line, unavailable=sections.unavailable,
                        delta=filters.delta, versus=filters.versus, banners=sections.banners,
                        state=sections.section_state, source_column=sections.source_column, capped=capped)
+    env.globals.update(rto_met=recovery.rto_met, recovery_result=recovery.recovery_result,
+                       recovery_time=recovery.recovery_time, rto_target=recovery.rto_target)
     return env
 
 
