@@ -143,7 +143,7 @@ def _recovery_index(state: SimState) -> list[_Recovery]:
                 for key, tasks in grouped.items():
                     kind, started = key[0], key[1]
                     name = f"{cw.code} SureBackup" if kind == "surebackup" else f"Restore {tasks[0][0].name}"
-                    index.append(_Recovery(_uid("recovery", *key), kind, name, started, tuple(tasks)))
+                    index.append(_Recovery(_uid("recovery", cw.code, *key), kind, name, started, tuple(tasks)))
             index.sort(key=lambda x: (x.created, x.sid))
             state.extra[RECOVERY_KEY] = index
         return index
