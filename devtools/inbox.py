@@ -32,10 +32,10 @@ class Received:
 def _mime(raw: bytes) -> dict:
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     att = [p for p in msg.iter_attachments()]
-    text = msg.get_body(("plain",))
+    text, html = msg.get_body(("plain",)), msg.get_body(("html",))  # either may be absent (not ours)
     return {"to": sorted(a.strip() for a in str(msg["To"]).split(",")), "message_id": str(msg["Message-ID"]),
             "pdf": att[0].get_content() if att else b"", "filename": att[0].get_filename() if att else None,
-            "html": msg.get_body(("html",)).get_content(), "subject": str(msg["Subject"]),
+            "html": html.get_content() if html is not None else "", "subject": str(msg["Subject"]),
             "text": text.get_content() if text is not None else None,
             "content_type": att[0].get_content_type() if att else None, "raw": raw}
 

@@ -17,7 +17,7 @@ from typing import Any
 from msp_reports.reconcile import Reconciled, reconcile
 from msp_reports.registry import Customer, Msp, Thresholds
 from msp_reports.snapshot import (
-    BackupAsset, BackupData, ChangeRecord, Incident, PriorityCount, SecurityData, Section, SiteCheck, SiteData,
+    BackupAsset, BackupData, ChangeRecord, Incident, PriorityCount, RecoveryTest, SecurityData, Section, SiteCheck, SiteData,
     SourceStatus, TicketData, UptimeData, UptimeRow, WeeklySnapshot,
 )
 from msp_reports.week import ReportWeek
@@ -139,9 +139,29 @@ def _tickets(week: ReportWeek, healthy: bool, text: Mapping[str, str]) -> Ticket
     )
 
 
+def verified(asset: BackupAsset, *, at: dt.datetime, passed: bool = True, rto_hours: float = 8,
+             asset_class: str = "server", minutes: float | None = None, kind: str = "screenshot") -> BackupAsset:
+    """The asset with one recovery test at ``at`` (measured when ``minutes`` is given, else the
+    local-virtualization estimate of 60 min)."""
+    test = RecoveryTest(kind=kind, at=at, passed=passed, status=f"{kind} {'success' if passed else 'failed'}",
+                        minutes=minutes)
+    return asset.model_copy(update={
+        "asset_class": asset_class, "rto_hours": rto_hours, "last_recovery_test": test,
+        "measured_recovery": test if passed and minutes is not None else None,
+        "estimated_recovery_minutes": 60.0, "restore_site": "local"})
+
+
 def _backups(week: ReportWeek, healthy: bool, text: Mapping[str, str], extra_assets: int) -> BackupData:
-    stale = week.end - dt.timedelta(hours=20 if healthy else 93)
+    tested = week.end - dt.timedelta(days=1, hours=5)
     return BackupData(assets=[
+        verified(a, at=tested, rto_hours=24 if a.name.startswith("ACME-WS") else 8,
+                 asset_class="workstation" if a.name.startswith("ACME-WS") else "server")
+        for a in _backup_assets(week, healthy, text, extra_assets)])
+
+
+def _backup_assets(week: ReportWeek, healthy: bool, text: Mapping[str, str], extra_assets: int) -> list[BackupAsset]:
+    stale = week.end - dt.timedelta(hours=20 if healthy else 93)
+    return [
         BackupAsset(name=text.get("asset", "ACME-FS01"), appliance="S3-2000", last_good_backup=stale,
                     last_status="success" if healthy else "failed", backups_in_week=28 if healthy else 12,
                     failures_in_week=0 if healthy else 9, rpo_hours=24, source="datto"),
@@ -151,7 +171,7 @@ def _backups(week: ReportWeek, healthy: bool, text: Mapping[str, str], extra_ass
         BackupAsset(name=f"ACME-WS{n:03d}", appliance="Cloud", last_good_backup=week.end - dt.timedelta(hours=3),
                     last_status="success", backups_in_week=7, failures_in_week=0, rpo_hours=24, source="datto")
         for n in range(extra_assets)
-    ])
+    ]
 
 
 def _security(week: ReportWeek, healthy: bool, text: Mapping[str, str]) -> SecurityData:

@@ -116,3 +116,50 @@ def test_each_flag_has_customer_wording_apart_from_the_internal_action():
     # a flag stored before customer_action existed still never shows the internal wording
     old = incident.model_copy(update={"customer_action": ""})
     assert "the customer" not in customer_action(old)
+
+
+# --- recovery (RTO) -----------------------------------------------------------------------
+def _with_assets(snap, assets):
+    from msp_reports.snapshot import BackupData
+
+    return snap.model_copy(update={"backups": snap.backups.model_copy(update={"data": BackupData(assets=assets)})})
+
+
+def test_recovery_flags_failed_unverified_and_over_rto():
+    from tests.factories import verified
+
+    cur = snapshot(assets=[(n, None) for n in ("A-OK", "A-FAILED", "A-OLD", "A-NEVER", "A-SLOW", "A-LEGACY")])
+    end, base = cur.week_end, {a.name: a for a in cur.backups.data.assets}
+    day = dt.timedelta(days=1)
+    assets = [
+        verified(base["A-OK"], at=end - day, minutes=30),
+        verified(base["A-FAILED"], at=end - day, passed=False),
+        verified(base["A-OLD"], at=end - 31 * day),
+        base["A-NEVER"].model_copy(update={"rto_hours": 8.0}),
+        verified(base["A-SLOW"], at=end - 2 * day, minutes=9 * 60, kind="restore"),
+        base["A-LEGACY"],  # stored before RTO was reported: not judged
+    ]
+    flags = {f.subject: f for f in reconcile(_with_assets(cur, assets), None, Thresholds()).flags
+             if f.kind in ("recovery_failed", "recovery_unverified", "rto_missed")}
+    assert {s: f.kind for s, f in flags.items()} == {
+        "A-FAILED": "recovery_failed", "A-OLD": "recovery_unverified", "A-NEVER": "recovery_unverified",
+        "A-SLOW": "rto_missed"}
+    assert flags["A-FAILED"].severity == "critical"
+    assert "31 days" in flags["A-OLD"].message and "last 30 days" in flags["A-OLD"].message
+    assert "never had a recovery test" in flags["A-NEVER"].message
+    assert "took 9.0 h, longer than its 8 h" in flags["A-SLOW"].message
+    states = {a.name: a.rto_state(end) for a in assets}
+    assert states == {"A-OK": "met", "A-FAILED": "missed", "A-OLD": "not_verified", "A-NEVER": "not_verified",
+                      "A-SLOW": "missed", "A-LEGACY": "not_verified"}
+
+
+def test_the_verification_window_is_per_customer():
+    from tests.factories import verified
+
+    cur = snapshot(assets=[("A", None)])
+    asset = verified(cur.backups.data.assets[0], at=cur.week_end - dt.timedelta(days=10))
+    strict = asset.model_copy(update={"verify_within_days": 7})
+    assert not [f for f in reconcile(_with_assets(cur, [asset]), None, Thresholds()).flags
+                if f.kind == "recovery_unverified"]
+    assert [f.subject for f in reconcile(_with_assets(cur, [strict]), None, Thresholds()).flags
+            if f.kind == "recovery_unverified"] == ["A"]

@@ -109,3 +109,25 @@ def test_an_archive_folder_inside_another_customers_is_refused(raw):
     raw["customers"][5]["delivery"]["archive"] = {"via": "sharepoint", "drive_id": "b!other-library",
                                                   "folder": "Acme Manufacturing Ltd/Reports/Weekly/FXTR"}
     parse_registry(raw)
+
+
+@pytest.mark.parametrize("key, value, problem", [
+    ("rto_hours", "0", "must be a recovery time objective in hours above 0"),
+    ("rto_hours.server", "soon", "must be a recovery time objective in hours above 0"),
+    ("rto_hours.laptop", "4", "'laptop' is not an asset class (server, workstation)"),
+    ("rto_hours.asset.", "4", "'asset.' is not an asset class"),
+    ("recovery_days", "0", "must be a whole number of days from 1 to 90"),
+    ("recovery_days", "120", "must be a whole number of days from 1 to 90"),
+])
+def test_rto_targets_are_validated_naming_customer_and_field(raw, key, value, problem):
+    raw["customers"][0]["sources"]["backups"]["ref"][key] = value
+    with pytest.raises(RegistryError) as err:
+        parse_registry(raw, "reg.yaml")
+    assert f"reg.yaml: customer 'ACME': sources.backups.ref.{key}: {problem}" in str(err.value)
+
+
+def test_rto_targets_by_class_and_per_asset_are_accepted(raw):
+    raw["customers"][0]["sources"]["backups"]["ref"].update(
+        {"rto_hours": 8, "rto_hours.workstation": "24", "rto_hours.asset.ACME-FS01": "2", "recovery_days": 14})
+    ref = parse_registry(raw).get("ACME").source("backups", "datto").ref
+    assert ref["rto_hours.asset.ACME-FS01"] == "2" and ref["recovery_days"] == "14"

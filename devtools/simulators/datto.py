@@ -6,6 +6,10 @@ public/secret key, ``_page``/``_perPage`` paging with a ``pagination`` block, 40
 404 for an unknown serial. Unlike it, the default page size is 3 instead of 100, so that every
 client pages. Nothing after the real current time is served. Records carry every field of the
 documented example bodies (tests/conformance/data/datto_*.json), with their JSON types.
+Screenshot verification follows the world's recovery tests: each one marks the backup it booted
+(``advancedVerification.screenshotVerification.status`` ``success`` or ``failed``; the other
+backups ``skipped``) and the newest is the agent's ``lastScreenshotAttempt``; every agent has its
+recovery points on the appliance (``localSnapshots``), so it can be virtualized locally.
 """
 
 from __future__ import annotations
@@ -95,19 +99,33 @@ def _device(cw: CustomerWorld, now: dt.datetime) -> dict[str, Any]:
     }
 
 
+def _screenshots(agent: BackupAgent, runs: list, now: dt.datetime) -> dict[int, bool]:
+    """Which backup (index in ``runs``) each finished screenshot verification booted: the newest
+    good backup before it started; -> whether the screenshot passed."""
+    good = [i for i, r in enumerate(runs) if r.ok]
+    verified: dict[int, bool] = {}
+    for shot in (x for x in agent.recoveries if x.kind == "screenshot" and x.ended <= now):
+        before = [i for i in good if runs[i].at <= shot.started]
+        if before:
+            verified[before[-1]] = shot.ok
+    return verified
+
+
 def _agent(agent: BackupAgent, now: dt.datetime) -> dict[str, Any]:
     runs = [r for r in agent.runs if r.at <= now]
     good = [r.at for r in runs if r.ok]
     last = _epoch(good[-1]) if good else None
+    shots = _screenshots(agent, runs, now)
+    attempts = [x for x in agent.recoveries if x.kind == "screenshot" and x.ended <= now]
     backups = [
         {
             "timestamp": r.at.astimezone(UTC).isoformat(),  # "+00:00", as the API writes it
             "backup": {"status": "success" if r.ok else "failed", "errorMessage": r.error or None},
             "localVerification": {"status": "success" if r.ok else "skipped", "errors": []},
-            "advancedVerification": {"screenshotVerification": {"status": "success" if r.ok else "skipped",
-                                                                "image": None}},
+            "advancedVerification": {"screenshotVerification": {
+                "status": {True: "success", False: "failed"}.get(shots.get(i), "skipped"), "image": None}},
         }
-        for r in reversed(runs)
+        for i, r in reversed(list(enumerate(runs)))
     ]
     return {
         "name": agent.name,
@@ -126,8 +144,8 @@ def _agent(agent: BackupAgent, now: dt.datetime) -> dict[str, Any]:
         "latestOffsite": last,
         "localSnapshots": len(good),
         "lastSnapshot": last,
-        "lastScreenshotAttempt": last,
-        "lastScreenshotAttemptStatus": bool(good),
+        "lastScreenshotAttempt": _epoch(attempts[-1].ended) if attempts else None,
+        "lastScreenshotAttemptStatus": attempts[-1].ok if attempts else False,
         "lastScreenshotUrl": None,
         "backups": backups,
     }

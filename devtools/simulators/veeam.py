@@ -21,7 +21,11 @@ fields that do not apply (``endTime`` while it runs, ``parentSessionId`` always)
 writing ``null`` where the spec's type is not nullable.
 Timestamps are the servers' local time (Europe/London) with an offset; VSPC writes seven
 fraction digits. Unlike them: only ``equals`` filters and the session filters the project
-uses are implemented, and nothing after the real current time is served.
+uses are implemented, and nothing after the real current time is served. SureBackup and restore
+sessions (``ESessionType`` ``SureBackup``, ``RestoreVm``; one SureBackup session per customer
+and week testing every machine, one restore session per restore) are listed only under their
+``typeFilter``, not in the unfiltered listing as on a real server; their machines are served at
+``/sessions/{id}/taskSessions`` as ``RestoreTaskSessionModel`` records named after the machine.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from devtools.simulators.world import BackupAgent, BackupRun, CustomerWorld
+from devtools.simulators.world import BackupAgent, BackupRun, CustomerWorld, RecoveryRun
 from devtools.simulators.app import cut_short
 
 if TYPE_CHECKING:
@@ -101,6 +105,82 @@ def _vbr_time(value: dt.datetime) -> str:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(UTC)
+
+
+RECOVERY_KEY = "veeam_recovery_index"
+RECOVERY_TYPES = {"surebackup": "SureBackup", "restore": "RestoreVm"}
+
+
+@dataclass(frozen=True)
+class _Recovery:
+    """One SureBackup session (every agent of a customer tested together) or one restore session."""
+
+    sid: str
+    kind: str  # RECOVERY_TYPES key
+    name: str
+    created: dt.datetime
+    tasks: tuple[tuple[BackupAgent, RecoveryRun], ...]
+
+    @property
+    def ended(self) -> dt.datetime:
+        return max(run.ended for _, run in self.tasks) + dt.timedelta(seconds=12)
+
+
+def _recovery_index(state: SimState) -> list[_Recovery]:
+    """Every SureBackup and restore session of the server, by creation time; built once per world."""
+    with state.lock:
+        index = state.extra.get(RECOVERY_KEY)
+        if index is None:
+            index = []
+            for cw in state.world.customers.values():
+                grouped: dict[tuple[str, dt.datetime], list[tuple[BackupAgent, RecoveryRun]]] = {}
+                for agent in cw.agents:
+                    for run in agent.recoveries:
+                        if run.kind == "surebackup":
+                            grouped.setdefault(("surebackup", run.started), []).append((agent, run))
+                        elif run.kind == "restore":
+                            grouped.setdefault(("restore", run.started, agent.name), []).append((agent, run))
+                for key, tasks in grouped.items():
+                    kind, started = key[0], key[1]
+                    name = f"{cw.code} SureBackup" if kind == "surebackup" else f"Restore {tasks[0][0].name}"
+                    index.append(_Recovery(_uid("recovery", cw.code, *key), kind, name, started, tuple(tasks)))
+            index.sort(key=lambda x: (x.created, x.sid))
+            state.extra[RECOVERY_KEY] = index
+        return index
+
+
+def _recovery_record(r: _Recovery, usn: int, now: dt.datetime) -> dict[str, Any]:
+    """A ``SessionModel`` of type SureBackup or RestoreVm (the spec's ``ESessionType``)."""
+    done = r.ended <= now
+    ok = all(run.ok for _, run in r.tasks)
+    job_id = _uid("surebackup-job", r.name) if r.kind == "surebackup" else _uid("restore", r.sid)
+    record: dict[str, Any] = {
+        "id": r.sid, "name": r.name, "jobId": job_id, "sessionType": RECOVERY_TYPES[r.kind],
+        "creationTime": _vbr_time(r.created), "state": "Stopped" if done else "Working",
+        "progressPercent": 100 if done else 50,
+        "result": {"result": ("Success" if ok else "Failed") if done else "None",
+                   "message": "" if ok or not done else "Verification tests failed for 1 VM", "isCanceled": False},
+        "usn": usn, "platformName": "VMware", "initiatedBy": "Scheduler" if r.kind == "surebackup" else "Operator",
+    }
+    if done:
+        record["endTime"] = _vbr_time(r.ended)
+    return record
+
+
+def _task_record(r: _Recovery, agent: BackupAgent, run: RecoveryRun, usn: int, now: dt.datetime) -> dict[str, Any]:
+    """A ``RestoreTaskSessionModel``: one machine of the session, named after it."""
+    done = run.ended <= now
+    record: dict[str, Any] = {
+        "id": _uid("task", r.sid, agent.name), "type": "Restore", "sessionId": r.sid,
+        "sessionType": RECOVERY_TYPES[r.kind], "creationTime": _vbr_time(run.started), "name": agent.name,
+        "usn": usn, "state": "Stopped" if done else "Working",
+        "result": {"result": ("Success" if run.ok else "Failed") if done else "None",
+                   "message": "" if run.ok or not done else "Heartbeat test failed: the VM did not boot",
+                   "isCanceled": False},
+    }
+    if done:
+        record["endTime"] = _vbr_time(run.ended)
+    return record
 
 
 # --- the world as Veeam sees it --------------------------------------------------------------
@@ -389,6 +469,8 @@ def router(state: SimState) -> APIRouter:
         if skip < 0 or not 1 <= limit <= VBR_MAX_LIMIT:
             return _vbr_error(400, "UnexpectedContent", f"skip must be >= 0 and limit between 1 and {VBR_MAX_LIMIT}.")
         now = _now()
+        if (kind := q.get("typeFilter")) is not None:
+            return _recovery_page(kind, after, before, skip, limit, now)
         times, all_sessions = _session_index(state)
         lo = bisect.bisect_left(times, after) if after else 0
         hi = bisect.bisect_right(times, min(before, now) if before else now)
@@ -397,6 +479,44 @@ def router(state: SimState) -> APIRouter:
         return JSONResponse({"data": [_session_record(s, now) for s in newest_first],
                              "pagination": {"total": len(window), "count": len(newest_first), "skip": skip,
                                             "limit": limit}})
+
+    def _recovery_page(kind: str, after, before, skip: int, limit: int, now: dt.datetime) -> JSONResponse:
+        # Only the recovery types are served filtered; any other type has no sessions here.
+        wanted = {v: k for k, v in RECOVERY_TYPES.items()}.get(kind)
+        upto = min(before, now) if before else now
+        rows = [(usn, r) for usn, r in enumerate(_recovery_index(state), start=1)
+                if r.kind == wanted and (after is None or r.created >= after) and r.created <= upto]
+        newest_first = cut_short(rows[::-1][skip: skip + limit], skip > 0)
+        return JSONResponse({"data": [_recovery_record(r, usn, now) for usn, r in newest_first],
+                             "pagination": {"total": len(rows), "count": len(newest_first), "skip": skip,
+                                            "limit": limit}})
+
+    @api.get("/vbr/api/v1/sessions/{session_id}/taskSessions")
+    async def task_sessions(session_id: str, request: Request):
+        count("vbr.taskSessions")
+        if (bad := vbr_version_missing(request)) is not None:
+            return bad
+        scheme, _, access = request.headers.get("authorization", "").partition(" ")
+        with state.lock:
+            expires = tokens.get(access.strip()) if scheme.lower() == "bearer" else None
+        if expires is None or expires <= _now():
+            return _vbr_error(401, "InvalidToken" if expires is None else "ExpiredToken",
+                              "The access token is missing, invalid or expired.")
+        q = request.query_params
+        try:
+            skip, limit = int(q.get("skip", 0)), int(q.get("limit", VBR_DEFAULT_LIMIT))
+        except ValueError:
+            return _vbr_error(400, "UnexpectedContent", "Invalid skip or limit value.")
+        if skip < 0 or not 1 <= limit <= VBR_MAX_LIMIT:
+            return _vbr_error(400, "UnexpectedContent", f"skip must be >= 0 and limit between 1 and {VBR_MAX_LIMIT}.")
+        now = _now()
+        found = next((r for r in _recovery_index(state) if r.sid == session_id and r.created <= now), None)
+        if found is None:
+            return _vbr_error(404, "NotFound", f"Session {session_id} was not found.")
+        tasks = [t for t in found.tasks if t[1].started <= now]
+        page = cut_short(tasks[skip: skip + limit], True)  # one page: a truncated answer is short of its total
+        return JSONResponse({"data": [_task_record(found, a, run, n, now) for n, (a, run) in enumerate(page, 1 + skip)],
+                             "pagination": {"total": len(tasks), "count": len(page), "skip": skip, "limit": limit}})
 
     return api
 

@@ -3,7 +3,8 @@
 Every simulator serves this one world in its own wire format, so the numbers a report shows
 can be checked against the truth here. Deterministic: the same ``latest_week_of`` always gives
 the same world. The stories (an SLA drop, a silent backup, an open incident, a growing ticket
-backlog) happen in the latest week; earlier weeks are each customer's normal.
+backlog, a failed recovery test, a slow restore) happen in the latest week, and one customer's
+recovery has not been tested for 40 days; earlier weeks are each customer's normal.
 """
 
 from __future__ import annotations
@@ -78,14 +79,14 @@ PROFILES: tuple[Profile, ...] = (
     Profile("CNDR", "Condor Logistics Pte Ltd", "Asia/Singapore", ("Changi", "Jurong"), stories=("open_incident",)),
     Profile("DLTA", "Delta Dental Group", "America/Los_Angeles", ("Pasadena", "Irvine", "Long Beach"),
             stories=("backlog_growth",), tickets_per_week=22),
-    Profile("ECHO", "Echo Architects GmbH", "Europe/Berlin", ("Berlin",)),
+    Profile("ECHO", "Echo Architects GmbH", "Europe/Berlin", ("Berlin",), stories=("restore_failed",)),
     Profile("FXTR", "Foxtrot Retail plc", "Europe/London", ("Bristol", "Cardiff", "Swansea"), agents=6,
             stories=("hostile_titles",)),
     Profile("GOLF", "Golf Course Holdings Pty", "Australia/Sydney", ("Sydney", "Newcastle")),
     Profile("HTEL", "Hotel Meridian Group", "America/Chicago", ("Chicago",), web_checks=("www", "booking", "portal")),
     Profile("INDG", "Indigo Health Clinics", "Europe/London", ("Oxford", "Reading")),
-    Profile("JULT", "Juliet Insurance Brokers", "America/New_York", ("Boston",)),
-    Profile("KILO", "Kilo Engineering BV", "Europe/Amsterdam", ("Rotterdam", "Utrecht")),
+    Profile("JULT", "Juliet Insurance Brokers", "America/New_York", ("Boston",), stories=("recovery_untested",)),
+    Profile("KILO", "Kilo Engineering BV", "Europe/Amsterdam", ("Rotterdam", "Utrecht"), stories=("recovery_slow",)),
     Profile("LIMA", "Lima Foods Ltd", "Asia/Singapore", ("Tuas",), agents=3),
 )
 
@@ -133,6 +134,17 @@ class BackupRun:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class RecoveryRun:
+    """One recovery test or restore of an agent: ``screenshot`` (Datto's screenshot
+    verification), ``surebackup`` (Veeam's weekly lab boot) or ``restore`` (a real restore)."""
+
+    kind: str
+    started: dt.datetime
+    ended: dt.datetime
+    ok: bool
+
+
 @dataclass
 class BackupAgent:
     name: str
@@ -140,6 +152,7 @@ class BackupAgent:
     appliance_name: str
     rpo_hours: float
     runs: list[BackupRun] = field(default_factory=list)  # ascending by time
+    recoveries: list[RecoveryRun] = field(default_factory=list)  # ascending by start
 
 
 @dataclass
@@ -356,7 +369,39 @@ class World:
                 ok = r.random() > 0.04
                 agent.runs.append(BackupRun(t, ok, "" if ok else "VSS writer timed out"))
                 t += dt.timedelta(hours=agent.rpo_hours / 2)
+            self._recoveries(cw, agent, n, weeks)
             cw.agents.append(agent)
+
+    def _recoveries(self, cw: CustomerWorld, agent: BackupAgent, n: int, weeks: list[SimWeek]) -> None:
+        """A passed screenshot verification every day at 03:00 and a passed SureBackup every
+        Saturday at 22:00 (customer time), each lasting minutes; then the demo stories:
+
+        - ``restore_failed``: the first agent's screenshot and SureBackup of the latest week fail;
+        - ``recovery_untested``: no test of any agent in the last 40 days before the latest week end;
+        - ``recovery_slow``: the first agent was restored on the latest week's Wednesday, taking
+          11 hours (its RTO is the server default, 8 h), after its last SureBackup.
+        """
+        p, r = cw.profile, self._rng("recovery", cw.profile.code, agent.name)
+        latest = weeks[-1]
+        untested_from = latest.end - dt.timedelta(days=40)
+        for week in weeks:
+            for day in range(7):
+                start = week.start + dt.timedelta(days=day, hours=3)
+                kinds = [("screenshot", 6 + r.randrange(8))]
+                if day == 5:
+                    kinds.append(("surebackup", 20 + r.randrange(30)))
+                for kind, minutes in kinds:
+                    at = start if kind == "screenshot" else week.start + dt.timedelta(days=5, hours=22)
+                    if "recovery_untested" in p.stories and at >= untested_from:
+                        continue
+                    failed = "restore_failed" in p.stories and n == 0 and week is latest
+                    agent.recoveries.append(RecoveryRun(kind, at, at + dt.timedelta(minutes=minutes), not failed))
+        if "recovery_slow" in p.stories and n == 0:
+            at = latest.start + dt.timedelta(days=2, hours=9)
+            agent.recoveries.append(RecoveryRun("restore", at, at + dt.timedelta(hours=11, minutes=5), True))
+            agent.recoveries = [x for x in agent.recoveries
+                                if not (x.kind == "surebackup" and x.started > at)]
+        agent.recoveries.sort(key=lambda x: x.started)
 
     def _security(self, cw: CustomerWorld, weeks: list[SimWeek], tail_end: dt.datetime) -> None:
         p = cw.profile

@@ -1,10 +1,16 @@
 """Compare a customer's week with the week before and raise the flags an engineer acts on.
 
-The four rules from the brief, with per-customer thresholds:
+The rules, with per-customer thresholds:
 
 - ``sla_drop``: an uptime row (site x device class) fell by ``sla_drop_points`` or more;
 - ``backup_stale``: an asset's last good backup is older than ``backup_stale_hours`` at week end;
 - ``open_incident``: a security incident is still open at week end;
+- ``recovery_failed``: an asset's last recovery test (screenshot verification, SureBackup,
+  restore) within its verification window failed;
+- ``recovery_unverified``: no recovery test within the asset's verification window (the backup
+  source's ``ref.recovery_days``, default 30);
+- ``rto_missed``: the last recovery passed, but its measured (or, with nothing measured, its
+  estimated) time is longer than the asset's RTO;
 - ``ticket_trend``: the backlog grew by ``backlog_growth`` or more while more tickets were opened
   than closed, or SLA breaches rose by ``sla_breach_growth`` or more.
 
@@ -34,8 +40,8 @@ from pydantic import BaseModel, ConfigDict
 from msp_reports.registry import Thresholds
 from msp_reports.snapshot import WeeklySnapshot
 
-FlagKind = Literal["sla_drop", "slo_missed", "backup_stale", "rpo_missed", "open_incident", "ticket_trend",
-                   "source_unavailable"]
+FlagKind = Literal["sla_drop", "slo_missed", "backup_stale", "rpo_missed", "recovery_failed", "recovery_unverified",
+                   "rto_missed", "open_incident", "ticket_trend", "source_unavailable"]
 Severity = Literal["critical", "warning", "info"]
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
@@ -58,6 +64,9 @@ _CUSTOMER_FALLBACK: dict[str, str] = {
     "slo_missed": "We are reviewing the incidents behind this downtime and will report what we change.",
     "backup_stale": "We are restoring this backup schedule and will confirm a verified recovery point.",
     "rpo_missed": "We are checking the recent backup failures and will confirm a verified recovery point.",
+    "recovery_failed": "We are fixing why this recovery test failed and will repeat it this week.",
+    "recovery_unverified": "We are running a recovery test this week and will report how long it took.",
+    "rto_missed": "We are proposing a faster recovery path so recovery fits its agreed time.",
     "open_incident": "We are working to contain this incident and will send you a written update.",
     "ticket_trend": "We are reviewing the service-desk workload and will discuss the causes with you.",
     "source_unavailable": "We are restoring this data feed; the figures will follow separately.",
@@ -143,6 +152,7 @@ def reconcile(current: WeeklySnapshot, previous: WeeklySnapshot | None, threshol
             flags.append(_unavailable_flag(domain, status.system))
     flags += _uptime_flags(current, previous, thresholds)
     flags += _backup_flags(current, thresholds)
+    flags += _recovery_flags(current)
     flags += _incident_flags(current)
     flags += _ticket_flags(current, previous, thresholds)
     flags.sort(key=lambda f: (SEVERITY_ORDER[f.severity], f.domain, f.subject))
@@ -200,6 +210,12 @@ def _uptime_flags(cur: WeeklySnapshot, prev: WeeklySnapshot | None, th: Threshol
     return flags
 
 
+def _local_day(moment: dt.datetime, timezone: str, pattern: str = "%d %b") -> str:
+    """The day of ``moment`` in the customer's timezone (a recovery test's date in a finding)."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
+    return aware.astimezone(ZoneInfo(timezone)).strftime(pattern)
+
+
 def local_label(moment: dt.datetime, timezone: str) -> str:
     """``moment`` in the customer's timezone, as the report's tables write times ("Fri 27 Nov 2026 09:00")."""
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
@@ -237,6 +253,52 @@ def _backup_flags(cur: WeeklySnapshot, th: Thresholds) -> list[Flag]:
                 recommendation=f"Find why {asset.name}'s latest backups did not succeed and run a verified backup today.",
                 customer_action=(f"We are checking why {asset.name}'s latest backups did not succeed and will confirm "
                                  "a verified recovery point."),
+            ))
+    return flags
+
+
+def _hours(minutes: float) -> str:
+    return f"{minutes / 60:.1f} h" if minutes >= 90 else f"{minutes:.0f} min"
+
+
+def _recovery_flags(cur: WeeklySnapshot) -> list[Flag]:
+    """Recovery posture per asset at week end (see the module docstring); assets without an RTO
+    (weeks stored before it was reported) are not judged."""
+    data = cur.backups.data
+    if data is None:
+        return []
+    flags = []
+    for asset in data.assets:
+        if asset.rto_hours is None:
+            continue
+        test, days, name = asset.last_recovery_test, asset.verify_within_days, asset.name
+        if not asset.recovery_verified(cur.week_end):
+            when = "has never had a recovery test on record" if test is None else \
+                f"has not had a recovery test for {(cur.week_end - test.at).days} days (last {_local_day(test.at, cur.timezone)})"
+            flags.append(Flag(
+                kind="recovery_unverified", severity="warning", domain="backups", subject=name,
+                message=f"{name} {when}; nobody has proved it can be recovered in the last {days} days.",
+                recommendation=f"Run a recovery test of {name} this week and record how long it takes.",
+                customer_action=f"We are running a recovery test of {name} this week and will report how long it took.",
+            ))
+        elif test is not None and not test.passed:
+            flags.append(Flag(
+                kind="recovery_failed", severity="critical", domain="backups", subject=name,
+                message=f"The recovery test of {name} failed on {_local_day(test.at, cur.timezone, '%a %d %b')} ({test.status}).",
+                recommendation=f"Find why {name}'s recovery test failed, fix it and repeat the test this week.",
+                customer_action=f"We are fixing why {name}'s recovery test failed and will repeat it this week.",
+            ))
+        elif asset.rto_state(cur.week_end) == "missed":
+            minutes, measured = asset.recovery_minutes(cur.week_end)
+            how = "took" if measured else "is estimated at"
+            flags.append(Flag(
+                kind="rto_missed", severity="warning", domain="backups", subject=name,
+                message=(f"Recovering {name} {how} {_hours(minutes or 0)}, longer than its "
+                         f"{asset.rto_hours:g} h recovery time objective."),
+                recommendation=(f"Propose a faster recovery path for {name} (local virtualization or "
+                                "instant recovery), or agree a realistic recovery time objective."),
+                customer_action=(f"We will propose a faster recovery path for {name}, or agree with you a "
+                                 "recovery time objective it can meet."),
             ))
     return flags
 

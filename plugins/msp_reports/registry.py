@@ -21,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, fi
 from msp_reports.delivery.archive import relative_folder
 from msp_reports.exceptions import RegistryError
 from msp_reports.identity import identity_key, ref_identity
-from msp_reports.snapshot import DOMAINS, Domain
+from msp_reports.snapshot import ASSET_CLASSES, DOMAINS, Domain
 from msp_reports.sources import SYSTEMS
+from msp_reports.sources.backup_rules import MAX_RECOVERY_DAYS
 
 CODE_RE = re.compile(r"[A-Z0-9][A-Z0-9_-]{1,31}")  # used with fullmatch: "$" would let "ACME\n" through
 TIME_OF_DAY_RE = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
@@ -98,6 +99,21 @@ def _tuning_problem(key: str, value: str) -> str | None:
         return "must be a number of hours above 0 (e.g. 24)"
     if (key == "slo_pct" or key.startswith("slo_pct.")) and not _number_in(value, 0, 100):
         return "must be a percentage above 0 and at most 100 (e.g. 99.9)"
+    if key == "rto_hours" or key.startswith("rto_hours."):
+        return _rto_problem(key, value)
+    if key == "recovery_days" and not (value.strip().isdigit() and 1 <= int(value) <= MAX_RECOVERY_DAYS):
+        return f"must be a whole number of days from 1 to {MAX_RECOVERY_DAYS} (e.g. 30)"
+    return None
+
+
+def _rto_problem(key: str, value: str) -> str | None:
+    """``rto_hours`` (every asset), ``rto_hours.<class>`` or ``rto_hours.asset.<asset name>``."""
+    target = key.removeprefix("rto_hours").removeprefix(".")
+    if target and target not in ASSET_CLASSES and not (target.startswith("asset.") and target[6:].strip()):
+        return (f"{target!r} is not an asset class ({', '.join(ASSET_CLASSES)}); write rto_hours.<class> "
+                "or rto_hours.asset.<asset name>")
+    if not _number_in(value, 0, 24 * 366):
+        return "must be a recovery time objective in hours above 0 (e.g. 8)"
     return None
 
 
@@ -367,7 +383,8 @@ def _source_identities(c: Customer) -> tuple[tuple[str, str], ...]:
     one Datto company, one Defender tenant), so the registry refuses it. Values are compared as
     the sources match them (:mod:`msp_reports.identity`), so a spelling that a source would take
     for another customer's ("Acme  Manufacturing Ltd", ``GOLF`` beside ``GOLF:``) is refused here.
-    Keys that only tune how the data is judged (``rpo_hours``, ``slo_pct``) are not part of it.
+    Keys that only tune how the data is judged (``rpo_hours``, ``rto_hours``, ``recovery_days``,
+    ``slo_pct``) are not part of it.
     """
     out = []
     for domain, refs in c.sources.items():

@@ -90,6 +90,24 @@ class TicketData(_Model):
 
 
 # --- backups (Datto, Veeam) ----------------------------------------------------------------
+AssetClass = Literal["server", "workstation"]
+ASSET_CLASSES: tuple[AssetClass, ...] = get_args(AssetClass)
+RecoveryKind = Literal["screenshot", "surebackup", "restore"]
+RestoreSite = Literal["local", "offsite", "unknown"]
+RtoState = Literal["met", "missed", "not_verified"]
+
+
+class RecoveryTest(_Model):
+    """One proof (or failed proof) that an asset can be recovered: a Datto screenshot
+    verification, a Veeam SureBackup run, or a real restore session."""
+
+    kind: RecoveryKind
+    at: dt.datetime  # when the outcome was known
+    passed: bool
+    status: str  # the system's raw result, shown in the report
+    minutes: Amount | None = None  # how long the recovery took, when the system gives start and end
+
+
 class BackupAsset(_Model):
     name: str
     appliance: str
@@ -99,6 +117,15 @@ class BackupAsset(_Model):
     failures_in_week: Count
     rpo_hours: Annotated[float, Field(gt=0, allow_inf_nan=False)]
     source: str
+    # Recovery (RTO) posture; the defaults keep weeks stored before it was reported readable,
+    # and say "not verified" for them, never "met".
+    asset_class: AssetClass = "server"
+    rto_hours: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    verify_within_days: Annotated[int, Field(ge=1, le=366, strict=True)] = 30
+    last_recovery_test: RecoveryTest | None = None  # the newest test before week end
+    measured_recovery: RecoveryTest | None = None  # the newest passed test with a measured duration
+    estimated_recovery_minutes: Amount | None = None  # the MSP's planning figure where nothing is measured
+    restore_site: RestoreSite | None = None  # where a restore could run, as the source says
 
     def hours_since_good(self, now: dt.datetime) -> float | None:
         if self.last_good_backup is None:
@@ -108,6 +135,34 @@ class BackupAsset(_Model):
     def rpo_met(self, now: dt.datetime) -> bool:
         hours = self.hours_since_good(now)
         return hours is not None and hours <= self.rpo_hours
+
+    def recovery_verified(self, now: dt.datetime) -> bool:
+        """A recovery test (passed or failed) ran within ``verify_within_days`` before ``now``."""
+        test = self.last_recovery_test
+        return test is not None and now - test.at <= dt.timedelta(days=self.verify_within_days)
+
+    def recovery_minutes(self, now: dt.datetime) -> tuple[float | None, bool]:
+        """(the recovery time the report states, whether it was measured): a measurement from
+        within the verification window, else the estimate, else ``None``."""
+        measured = self.measured_recovery
+        window = dt.timedelta(days=self.verify_within_days)
+        if measured is not None and measured.minutes is not None and now - measured.at <= window:
+            return measured.minutes, True
+        return self.estimated_recovery_minutes, False
+
+    def rto_state(self, now: dt.datetime) -> RtoState:
+        """``met`` only with evidence: a passed test within the window and a recovery time (measured,
+        or estimated from where the restore would run) within the RTO. A failed test, or a time
+        over the RTO, is ``missed``; no target, no recent test or no time is ``not_verified``."""
+        if self.rto_hours is None or not self.recovery_verified(now):
+            return "not_verified"
+        assert self.last_recovery_test is not None
+        if not self.last_recovery_test.passed:
+            return "missed"
+        minutes, _ = self.recovery_minutes(now)
+        if minutes is None:
+            return "not_verified"
+        return "met" if minutes <= self.rto_hours * 60 else "missed"
 
 
 class BackupData(_Model):

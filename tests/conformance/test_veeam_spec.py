@@ -31,13 +31,16 @@ from tests.factories import report_week
 from veeam_br.v1_2_rev1 import AuthenticatedClient as VbrClient
 from veeam_br.v1_2_rev1 import Client as VbrAnonymous
 from veeam_br.v1_2_rev1.api.login import create_token
-from veeam_br.v1_2_rev1.api.sessions import get_all_sessions
+from veeam_br.v1_2_rev1.api.sessions import get_all_sessions, get_session_task_sessions
 from veeam_br.v1_2_rev1.models import (
     Error,
     ELoginGrantType,
     ErrorErrorCode,
     ESessionState,
+    ESessionType,
+    RestoreTaskSessionModel,
     SessionsResult,
+    TaskSessionsResult,
     TokenLoginSpec,
     TokenModel,
 )
@@ -143,6 +146,38 @@ def test_every_session_parses_as_the_spec_session_model(sim, world):
         assert finished == (not isinstance(session.end_time, Unset))
 
 
+@pytest.mark.parametrize("kind", [ESessionType.SUREBACKUP, ESessionType.RESTOREVM])
+def test_recovery_sessions_and_their_tasks_parse_as_the_spec_models(sim, world, kind):
+    """SureBackup and restore sessions under the spec's ``typeFilter``, and each one's
+    ``taskSessions`` (one ``RestoreTaskSessionModel`` per machine, named after it)."""
+    client = vbr(sim)
+    reply = get_all_sessions.sync_detailed(
+        client=client, skip=0, limit=1000, x_api_version=VBR_REVISION, type_filter=kind,
+        created_after_filter=dt.datetime.now(UTC) - dt.timedelta(days=90), created_before_filter=dt.datetime.now(UTC),
+    )
+    assert reply.status_code == 200 and isinstance(reply.parsed, SessionsResult), reply.content[:300]
+    sessions = reply.parsed.data
+    assert sessions and {s.session_type for s in sessions} == {kind}
+    machines = {a.name for cw in world.customers.values() for a in cw.agents}
+    token = vbr_token(sim).parsed.access_token
+    for session in sessions[:5]:
+        tasks = get_session_task_sessions.sync_detailed(id=session.id, client=client, x_api_version=VBR_REVISION)
+        assert tasks.status_code == 200 and isinstance(tasks.parsed, TaskSessionsResult), tasks.content[:300]
+        raw = requests.get(f"{sim.base_url}/veeam/vbr/api/v1/sessions/{session.id}/taskSessions", timeout=10,
+                           headers={"x-api-version": VBR_REVISION, "Authorization": f"Bearer {token}"}).json()
+        parsed = [RestoreTaskSessionModel.from_dict(t) for t in raw["data"]]
+        assert parsed and {t.name for t in parsed} <= machines
+        assert all(t.session_id == session.id and t.session_type == kind for t in parsed)
+
+
+def test_task_sessions_of_an_unknown_session_are_a_spec_error(sim):
+    token = vbr_token(sim).parsed.access_token
+    reply = requests.get(f"{sim.base_url}/veeam/vbr/api/v1/sessions/{'0' * 8}-0000-0000-0000-{'0' * 12}/taskSessions",
+                         headers={"x-api-version": VBR_REVISION, "Authorization": f"Bearer {token}"}, timeout=10)
+    assert reply.status_code == 404
+    assert Error.from_dict(reply.json()).error_code == ErrorErrorCode.NOTFOUND
+
+
 def test_raw_session_records_hold_no_null_for_non_nullable_fields(sim):
     token = vbr_token(sim).parsed
     reply = requests.get(f"{sim.base_url}/veeam/vbr/api/v1/sessions", params={"limit": 1000}, timeout=10,
@@ -208,7 +243,9 @@ OPERATIONS = {  # the project's (method, path under the API root) -> the spec's 
     ("GET", "/infrastructure/backupServers"): get_backup_servers,
     ("POST", "/api/oauth2/token"): create_token,
     ("GET", "/api/v1/sessions"): get_all_sessions,
+    ("GET", "/api/v1/sessions/{id}/taskSessions"): get_session_task_sessions,
 }
+_SESSION_ID = re.compile(r"(?<=^/api/v1/sessions/)[0-9a-fA-F-]{36}(?=/)")
 DOCUMENTED_OUTSIDE_THE_SPEC = {"filter"}  # VSPC: "Query Parameters > Filter" in the REST API reference
 
 
@@ -231,7 +268,7 @@ def test_the_projects_requests_match_the_spec_operations(sim, world, use_connect
     seen = set()
     for request in sent:
         url = urlsplit(request.url)
-        path = re.sub(r"^/veeam(/vspc/api/v3|/vbr)", "", url.path)
+        path = _SESSION_ID.sub("{id}", re.sub(r"^/veeam(/vspc/api/v3|/vbr)", "", url.path))
         operation = OPERATIONS.get((request.method, path))
         assert operation is not None, f"the project calls {request.method} {path}, which the spec lacks"
         method, spec_path, spec_params = _operation(operation)

@@ -176,3 +176,50 @@ def test_fault(sim, world, baseline, settings, set_connections, sleeps, tmp_path
     assert not re.search(r"\d", notice), notice  # no figure at all, let alone a zero
     assert "|" not in section  # no table of rows
     assert sim.base_url.split("//")[1] not in text and "HTTP " not in text  # technical detail stays internal
+
+
+# The endpoints that carry recovery (RTO) evidence, each faulted alone (the requests before it
+# succeed): the whole backup section is unavailable, never an RTO shown as met or a zero.
+RECOVERY_ENDPOINTS = (("datto", "/asset/agent"), ("veeam", "/api/v1/sessions"), ("veeam", "/taskSessions"))
+ENDPOINT_FAULTS = ("5xx", "429", "malformed", "truncated")
+
+
+@pytest.mark.parametrize("mode", ENDPOINT_FAULTS)
+@pytest.mark.parametrize("system, path", RECOVERY_ENDPOINTS)
+def test_recovery_endpoint_fault(sim, world, baseline, settings, set_connections, sleeps, tmp_path, monkeypatch,
+                                 system, path, mode):
+    import functools
+
+    from msp_reports.sources import veeam
+
+    code, domain = CASES[system]
+    # VBR sessions in pages of 2 would take more than the paging guard's 1000 pages before the
+    # faulted endpoint is reached (a DAG run lists them once, shared); the faulted one still pages
+    monkeypatch.setattr(veeam, "HOOK", functools.partial(veeam.HOOK, session_page_size=500))
+    item = {"customer": code, "week_of": WEEK_OF.isoformat()}
+    copy_tree(baseline / code, tmp_path / "store" / code)
+    set_connections(_connections(sim, system, mode))
+    params = {"5xx": {"mode": "503"}, "429": {"mode": "429", "retry_after": RETRY_AFTER}}.get(mode, {"mode": mode})
+    fault(sim, system, params.pop("mode"), path=path, times=1000, **params)
+    error: Exception | None = None
+    try:
+        pipeline.extract(settings, item, domain)
+    except Exception as exc:  # noqa: BLE001 - asserted below
+        error = exc
+    finally:
+        clear_faults(sim)
+
+    expected = {"5xx": SourceUnavailable, "429": SourceRateLimited}.get(mode, SourceResponseError)
+    assert isinstance(error, expected), repr(error)
+    assert "more pages after" not in str(error)  # the fault, not the paging guard, failed it
+    if mode == "429":
+        assert list(sleeps) == [RETRY_AFTER] * (ATTEMPTS - 1)
+    summary = pipeline.build_snapshot(settings, item)
+    pipeline.render(settings, item)
+    store = ReportStore(settings.store_root)
+    markdown = store.read_text(code, WEEK_OF, "report.md")
+    assert summary["unavailable"] == [domain]
+    section = _section_md(markdown, domain)
+    assert "Data unavailable" in section and "|" not in section and "RTO met" not in section
+    flags = store.read_json(code, WEEK_OF, "reconciled.json")["flags"]
+    assert not [f for f in flags if f["domain"] == domain and f["kind"] != "source_unavailable"], flags

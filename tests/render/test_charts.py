@@ -37,7 +37,8 @@ def test_trend_charts_are_inline_svg_whose_text_the_pdf_keeps():
     rec = make_reconciled()
     rendered = render_report(rec, make_customer(), MSP, history=make_history())
     charts = svg_charts(rendered.html)
-    assert list(charts) == ["Uptime, average of all rows", "Ticket backlog at week end", "Secure score"]
+    assert list(charts) == ["Uptime, average of all rows", "Ticket backlog at week end", "Secure score",
+                            "Recovery proven within RTO"]
     backlog = charts["Ticket backlog at week end"]
     assert len(svg_items(backlog, "rect", "bar")) == 8 and not svg_items(backlog, "text", "gap")
     assert len(svg_items(charts["Uptime, average of all rows"], "circle", "point")) == 8
@@ -81,7 +82,8 @@ def test_trend_weeks_without_data_are_gaps_never_zero():
 
     rendered = render_report(rec, make_customer(), MSP, history=history)
     lines = [line.strip() for line in page_with(rendered.pdf, "Trends over the last 8 weeks").splitlines()]
-    assert lines.count("n/a") == 6
+    # two gaps in each of the three charts above, and the recovery chart's gap three weeks back
+    assert lines.count("n/a") == 7
 
 
 def test_trends_without_history_say_so():

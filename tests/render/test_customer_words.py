@@ -93,7 +93,8 @@ def test_a_trend_with_no_figure_in_any_week_is_said_not_drawn():
     security = snap.security.data.model_copy(update={"secure_score_pct": None, "secure_score_prev_pct": None})
     snap = snap.model_copy(update={"security": snap.security.model_copy(update={"data": security})})
     html = str(trends_html(reconcile(snap, None, Thresholds()), []))
-    assert html.count("<svg") == 2  # uptime and backlog only
+    assert html.count("<svg") == 3  # uptime, backlog and recovery: not the secure score
+    assert "<svg" not in html.split("Secure score", 1)[1].split("</td>", 1)[0]
     assert "No data: the source reported no figure in any of the last 8 weeks." in html
     assert "n/a" not in html.split("Secure score", 1)[1].split("</td>", 1)[0]
 

@@ -11,6 +11,7 @@ from pypdf import PdfReader
 
 from msp_reports.escaping import TEXT_LIMIT, clean_text, escape_markdown
 from msp_reports.render import markdown_to_html, render_markdown, render_report, trends_html
+from msp_reports.render.charts import TREND_METRICS
 from tests.factories import MSP, hostile_strings, make_customer, make_reconciled
 from tests.render.reading import flat, pdf_text
 
@@ -59,7 +60,7 @@ def test_source_text_cannot_forge_the_chart_placeholder():
     rec = make_reconciled(text={"change": fence, "incident": fence})
     markdown = render_markdown(rec, make_customer(), MSP, commentary=fence)
     html = markdown_to_html(markdown, "T", blocks={"trends": trends_html(rec, [])})
-    assert html.count("<svg") == 3 and html.count('class="trends"') == 1
+    assert html.count("<svg") == len(TREND_METRICS) and html.count('class="trends"') == 1
     assert 'class="language-msp-block"' not in html and "```msp-block" in html
 
 

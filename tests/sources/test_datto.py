@@ -222,3 +222,80 @@ def test_read_page_and_company_match():
         datto.read_page({"error": "nope"})
     assert datto.same_company({"clientCompanyName": "  bravo  Legal LLP"}, "Bravo Legal LLP")
     assert not datto.same_company({"clientCompanyName": "Bravo Legal"}, "Bravo Legal LLP")
+
+
+# --- recovery evidence (RTO) --------------------------------------------------------------
+def test_screenshot_verification_is_each_agents_recovery_evidence(connect, world):
+    """Every ACME agent had a passed screenshot the last day of the week, from its local
+    recovery points: RTO met on the estimate, with the server default RTO."""
+    week = report_week(world, "ACME")
+    result = datto.extract(connect(), {"client_company": "Acme Manufacturing Ltd"}, week)
+    for asset in result.data.assets:
+        agent = next(a for a in world.customers["ACME"].agents if a.name == asset.name)
+        shots = [x for x in agent.recoveries if x.kind == "screenshot" and x.ended < week.end]
+        assert asset.last_recovery_test is not None and asset.last_recovery_test.passed
+        assert asset.last_recovery_test.kind == "screenshot"
+        assert asset.last_recovery_test.at == shots[-1].ended.replace(microsecond=0)
+        assert asset.restore_site == "local" and asset.estimated_recovery_minutes == 60.0
+        assert asset.measured_recovery is None  # a screenshot measures no recovery time
+        assert asset.asset_class == "server" and asset.rto_hours == 8.0
+        assert asset.rto_state(week.end) == "met"
+
+
+def test_jult_never_tested_in_40_days_is_not_verified(connect, world):
+    week = report_week(world, "JULT")
+    result = datto.extract(connect(), {"client_company": "Juliet Insurance Brokers"}, week)
+    for asset in result.data.assets:
+        assert asset.last_recovery_test is not None
+        assert (week.end - asset.last_recovery_test.at).days >= 40
+        assert not asset.recovery_verified(week.end)
+        assert asset.rto_state(week.end) == "not_verified"
+
+
+def test_rto_targets_by_class_and_per_asset_from_the_ref(connect, world):
+    ref = {"client_company": "Acme Manufacturing Ltd", "rto_hours": "0.5", "rto_hours.server": "6",
+           "rto_hours.asset.ACME-FS01": "0.5", "recovery_days": "7"}
+    result = datto.extract(connect(), ref, report_week(world, "ACME"))
+    by_name = {a.name: a for a in result.data.assets}
+    assert by_name["ACME-FS01"].rto_hours == 0.5 and by_name["ACME-DC01"].rto_hours == 6.0
+    assert {a.verify_within_days for a in result.data.assets} == {7}
+    week = report_week(world, "ACME")
+    assert by_name["ACME-FS01"].rto_state(week.end) == "missed"  # est. 1 h > 0.5 h
+
+
+def test_screenshot_fields_on_wire_record():
+    week = ReportWeek.starting(dt.date(2026, 11, 16), "UTC")
+    agent = {
+        "name": "WS-7", "os": "Windows 11", "localSnapshots": 0, "latestOffsite": 1763700000,
+        "lastScreenshotAttempt": 1763740000, "lastScreenshotAttemptStatus": False,
+        "backups": [
+            {"timestamp": "2026-11-20T10:00:00+00:00", "backup": {"status": "success"},
+             "localVerification": {"status": "failed"},
+             "advancedVerification": {"screenshotVerification": {"status": "success"}}},
+            {"timestamp": "2026-11-19T10:00:00+00:00", "backup": {"status": "success"},
+             "advancedVerification": {"screenshotVerification": {"status": "skipped"}}},
+        ],
+    }
+    asset = datto.parse_agent(agent, "SIRIS", week, 24)
+    assert asset.asset_class == "workstation" and asset.rto_hours == 24.0
+    assert asset.restore_site == "offsite" and asset.estimated_recovery_minutes == 720.0
+    assert not asset.last_recovery_test.passed  # the agent's last attempt (21 Nov) failed
+    assert asset.rto_state(week.end) == "missed"
+    tests = datto.screenshot_tests(agent)
+    assert [t.passed for t in tests] == [False, False]  # local verification failed the 20 Nov one
+    assert "local verification failed" in tests[0].status
+
+
+def test_an_agent_without_screenshots_is_not_verified_never_met():
+    week = ReportWeek.starting(dt.date(2026, 11, 16), "UTC")
+    agent = {"name": "X", "localSnapshots": 5, "backups": [
+        {"timestamp": "2026-11-20T10:00:00+00:00", "backup": {"status": "success"}}]}
+    asset = datto.parse_agent(agent, "SIRIS", week, 24)
+    assert asset.last_recovery_test is None and asset.rto_state(week.end) == "not_verified"
+
+
+def test_a_non_boolean_screenshot_status_is_refused():
+    week = ReportWeek.starting(dt.date(2026, 11, 16), "UTC")
+    agent = {"name": "X", "lastScreenshotAttempt": 1763740000, "lastScreenshotAttemptStatus": "yes", "backups": []}
+    with pytest.raises(SourceResponseError, match="lastScreenshotAttemptStatus"):
+        datto.parse_agent(agent, "SIRIS", week, 24)

@@ -362,3 +362,72 @@ def test_paging_envelopes():  # the offset loop itself: tests/http_layer/test_pa
     assert veeam.read_vbr_page({"data": [{"id": "s"}], "pagination": {"total": 7}}) == ([{"id": "s"}], 7)
     with pytest.raises(SourceResponseError):
         veeam.read_vspc_page({"errors": [{"message": "denied", "type": "security", "code": 401}]})
+
+
+# --- recovery evidence (RTO) --------------------------------------------------------------
+def test_surebackup_is_each_jobs_measured_recovery(connect, world):
+    week = report_week(world, "CNDR")
+    result = veeam.extract(connect(), ref(world, "CNDR"), week)
+    for asset in result.data.assets:
+        agent = next(a for a in world.customers["CNDR"].agents if a.name == asset.name)
+        runs = [x for x in agent.recoveries if x.kind == "surebackup" and x.ended < week.end]
+        test = asset.last_recovery_test
+        assert test is not None and test.kind == "surebackup" and test.passed
+        assert test.at == runs[-1].ended.replace(microsecond=0)
+        assert asset.measured_recovery == test
+        assert test.minutes == pytest.approx((runs[-1].ended - runs[-1].started).total_seconds() / 60)
+        assert asset.rto_state(week.end) == "met"
+
+
+def test_echo_surebackup_failed_this_week(connect, world):
+    week = report_week(world, "ECHO")
+    result = veeam.extract(connect(), ref(world, "ECHO"), week)
+    states = {a.name: a.rto_state(week.end) for a in result.data.assets}
+    assert states == {"ECHO-DC01": "missed", **{n: "met" for n in states if n != "ECHO-DC01"}}
+    failed = next(a for a in result.data.assets if a.name == "ECHO-DC01").last_recovery_test
+    assert not failed.passed and failed.status == "SureBackup Failed" and week.start <= failed.at < week.end
+
+
+def test_kilo_restore_took_longer_than_its_rto(connect, world):
+    week = report_week(world, "KILO")
+    result = veeam.extract(connect(), ref(world, "KILO"), week)
+    slow = next(a for a in result.data.assets if a.name == "KILO-DC01")
+    assert slow.last_recovery_test.kind == "restore" and slow.last_recovery_test.passed
+    minutes, measured = slow.recovery_minutes(week.end)
+    assert measured and minutes == pytest.approx(11 * 60 + 5)
+    assert slow.rto_state(week.end) == "missed"
+    assert all(a.rto_state(week.end) == "met" for a in result.data.assets if a is not slow)
+    # a longer RTO for that one asset meets it
+    relaxed = veeam.extract(connect(), {**ref(world, "KILO"), "rto_hours.asset.KILO-DC01": "12"}, week)
+    assert next(a for a in relaxed.data.assets if a.name == "KILO-DC01").rto_state(week.end) == "met"
+
+
+def test_recovery_sessions_are_read_per_type_and_task_sessions_per_session(connect, world, sim):
+    before = dict(sim.state.extra.get(sim_veeam.CALLS_KEY, {}))
+    veeam.extract(connect(), ref(world, "CNDR"), report_week(world, "CNDR"))
+    after = dict(sim.state.extra[sim_veeam.CALLS_KEY])
+    assert after.get("vbr.taskSessions", 0) > before.get("vbr.taskSessions", 0)
+
+
+@pytest.mark.parametrize("mode", ["503", "malformed", "truncated"])
+def test_a_failing_task_sessions_endpoint_fails_the_extract(connect, world, sim, mode):
+    """Recovery evidence that cannot be read is no "not verified": the section is unavailable."""
+    requests.post(f"{sim.base_url}/_sim/faults/veeam", json={"mode": mode, "path": "/taskSessions", "times": 1000},
+                  timeout=5).raise_for_status()
+    try:
+        with pytest.raises(SourceResponseError if mode != "503" else SourceError):
+            veeam.extract(connect(), ref(world, "ECHO"), report_week(world, "ECHO"))
+    finally:
+        requests.delete(f"{sim.base_url}/_sim/faults", timeout=5).raise_for_status()
+
+
+def test_recovery_test_on_wire_records():
+    session = {"id": "s1", "sessionType": "RestoreVm", "state": "Stopped"}
+    task = {"id": "t1", "name": "VM-1", "state": "Stopped", "creationTime": "2026-11-18T09:00:00+00:00",
+            "endTime": "2026-11-18T10:30:00+00:00", "result": {"result": "Warning"}}
+    test = veeam.recovery_test(session, task)
+    assert test.kind == "restore" and test.passed and test.minutes == 90 and test.status == "RestoreVm Warning"
+    assert veeam.recovery_test(session, {**task, "state": "Working"}) is None
+    with pytest.raises(SourceResponseError, match="ended before it started"):
+        veeam.recovery_test(session, {**task, "endTime": "2026-11-18T08:00:00+00:00"})
+    assert veeam.recovery_by_machine([(session, [task])]) == {"vm-1": [test]}

@@ -1,4 +1,4 @@
-"""The trend charts: three metrics over the last :data:`TREND_WEEKS` weeks, as inline SVG.
+"""The trend charts: four metrics over the last :data:`TREND_WEEKS` weeks, as inline SVG.
 
 Drawn from the stored snapshots' numbers only, never from source text. A week that is not on
 record, whose source failed, or that only some of its systems answered is a gap ("n/a",
@@ -18,6 +18,7 @@ from markupsafe import Markup
 
 from msp_reports.reconcile import Reconciled
 from msp_reports.render.branding import Branding, load_branding
+from msp_reports.render.recovery import rto_met_pct
 from msp_reports.render.sections import section_state
 from msp_reports.render.templates import (
     CHART_TEMPLATE, FONT_FAMILY, TEMPLATES_DIR, TRENDS_TEMPLATE, page_environment,
@@ -64,6 +65,7 @@ TREND_METRICS = (
     TrendMetric("uptime", "Uptime, average of all rows", "%", 2, "line", "uptime", _uptime_value),
     TrendMetric("backlog", "Ticket backlog at week end", "", 0, "bar", "tickets", _backlog_value),
     TrendMetric("secure_score", "Secure score", "%", 1, "line", "security", _secure_score_value),
+    TrendMetric("recovery", "Recovery proven within RTO", "%", 1, "line", "backups", rto_met_pct),
 )
 
 
@@ -187,7 +189,7 @@ def empty_note(trend: Trend) -> str:
 
 def trends_html(rec: Reconciled, history: Iterable[WeeklySnapshot] | None = None,
                 branding: Branding | None = None) -> Markup:
-    """Three small inline SVG charts; their text is real text in the PDF."""
+    """Small inline SVG charts, three to a row; their text is real text in the PDF."""
     branding = branding or load_branding()
     series = trends(rec, history)
     env = page_environment(TEMPLATES_DIR.resolve())

@@ -27,6 +27,7 @@ from msp_reports.render import filters, sections
 from msp_reports.render.branding import Branding, load_branding
 from msp_reports.render.charts import TREND_WEEKS
 from msp_reports.render.sections import DOMAIN_LABELS, freshness_limits, section_data
+from msp_reports.render import recovery
 from msp_reports.render.tables import capped
 from msp_reports.render.templates import (
     PAGE_TEMPLATE, REPORT_TEMPLATE, STYLESHEET, TEMPLATES_DIR, page_environment,
@@ -82,6 +83,8 @@ def _environment(root: Path) -> jinja2.Environment:
                        delta=filters.delta, versus=filters.versus, banners=sections.banners,
                        state=sections.section_state, source_column=sections.source_column, capped=capped,
                        customer_action=customer_action, precedence_note=sections.precedence_note)
+    env.globals.update(rto_met=recovery.rto_met, recovery_result=recovery.recovery_result,
+                       recovery_time=recovery.recovery_time, rto_target=recovery.rto_target)
     return env
 
 

@@ -16,6 +16,7 @@ from msp_reports.render.filters import signed
 from msp_reports.render.sections import (
     DOMAIN_LABELS, FRESHNESS_HOURS, listed, section_data, section_parts, section_state, system_label,
 )
+from msp_reports.render.recovery import RECOVERY_DEFINITIONS, RECOVERY_KIND_ORDER, recovery_clause
 from msp_reports.render.tables import TABLE_ROW_LIMIT
 from msp_reports.week import ReportWeek
 
@@ -33,6 +34,7 @@ STANDING_RECOMMENDATION = (
 # service desk outranks a row that missed its uptime target by a few hundredths of a point.
 KIND_ORDER = {"sla_drop": 0, "backup_stale": 1, "open_incident": 2, "ticket_trend": 3,
               "slo_missed": 4, "rpo_missed": 5, "source_unavailable": 6}
+KIND_ORDER.update(RECOVERY_KIND_ORDER)
 
 # The appendix "How we measure", in the customer's words. The README quotes these.
 METRIC_DEFINITIONS: dict[str, str] = {
@@ -55,6 +57,7 @@ METRIC_DEFINITIONS: dict[str, str] = {
                "most recent work, in hours, you could afford to lose), measured at the end of the week.",
     "Backup not run in 48 h": "An asset with no successful backup in the 48 hours before the end of the "
                               "week. We raise it as a critical finding.",
+    **RECOVERY_DEFINITIONS,
     "Open incident": "A security incident that is not resolved at the end of the week.",
     "Secure score": "Microsoft's rating of your security settings: points achieved divided by points "
                     "available, read at the start and at the end of the week.",
@@ -122,6 +125,7 @@ def _facts(rec: Reconciled) -> list[str]:
     if (b := section_data(snap.backups)) is not None and b.assets:
         met, total = rpo_met(snap)
         clauses.append(f"{met} of {_plural(total, 'backed-up asset')} within recovery point objective")
+        clauses.extend([c] if (c := recovery_clause(snap)) else [])
     if (s := section_data(snap.security)) is not None:
         still_open = sum(i.status == "open" for i in s.incidents)
         clause = f"{_plural(still_open, 'security incident')} open"

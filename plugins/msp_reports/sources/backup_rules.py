@@ -12,6 +12,21 @@ about each protected machine, as of the end of the customer's week (``[week.star
 - **RPO**: the customer's registry value ``ref.rpo_hours``, default 24 h, where the system
   gives no RPO per machine.
 
+Recovery (RTO) posture, the same way:
+
+- **recovery test**: a system's proof that a machine can be brought back (Datto's screenshot
+  verification, Veeam's SureBackup, a real restore session), with its outcome and, where the
+  system gives start and end, how long it took. Only tests before week end count; the newest is
+  the **last verified recovery**.
+- **measured recovery time**: the duration of the newest passed test that has one.
+- **estimated recovery time**: where nothing is measured, the MSP's planning figure for where
+  the restore would run (:data:`ESTIMATED_RECOVERY_MINUTES`); never a measurement.
+- **RTO**: registry ``ref`` keys, most specific first: ``rto_hours.asset.<asset name>``,
+  ``rto_hours.<asset class>`` (``server``, ``workstation``), ``rto_hours``, else
+  :data:`DEFAULT_RTO_HOURS` for the asset's class.
+- **verification window**: ``ref.recovery_days`` (default 30): a test older than that does not
+  count as evidence, and the report says "not verified".
+
 Anything after week end is ignored: a report re-run on Monday, or a month later, must show
 the week as it ended, and a backup taken since must not make a silent machine look healthy.
 """
@@ -25,12 +40,19 @@ from typing import TYPE_CHECKING
 
 from msp_reports.exceptions import SourceError
 from msp_reports.sources import figures
-from msp_reports.snapshot import BackupAsset
+from msp_reports.snapshot import ASSET_CLASSES, AssetClass, BackupAsset, RecoveryTest, RestoreSite
 
 if TYPE_CHECKING:
     from msp_reports.week import ReportWeek
 
 DEFAULT_RPO_HOURS = 24.0
+#: RTO by asset class where the registry sets none: a server is back within a working day
+DEFAULT_RTO_HOURS: dict[AssetClass, float] = {"server": 8.0, "workstation": 24.0}
+DEFAULT_RECOVERY_DAYS = 30
+MAX_RECOVERY_DAYS = 90  # how far back the sources read recovery tests
+#: planning figures (not measurements) for a restore by where it can run: a virtual machine
+#: booted on the local appliance, or one brought back from the offsite copy only
+ESTIMATED_RECOVERY_MINUTES: dict[RestoreSite, float] = {"local": 60.0, "offsite": 720.0}
 
 
 @dataclass(frozen=True)
@@ -79,6 +101,53 @@ def backup_asset(
         rpo_hours=rpo_hours,
         source=source,
     )
+
+
+def rto_hours(ref: Mapping[str, str], system: str, name: str, asset_class: AssetClass) -> float:
+    """The asset's RTO in hours: per asset, then per class, then the customer's, then the default."""
+    for key in (f"rto_hours.asset.{name}", f"rto_hours.{asset_class}", "rto_hours"):
+        if ref.get(key):
+            hours = figures.non_negative(system, f"ref.{key}", ref[key])
+            if hours == 0:
+                raise SourceError(system, f"ref.{key} is {ref[key]!r}: an RTO must be more than 0 hours")
+            return hours
+    return DEFAULT_RTO_HOURS[asset_class]
+
+
+def recovery_days(ref: Mapping[str, str], system: str) -> int:
+    """``ref.recovery_days``: how recent a recovery test must be to count, default 30."""
+    days = figures.count(system, "ref.recovery_days", ref.get("recovery_days") or DEFAULT_RECOVERY_DAYS)
+    if not 1 <= days <= MAX_RECOVERY_DAYS:
+        raise SourceError(system, f"ref.recovery_days is {days}: it must be from 1 to {MAX_RECOVERY_DAYS}")
+    return days
+
+
+def with_recovery(
+    asset: BackupAsset,
+    *,
+    ref: Mapping[str, str],
+    tests: Iterable[RecoveryTest],
+    week: ReportWeek,
+    asset_class: AssetClass = "server",
+    restore_site: RestoreSite | None = None,
+) -> BackupAsset:
+    """The asset with its recovery posture at ``week.end`` (see the module docstring).
+
+    A system that reports no tests leaves the asset "not verified"; an estimate is only given
+    where the system says where a restore would run.
+    """
+    assert asset_class in ASSET_CLASSES
+    known = sorted((t for t in tests if t.at < week.end), key=lambda t: t.at)
+    measured = [t for t in known if t.passed and t.minutes is not None]
+    return BackupAsset.model_validate({**dict(asset), **{
+        "asset_class": asset_class,
+        "rto_hours": rto_hours(ref, asset.source, asset.name, asset_class),
+        "verify_within_days": recovery_days(ref, asset.source),
+        "last_recovery_test": known[-1] if known else None,
+        "measured_recovery": measured[-1] if measured else None,
+        "estimated_recovery_minutes": ESTIMATED_RECOVERY_MINUTES.get(restore_site) if restore_site else None,
+        "restore_site": restore_site,
+    }})
 
 
 def newest_before(times: Iterable[dt.datetime], before: dt.datetime) -> dt.datetime | None:

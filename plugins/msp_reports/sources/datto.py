@@ -16,6 +16,33 @@ Definitions used by the report:
 - **RPO**: the API exposes no RPO or schedule per agent, so it comes from the registry
   (``ref.rpo_hours``, default 24 h) and applies to all the customer's agents.
 
+Recovery evidence (RTO), read from the same agent records (no further request):
+
+- **recovery tests**: each ``backups[]`` entry before week end whose
+  ``advancedVerification.screenshotVerification.status`` is set is a screenshot verification at
+  the entry's ``timestamp`` (the appliance booted the backup as a VM and captured its screen);
+  it passed when that status is success-like *and* ``localVerification.status``, when given, is
+  too. The agent's ``lastScreenshotAttempt`` (epoch seconds) with the boolean
+  ``lastScreenshotAttemptStatus`` is one more test when it is before week end (it covers a
+  ``backups[]`` history shorter than the gap since the last screenshot). A status meaning the
+  check did not run (``skipped``, ``pending``...) is no test. A screenshot has no
+  duration, so Datto never gives a *measured* recovery time.
+- **where a restore could run**: ``localSnapshots`` > 0 means a recovery point is on the
+  appliance, so the machine can be virtualized locally (``local``); none locally but a
+  ``latestOffsite`` means the offsite (cloud) copy only (``offsite``). The estimate is then
+  the planning figure of :data:`~msp_reports.sources.backup_rules.ESTIMATED_RECOVERY_MINUTES`.
+- **asset class**: ``os`` naming a server edition ("Windows Server 2022") is ``server``; a
+  desktop system (Windows 10/11, macOS) is ``workstation``; anything else counts as a server,
+  the stricter target.
+
+UNCONFIRMED (Datto documents these fields as "string" with no enum, and the public examples
+only show placeholders): the values of ``screenshotVerification.status`` and
+``localVerification.status`` (success-like values as for ``backup.status`` pass, anything else
+fails); whether ``lastScreenshotAttempt`` is epoch seconds like ``lastSnapshot``; whether
+``localSnapshots`` counts snapshots still on the appliance (rather than ever taken there); that
+the API says nothing of a device's local virtualization capacity, so ``local`` is a capability,
+not a guarantee.
+
 These rules are shared with the other backup systems: :mod:`msp_reports.sources.backup_rules`.
 """
 
@@ -33,7 +60,7 @@ from msp_reports.http.client import ApiClient
 from msp_reports.http.paging import numbered_pages
 from msp_reports.http.timestamps import parse_instant
 from msp_reports.identity import identity_key
-from msp_reports.snapshot import BackupAsset, BackupData
+from msp_reports.snapshot import AssetClass, BackupAsset, BackupData, RecoveryTest, RestoreSite
 from msp_reports.sources import Extracted
 from msp_reports.sources.backup_rules import DEFAULT_RPO_HOURS  # noqa: F401 - the registry default
 from msp_reports.sources.backup_rules import (
@@ -41,7 +68,9 @@ from msp_reports.sources.backup_rules import (
     backup_asset,
     newest_before,
     rpo_hours as rpo_hours_of,
+    with_recovery,
 )
+from msp_reports.sources import figures
 from msp_reports.sources.base import SourceHook
 
 if TYPE_CHECKING:
@@ -56,6 +85,9 @@ DEFAULT_BASE_URL = "https://api.datto.com/v1"
 # The API documents backup.status only as "string" (UNCONFIRMED enum): anything not in this
 # set counts as a failure, and the raw value is kept for the report.
 SUCCESS_STATUSES = frozenset({"success", "succeeded", "successful", "complete", "completed", "ok"})
+# A verification status meaning the check did not run (UNCONFIRMED enum, like backup.status):
+# no test at all, neither passed nor failed.
+NOT_RUN_STATUSES = frozenset({"", "skipped", "pending", "queued", "not run", "notrun", "none", "disabled"})
 
 
 class DattoHook(SourceHook):
@@ -170,10 +202,54 @@ def backup_attempts(agent: dict[str, Any]) -> list[BackupAttempt]:
     return sorted(attempts, key=lambda a: a.at)
 
 
-def parse_agent(agent: dict[str, Any], appliance: str, week: ReportWeek, rpo_hours: float) -> BackupAsset:
+def _verification_status(block: Any) -> str:
+    return str((block or {}).get("status") or "").strip() if isinstance(block, dict) else ""
+
+
+def screenshot_tests(agent: dict[str, Any]) -> list[RecoveryTest]:
+    """The agent's screenshot verifications as recovery tests (see the module docstring)."""
+    tests = []
+    for entry in agent.get("backups") or []:
+        shot = _verification_status(((entry.get("advancedVerification") or {}).get("screenshotVerification")))
+        if shot.lower() in NOT_RUN_STATUSES:
+            continue
+        local = _verification_status(entry.get("localVerification"))
+        local = "" if local.lower() in NOT_RUN_STATUSES else local
+        passed = status_ok(shot) and (not local or status_ok(local))
+        status = f"screenshot {shot}" + (f", local verification {local}" if local and not status_ok(local) else "")
+        tests.append(RecoveryTest(kind="screenshot", at=parse_instant(entry["timestamp"]), passed=passed,
+                                  status=status))
+    attempt = agent.get("lastScreenshotAttempt")
+    if attempt:
+        result = agent.get("lastScreenshotAttemptStatus")
+        if not isinstance(result, bool):
+            raise SourceResponseError(SYSTEM, f"agent {agent.get('name')!r}: lastScreenshotAttemptStatus is "
+                                              f"{result!r}, not true or false")
+        tests.append(RecoveryTest(kind="screenshot", at=parse_instant(attempt), passed=result,
+                                  status="screenshot passed" if result else "screenshot failed"))
+    return tests
+
+
+def restore_site(agent: dict[str, Any]) -> RestoreSite:
+    """Local virtualization on the appliance, offsite only, or unknown (see the module docstring)."""
+    local = agent.get("localSnapshots")
+    if local is not None and figures.count(SYSTEM, f"agent {agent.get('name')!r} localSnapshots", local) > 0:
+        return "local"
+    return "offsite" if agent.get("latestOffsite") else "unknown"
+
+
+def asset_class(agent: dict[str, Any]) -> AssetClass:
+    os_name = str(agent.get("os") or "").lower()
+    if "server" in os_name:
+        return "server"
+    return "workstation" if any(w in os_name for w in ("windows 10", "windows 11", "mac")) else "server"
+
+
+def parse_agent(agent: dict[str, Any], appliance: str, week: ReportWeek, rpo_hours: float,
+                ref: dict[str, str] | None = None) -> BackupAsset:
     """One agent's state at ``week.end`` (see the module docstring for each definition)."""
     snapshot = agent.get("lastSnapshot")
-    return backup_asset(
+    asset = backup_asset(
         name=str(agent.get("name") or agent.get("fqdn") or "unnamed agent"),
         appliance=appliance,
         attempts=backup_attempts(agent),
@@ -183,6 +259,8 @@ def parse_agent(agent: dict[str, Any], appliance: str, week: ReportWeek, rpo_hou
         also_good=[parse_instant(snapshot)] if snapshot else [],
         status_without_attempts="paused" if agent.get("isPaused") else "no backups",
     )
+    return with_recovery(asset, ref=ref or {}, tests=screenshot_tests(agent), week=week,
+                         asset_class=asset_class(agent), restore_site=restore_site(agent))
 
 
 def newest_attempt(agents: list[dict[str, Any]], before: dt.datetime) -> dt.datetime | None:
@@ -221,6 +299,6 @@ def extract(hook: DattoHook, ref: dict[str, str], week: ReportWeek) -> Extracted
             if agent.get("isArchived"):
                 continue
             raw_agents.append(agent)
-            assets.append(parse_agent(agent, appliance, week, rpo_hours))
+            assets.append(parse_agent(agent, appliance, week, rpo_hours, ref))
     assets.sort(key=lambda a: (a.appliance, a.name))
     return Extracted(BackupData(assets=assets), as_of=newest_attempt(raw_agents, week.end))

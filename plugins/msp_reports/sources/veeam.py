@@ -36,6 +36,29 @@ of :mod:`msp_reports.sources.backup_rules` applied to its sessions:
   registry's ``ref.rpo_hours``, default 24 h.
 - Disabled jobs are kept: a machine whose job was switched off is a machine not backed up.
 
+Recovery evidence (RTO), from the same VBR servers:
+
+5. VBR ``GET /api/v1/sessions`` once per recovery session type (``typeFilter`` = ``SureBackup``,
+   ``RestoreVm``, ``InstantRecovery``, values of the spec's ``ESessionType``), created in the
+   customer's verification window (``ref.recovery_days``, default 30) before week end.
+6. VBR ``GET /api/v1/sessions/{id}/taskSessions`` for each finished one (no paging parameters
+   in the spec: one answer, checked against its ``pagination.total``): one task per machine
+   verified or restored, named after it (``RestoreTaskSessionModel.name``).
+
+A task whose name is a job's name (the jobs here are named after the machine they protect) is a
+**recovery test** of that job's asset at the task's ``endTime``: ``surebackup`` for a SureBackup
+session (the machine was booted from its backup in a virtual lab and its tests ran), ``restore``
+for a real restore. It passed with result ``Success`` or ``Warning``. Its **measured recovery
+time** is the task's ``endTime`` minus its ``creationTime``. Veeam says nothing of where a restore
+would run, so there is no estimate: an asset without a test is "not verified". Every asset is
+class ``server`` (VSPC's job ``type`` is not mapped to a class).
+
+UNCONFIRMED: that a task's ``name`` is the machine's name as the backup job is named (a job that
+protects several machines matches none of them, and its asset stays "not verified"); that
+``typeFilter`` takes one type per request; whether VSPC's SureBackup job objects
+(``BackupServerJobType.SureBackup``) could serve a company without VBR REST access (not read:
+they carry no per-machine result).
+
 Connections, with every secret in a password field:
 
 - ``veeam_default`` (VSPC): ``host`` = VSPC URL (``https://vspc:1280``; ``/api/v3`` is added if
@@ -62,6 +85,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from urllib.parse import quote
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowNotFoundException
@@ -71,9 +95,11 @@ from msp_reports.http.client import ApiClient, RetryPolicy
 from msp_reports.http.paging import offset_pages
 from msp_reports.http.timestamps import iso_z, parse_instant
 from msp_reports.identity import identity_key
-from msp_reports.snapshot import BackupAsset, BackupData
+from msp_reports.snapshot import BackupAsset, BackupData, RecoveryTest
 from msp_reports.sources import Extracted
-from msp_reports.sources.backup_rules import BackupAttempt, backup_asset, newest_before, rpo_hours
+from msp_reports.sources.backup_rules import (
+    MAX_RECOVERY_DAYS, BackupAttempt, backup_asset, newest_before, recovery_days, rpo_hours, with_recovery,
+)
 from msp_reports.sources.base import SourceHook
 
 if TYPE_CHECKING:
@@ -90,6 +116,8 @@ VBR_PAGE_SIZE = 500  # what real clients ask for
 HISTORY = dt.timedelta(days=14)  # sessions before week start read for the last good backup
 TOKEN_MARGIN_SECONDS = 60
 GOOD_RESULTS = frozenset({"success", "warning"})
+RECOVERY_SESSION_TYPES = ("SureBackup", "RestoreVm", "InstantRecovery")
+RECOVERY_HISTORY = dt.timedelta(days=MAX_RECOVERY_DAYS)
 FINISHED_JOB_STATUSES = frozenset({"success", "warning", "failed"})
 _UID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _MIN_REAL_TIME = dt.datetime(1971, 1, 1, tzinfo=dt.timezone.utc)  # .NET writes 0001-01-01 for "none"
@@ -226,6 +254,30 @@ class VeeamVbrHook(SourceHook):
             return read_vbr_page(self.get("/api/v1/sessions", {**window, "skip": skip, "limit": limit}))
 
         return offset_pages(SYSTEM, fetch, limit)
+
+    def recovery_sessions(self, created_after: dt.datetime, created_before: dt.datetime) -> list[dict[str, Any]]:
+        """SureBackup and restore sessions the server created in the window, one type per listing."""
+        limit = self.page_size or VBR_PAGE_SIZE
+        window = {"createdAfterFilter": iso_z(created_after), "createdBeforeFilter": iso_z(created_before)}
+        found: list[dict[str, Any]] = []
+        for kind in RECOVERY_SESSION_TYPES:
+            def fetch(skip: int, kind: str = kind) -> tuple[list[Any], int | None]:
+                params = {**window, "typeFilter": kind, "skip": skip, "limit": limit}
+                return read_vbr_page(self.get("/api/v1/sessions", params))
+
+            found.extend(offset_pages(SYSTEM, fetch, limit))
+        return found
+
+    def task_sessions(self, session_id: str) -> list[dict[str, Any]]:
+        """The machines one session verified or restored. The spec gives this operation no paging
+        parameters, so one answer must hold them all: fewer than its ``pagination.total`` is a
+        truncated answer, never a shorter list of machines."""
+        path = f"/api/v1/sessions/{quote(session_id, safe='')}/taskSessions"
+        items, total = read_vbr_page(self.get(path, {}))
+        if total is not None and total != len(items):
+            raise SourceResponseError(SYSTEM, f"VBR listed {len(items)} of the {total} task sessions of "
+                                              f"session {session_id}")
+        return items
 
 
 # --- the hook ---------------------------------------------------------------------------------
@@ -433,12 +485,44 @@ def latest_job_state(job: dict[str, Any]) -> BackupAttempt | None:
     return BackupAttempt(ended, status, status.lower() in GOOD_RESULTS) if ended else None
 
 
+def recovery_test(session: dict[str, Any], task: dict[str, Any]) -> RecoveryTest | None:
+    """One machine's task of a finished SureBackup or restore session; ``None`` while it runs."""
+    state = str(task.get("state") or session.get("state") or "Stopped")
+    ended = _instant(task.get("endTime"), f"task session {task.get('id')!r} endTime")
+    if ended is None or state.lower() != "stopped":
+        return None
+    started = _instant(task.get("creationTime"), f"task session {task.get('id')!r} creationTime")
+    result = task.get("result")
+    status = str((result.get("result") if isinstance(result, dict) else result) or "None")
+    minutes = None
+    if started is not None:
+        if ended < started:
+            raise SourceResponseError(SYSTEM, f"task session {task.get('id')!r} ended before it started")
+        minutes = (ended - started).total_seconds() / 60
+    kind = "surebackup" if str(session.get("sessionType")) == "SureBackup" else "restore"
+    label = "SureBackup" if kind == "surebackup" else str(session.get("sessionType") or "restore")
+    return RecoveryTest(kind=kind, at=ended, passed=status.lower() in GOOD_RESULTS,
+                        status=f"{label} {status}", minutes=minutes)
+
+
+def recovery_by_machine(sessions: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> dict[str, list[RecoveryTest]]:
+    """Recovery tests per machine name (lower case) from ``(session, its task sessions)`` pairs."""
+    tests: dict[str, list[RecoveryTest]] = {}
+    for session, tasks in sessions:
+        for task in tasks:
+            test = recovery_test(session, task)
+            if test is not None and (name := _lower(task.get("name"))):
+                tests.setdefault(name, []).append(test)
+    return tests
+
+
 def parse_job(
-    job: dict[str, Any], attempts: list[BackupAttempt], appliance: str, week: ReportWeek, rpo: float
+    job: dict[str, Any], attempts: list[BackupAttempt], appliance: str, week: ReportWeek, rpo: float,
+    ref: dict[str, str] | None = None, tests: list[RecoveryTest] | None = None,
 ) -> BackupAsset:
     """One job's state at ``week.end`` (see the module docstring for each definition)."""
     latest = latest_job_state(job)
-    return backup_asset(
+    asset = backup_asset(
         name=str(job.get("name") or job.get("instanceUid") or "unnamed job"),
         appliance=appliance,
         attempts=attempts,
@@ -448,6 +532,7 @@ def parse_job(
         also_good=[latest.at] if latest is not None and latest.ok else [],
         status_without_attempts=latest.status if latest and latest.at < week.end else "no sessions",
     )
+    return with_recovery(asset, ref=ref or {}, tests=tests or [], week=week)
 
 
 def parse_backups(
@@ -456,16 +541,20 @@ def parse_backups(
     server_names: dict[str, str],
     week: ReportWeek,
     rpo: float,
+    ref: dict[str, str] | None = None,
+    recovery: dict[str, list[RecoveryTest]] | None = None,
 ) -> Extracted:
     """The customer's jobs with their sessions, as of week end; as-of = newest outcome before it."""
     by_job = sessions_by_job(sessions)
+    recovery = recovery or {}
     assets: list[BackupAsset] = []
     outcomes: list[dt.datetime] = []
     for job in jobs:
         attempts = by_job.get(_lower(job.get("instanceUid")), [])
         server_uid = _lower(job.get("backupServerUid"))
         appliance = server_names.get(server_uid) or str(job.get("backupServerUid") or "unknown VBR server")
-        assets.append(parse_job(job, attempts, appliance, week, rpo))
+        tests = recovery.get(_lower(job.get("name")), [])
+        assets.append(parse_job(job, attempts, appliance, week, rpo, ref, tests))
         latest = latest_job_state(job)
         outcomes.extend(a.at for a in attempts)
         outcomes.extend([latest.at] if latest else [])
@@ -506,4 +595,44 @@ def extract(hook: VeeamHook, ref: dict[str, str], week: ReportWeek) -> Extracted
         rows = server.select_listing(f"sessions.{iso_z(wide_start)}.{iso_z(wide_end)}",
                                      lambda s=server: s.sessions(wide_start, wide_end), session_job_id, job_ids)
         sessions.extend(r for r in rows if start <= created_at(r) < end)
-    return parse_backups(jobs, sessions, names, week, rpo)
+    machines = [_lower(job.get("name")) for job in jobs]
+    recovery = recovery_by_machine([pair for conn_id in conn_ids
+                                    for pair in recovery_sessions(hook, hook.vbr(conn_id), week, machines,
+                                                                 recovery_days(ref, SYSTEM))])
+    return parse_backups(jobs, sessions, names, week, rpo, ref, recovery)
+
+
+def recovery_window(week: ReportWeek) -> tuple[dt.datetime, dt.datetime]:
+    """UTC days covering ``[week.end - RECOVERY_HISTORY, week.end)`` in any timezone."""
+    monday = dt.datetime.combine(week.week_of, dt.time(), dt.timezone.utc)
+    return monday + dt.timedelta(days=7) - RECOVERY_HISTORY - dt.timedelta(days=1), monday + dt.timedelta(days=8)
+
+
+def recovery_sessions(hook: VeeamHook, server: VeeamVbrHook, week: ReportWeek, machines: list[str],
+                      days: int) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """The finished recovery sessions of the ``days`` before week end (the customer's verification
+    window: an older test is no evidence), with this customer's machines' tasks.
+
+    On a shared server the listings are read once per run for every customer (their window
+    covers every timezone's week) and each customer keeps the tasks of its own machines.
+    """
+    start, end = week.end - dt.timedelta(days=days), week.end
+    if hook.shared is None:
+        rows = server.recovery_sessions(start, end)
+    else:
+        server.shared = hook.shared
+        wide_start, wide_end = recovery_window(week)
+        rows = server.select_listing(f"recovery.{iso_z(wide_start)}.{iso_z(wide_end)}",
+                                     lambda: server.recovery_sessions(wide_start, wide_end),
+                                     lambda _row: "all", ["all"])
+    pairs = []
+    for row in rows:
+        if not (start <= created_at(row) < end) or session_attempt(row) is None:
+            continue  # outside the window, or still running: its tasks say nothing yet
+        sid = str(row.get("id") or "")
+        if not sid:
+            raise SourceResponseError(SYSTEM, f"recovery session {row.get('name')!r} has no id")
+        tasks = server.select_listing(f"tasks.{sid}", lambda sid=sid: server.task_sessions(sid),
+                                      lambda t: _lower(t.get("name")), machines)
+        pairs.append((row, tasks))
+    return pairs
