@@ -196,3 +196,39 @@ def test_both_presenters_read_flags_and_unavailable_domains_alike(store):
     store, customer = store
     rollup, page = _both(store, customer)
     assert rollup["flags"] == page["flags"] and rollup["unavailable"] == page["unavailable"]
+
+
+# ---- what the run recorded (run.json): the page and the run never disagree ----------------------
+def test_a_run_that_ended_makes_the_week_over_and_not_actionable():
+    """Deliveries skipped after a rejection: the run is over, whatever the caller assumed."""
+    from msp_reports.state import RunRecord
+
+    ended = RunRecord(run="manual__1", phase="ended", outcome="rejected", reason="check backups")
+    status = derive(WeekRecords(reconciled=RECONCILED, render=RENDER, decision=REJECT, run=ended),
+                    run=Run.MAY_BE_RUNNING, now=NOW)
+    assert status.state is WeekState.REJECTED and not status.actionable and status.run_ended == ended
+    assert "deliveries skipped in run manual__1" in ended.way_forward() and "re-run" in ended.way_forward()
+    # the same records while a run waits: a decision can still be acted on
+    waiting = RunRecord(run="manual__2", phase="waiting", since=NOW.isoformat())
+    assert derive(WeekRecords(reconciled=RECONCILED, render=RENDER, decision=REJECT, run=waiting),
+                  now=NOW).actionable
+
+
+def test_an_earlier_week_without_a_render_is_not_rendering():
+    """Sections and a reconciled week but no render.json, in a week no run can still be at work on."""
+    from msp_reports.state import NO_RUN_AFTER, RunRecord
+
+    long_after = dt.datetime.combine(WEEK_OF + dt.timedelta(days=7), dt.time(), tzinfo=dt.timezone.utc) + NO_RUN_AFTER
+    later = long_after + dt.timedelta(hours=1)
+    reconciled = WeekRecords(extracts_stored=True, reconciled=RECONCILED, week_of=WEEK_OF)
+    assert derive(reconciled, now=later).state is WeekState.RENDER_FAILED
+    assert derive(WeekRecords(extracts_stored=True, week_of=WEEK_OF), now=later).state is WeekState.FAILED_BEFORE_RECONCILE
+    assert derive(WeekRecords(week_of=WEEK_OF), now=later).state is WeekState.NOT_RUN  # nothing stored at all
+    # this week, or a run recorded as still going on an old week: it may still be rendering
+    assert derive(reconciled, now=long_after - dt.timedelta(days=10)).state is WeekState.RENDERING
+    running = WeekRecords(extracts_stored=True, reconciled=RECONCILED, week_of=WEEK_OF,
+                          run=RunRecord(run="manual__3", phase="running"))
+    assert derive(running, now=later).state is WeekState.RENDERING
+    ended = WeekRecords(extracts_stored=True, reconciled=RECONCILED, week_of=WEEK_OF,
+                        run=RunRecord(run="manual__3", phase="ended", outcome="ended", reason="render failed"))
+    assert derive(ended, now=NOW).state is WeekState.RENDER_FAILED

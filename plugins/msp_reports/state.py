@@ -24,6 +24,14 @@ Two things the store alone cannot tell, decided here once:
   the week :attr:`WeekState.DELIVERY_UNCONFIRMED` (check the channel, then resend). Only a send
   still in flight is told apart: an ``attempted`` receipt with no error noted, younger than
   :data:`SEND_WINDOW`, while the run may still be going, is :attr:`Outcome.SENDING`.
+
+What the run did is recorded by the run itself (``run.json``, :mod:`msp_reports.run_record`;
+:class:`RunRecord`): once it says the run *ended* for the week (deliveries skipped because the
+report was rejected, the wait expired, or the run ended without releasing the deliveries), the
+run is over whatever the caller said, and :attr:`WeekStatus.run_ended` tells the page that no
+decision can be acted on until the week is run again. A week with no such record (stored before
+it was kept) whose every possible wait is over (:data:`NO_RUN_AFTER` after its Monday) is over too,
+so an earlier week reads "render failed", not "rendering".
 """
 
 from __future__ import annotations
@@ -39,6 +47,9 @@ from msp_reports.delivery.ledger import CHANNELS
 # longer than a deliver task may run (the DAG's execution_timeout is 10 minutes): an attempt
 # older than this is not in flight any more
 SEND_WINDOW = dt.timedelta(minutes=15)
+# after the report's Monday: the approval cut-off ends a wait at most 6 days after the send time and
+# the sensor's backstop is 7 days, so no run can still be working on a week this old
+NO_RUN_AFTER = dt.timedelta(days=15)
 
 
 class WeekState(enum.Enum):
@@ -181,6 +192,36 @@ class ReconciledRecord:
 
 
 @dataclass(frozen=True)
+class RunRecord:
+    """``run.json``: the last run on the week and how far it got (:mod:`msp_reports.run_record`)."""
+
+    run: str
+    phase: Literal["running", "waiting", "ended"]
+    since: str | None = None
+    outcome: str = ""  # when ended: "rejected", "expired" or "ended"
+    reason: str = ""
+    at: str = ""
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> RunRecord:
+        return cls(run=_text(doc, "run"), phase=doc.get("phase") or "running", since=doc.get("since"),
+                   outcome=_text(doc, "outcome"), reason=_text(doc, "reason"), at=_text(doc, "at"))
+
+    @property
+    def ended(self) -> bool:
+        return self.phase == "ended"
+
+    def way_forward(self) -> str:
+        """For people: what the run did and what to do now."""
+        if self.outcome == "rejected":
+            return f"deliveries skipped in run {self.run} because the report was rejected: re-run the week to send it"
+        if self.outcome == "expired":
+            return f"the wait for approval expired in run {self.run}: nothing was sent"
+        why = f" ({self.reason})" if self.reason else ""
+        return f"run {self.run} ended without sending the report{why}: re-run the week to send it"
+
+
+@dataclass(frozen=True)
 class WeekRecords:
     """Everything the week's state is derived from."""
 
@@ -191,6 +232,8 @@ class WeekRecords:
     voided: DecisionRecord | None = None  # the latest decision, voided by a later change to the report
     delivery_started: bool = False
     receipts: Mapping[str, Receipt] = field(default_factory=dict)
+    run: RunRecord | None = None  # ``run.json``: what the last run did with the week
+    week_of: dt.date | None = None
 
 
 # ---- the result ---------------------------------------------------------------------------------
@@ -212,6 +255,13 @@ class WeekStatus:
     channels: tuple[ChannelStatus, ...] = ()  # one per channel of :data:`CHANNELS`, in that order
     flags: tuple[Flag, ...] = ()
     unavailable: tuple[Unavailable, ...] = ()
+    # the run that ended for this week and can no longer act on a decision (None: a run may still)
+    run_ended: RunRecord | None = None
+
+    @property
+    def actionable(self) -> bool:
+        """Whether a decision made now can still be acted on by a run."""
+        return self.run_ended is None
 
     def channels_not_sent(self) -> tuple[ChannelStatus, ...]:
         return tuple(c for c in self.channels if c.outcome is not Outcome.SENT)
@@ -224,12 +274,25 @@ def derive(records: WeekRecords, *, run: Run = Run.MAY_BE_RUNNING, now: dt.datet
     :param now: tells a send in flight from one that stopped (:data:`SEND_WINDOW`); without it an
         ``attempted`` receipt with no error is taken to be in flight while the run may be going.
     """
+    ended = records.run if records.run is not None and records.run.ended else None
+    if ended is not None or _no_run_any_more(records, now):
+        run = Run.OVER
     channels = tuple(ChannelStatus(ch, _outcome(records.receipts.get(ch), run, now), records.receipts.get(ch))
                      for ch in CHANNELS)
     state, reason = _state(records, channels, run)
     rec = records.reconciled or ReconciledRecord()
     return WeekStatus(state=state, reason=reason, decision=records.decision, voided=records.voided,
-                      channels=channels, flags=rec.flags, unavailable=rec.unavailable)
+                      channels=channels, flags=rec.flags, unavailable=rec.unavailable, run_ended=ended)
+
+
+def _no_run_any_more(records: WeekRecords, now: dt.datetime | None) -> bool:
+    """A week with no run record, too old for any run to be at work on it (:data:`NO_RUN_AFTER`)."""
+    if records.run is not None or records.week_of is None or now is None:
+        return False
+    if not (records.extracts_stored or records.reconciled is not None or records.render is not None):
+        return False  # nothing stored at all: no run ever began, the week is "not run"
+    monday = dt.datetime.combine(records.week_of + dt.timedelta(days=7), dt.time(), tzinfo=dt.timezone.utc)
+    return now - monday > NO_RUN_AFTER
 
 
 def _outcome(receipt: Receipt | None, run: Run, now: dt.datetime | None) -> Outcome:
