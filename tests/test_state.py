@@ -68,6 +68,9 @@ CASES = [  # (records, run, the state)
     (WeekRecords(reconciled=RECONCILED, render=RENDER, decision=EXPIRE), Run.OVER, WeekState.EXPIRED),
     # an expired week stays expired, even with its render withdrawn by a later (killed) publish
     (WeekRecords(reconciled=RECONCILED, decision=EXPIRE), Run.MAY_BE_RUNNING, WeekState.EXPIRED),
+    # data, no report, no run recorded, and the week too old for one to be at work on it
+    (WeekRecords(extracts_stored=True, reconciled=RECONCILED, week_of=WEEK_OF - dt.timedelta(days=28)),
+     Run.MAY_BE_RUNNING, WeekState.NOT_RENDERED),
 ]
 
 
@@ -108,12 +111,13 @@ def test_an_attempt_is_in_flight_only_without_an_error_within_the_send_window_wh
 def test_undecided_is_what_the_missed_approvals_list_names():
     assert {s for s in WeekState if s.undecided} == {
         WeekState.NOT_RUN, WeekState.EXTRACTING, WeekState.FAILED_BEFORE_RECONCILE, WeekState.RENDERING,
-        WeekState.RENDER_FAILED, WeekState.AWAITING_REVIEW}
+        WeekState.RENDER_FAILED, WeekState.NOT_RENDERED, WeekState.AWAITING_REVIEW}
 
 
 # ---- the two presenters over one store ---------------------------------------------------------------
 @pytest.fixture
 def store(tmp_path):
+    from msp_reports import run_record
     from msp_reports.reconcile import reconcile
     from msp_reports.store import ReportStore
     from tests.factories import snapshot
@@ -124,6 +128,8 @@ def store(tmp_path):
     doc = reconcile(snapshot(WEEK_OF, customer="ACME"), None, customer.thresholds).model_dump(mode="json")
     store.write_json("ACME", WEEK_OF, "sections/uptime.zabbix.json", {"status": {"ok": True}})
     store.week("ACME", WEEK_OF).write_reconciled(doc)
+    # as a run's extract records it (run.json): a run is at work on the week
+    run_record.note_running(store, "ACME", WEEK_OF, "scheduled__2026-11-23", dt.datetime.now(dt.timezone.utc))
     return store, customer
 
 
@@ -221,11 +227,13 @@ def test_an_earlier_week_without_a_render_is_not_rendering():
     long_after = dt.datetime.combine(WEEK_OF + dt.timedelta(days=7), dt.time(), tzinfo=dt.timezone.utc) + NO_RUN_AFTER
     later = long_after + dt.timedelta(hours=1)
     reconciled = WeekRecords(extracts_stored=True, reconciled=RECONCILED, week_of=WEEK_OF)
-    assert derive(reconciled, now=later).state is WeekState.RENDER_FAILED
-    assert derive(WeekRecords(extracts_stored=True, week_of=WEEK_OF), now=later).state is WeekState.FAILED_BEFORE_RECONCILE
+    # no run recorded (seeded history, or stored before run.json was kept): nothing is at work on it
+    assert derive(reconciled, now=later).state is WeekState.NOT_RENDERED
+    assert derive(WeekRecords(extracts_stored=True, week_of=WEEK_OF), now=later).state is WeekState.NOT_RENDERED
     assert derive(WeekRecords(week_of=WEEK_OF), now=later).state is WeekState.NOT_RUN  # nothing stored at all
+    assert derive(reconciled, run=Run.OVER, now=later).state is WeekState.RENDER_FAILED  # the roll-up's own run
     # this week, or a run recorded as still going on an old week: it may still be rendering
-    assert derive(reconciled, now=long_after - dt.timedelta(days=10)).state is WeekState.RENDERING
+    assert derive(reconciled, now=long_after - dt.timedelta(days=3)).state is WeekState.RENDERING
     running = WeekRecords(extracts_stored=True, reconciled=RECONCILED, week_of=WEEK_OF,
                           run=RunRecord(run="manual__3", phase="running"))
     assert derive(running, now=later).state is WeekState.RENDERING

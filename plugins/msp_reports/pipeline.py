@@ -489,7 +489,7 @@ def customer_status(store: ReportStore, customer: Customer, week_of: dt.date, *,
     group has ended, so a week without a published report is "render failed" here. The week's
     other customers (another run's) are read as the page reads them (:attr:`Run.MAY_BE_RUNNING`,
     with what their own run recorded). ``week_state`` is the :class:`WeekState`; ``state`` its
-    wording (:func:`rollup_wording`); ``stored``: whether the store holds anything of the week.
+    wording (:func:`rollup_wording`); ``stored``: whether a run has worked on the week (:func:`_stored`).
     """
     records, docs = read_week(store, customer.code, week_of)
     status = derive(records, run=run, now=_now())
@@ -505,9 +505,10 @@ def customer_status(store: ReportStore, customer: Customer, week_of: dt.date, *,
 
 
 def _stored(records: WeekRecords) -> bool:
-    """Whether any run has done anything for the customer's week."""
-    return bool(records.extracts_stored or records.reconciled or records.render or records.decision
-                or records.voided or records.receipts or records.run)
+    """Whether a run has worked on the customer's week: it recorded itself (``run.json``), or
+    left a report, a decision or a receipt (a run from before that record was kept). Extracts
+    alone are not one (the demo seeds earlier weeks' data with no run)."""
+    return bool(records.run or records.render or records.decision or records.voided or records.receipts)
 
 
 def _channel_wording(c: ChannelStatus) -> str:
@@ -543,7 +544,7 @@ def rollup_wording(status: WeekStatus) -> str:
 
 def week_statuses(store: ReportStore, registry, week_of: dt.date, run_codes: list[str]) -> list[dict]:
     """Every customer of the week, in registry order: the run's own (:attr:`Run.OVER`) and every
-    other registry customer the store holds anything for that week (an earlier run's), so a
+    other registry customer an earlier run worked on that week (:func:`_stored`), so a
     second run for the same week never drops the first run's customers from the roll-up."""
     statuses = []
     for customer in registry.customers:

@@ -192,7 +192,7 @@ def _undecided_wording(state: WeekState) -> str:
     may still be at work on it), or the failure the state names."""
     if state is WeekState.AWAITING_REVIEW:
         return "awaiting review"
-    if state in (WeekState.RENDER_FAILED, WeekState.FAILED_BEFORE_RECONCILE):
+    if state in (WeekState.RENDER_FAILED, WeekState.FAILED_BEFORE_RECONCILE, WeekState.NOT_RENDERED):
         return state.value
     return {WeekState.NOT_RUN: "rendering (nothing stored yet)",
             WeekState.EXTRACTING: "rendering (extracting)"}.get(state, "rendering")

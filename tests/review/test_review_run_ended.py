@@ -112,6 +112,7 @@ def test_after_the_run_ended_an_approval_is_not_taken_and_nothing_claims_it_will
 
 
 def test_earlier_weeks_are_not_rendering_flag_chips_once_and_the_cutoff_in_words(api):
+    from msp_reports import run_record
     from msp_reports.settings import Settings
     from msp_reports.store import ReportStore
 
@@ -119,15 +120,20 @@ def test_earlier_weeks_are_not_rendering_flag_chips_once_and_the_cutoff_in_words
     doc = json.loads((api["home"] / "store" / "CNDR" / WEEK / "reconciled.json").read_text())
     flag = {"kind": "ticket_trend", "severity": "warning", "message": "P1 tickets grew", "recommendation": "r"}
     doc["flags"] = [flag, {**flag, "message": "P2 tickets grew"}]
-    for code in ("CNDR", "DLTA"):  # an earlier week: extracted, never rendered, no run at work on it
+    for code in ("CNDR", "DLTA", "ECHO"):  # an earlier week: extracted, never rendered, no run at work on it
         store.write_json(code, EARLIER, "sections/tickets.halo.json", {"status": {"ok": True}})
-    store.write_json("CNDR", EARLIER, "reconciled.json", doc)
+        store.write_json(code, EARLIER, "reconciled.json", doc)
+    # DLTA's run recorded itself and ended; ECHO's run is still going (a manual run for that week)
+    now = dt.datetime.now(dt.timezone.utc)
+    run_record.note_running(store, "DLTA", EARLIER, "manual__old", now)
+    run_record.note_ended(store, "DLTA", EARLIER, "manual__old", "ended", "render failed", now)
+    run_record.note_running(store, "ECHO", EARLIER, "manual__now", now)
     reviewer = api["client"]("reviewer", "user")
     html = reviewer.get(f"{PREFIX}/", params={"week": EARLIER.isoformat()}).text
     states = dict(re.findall(r'data-state="([A-Z]+)">([^<]+)<', html))
-    assert states["CNDR"] == "render failed" and states["DLTA"] == "failed before reconcile"
+    assert states["CNDR"] == "not rendered" and states["DLTA"] == "render failed" and states["ECHO"] == "rendering"
     assert states["ACME"] == "not run"  # nothing stored for it that week
-    assert "rendering" not in states.values()
+    assert list(states.values()).count("rendering") == 1
     row = html[html.index('data-customer="CNDR"'):]
     row = row[:row.index("</tr>")]
     assert row.count("ticket trend") == 1 and "ticket trend ×2" in row

@@ -5,7 +5,7 @@ The state is derived once (:func:`msp_reports.state.derive`, from the records
 adds what the page shows beside it: the version on show, the decision history, the receipts,
 the approval Variable. Whether the run is still going is what the run recorded (``run.json``,
 :mod:`msp_reports.run_record`): a week whose run ended, or too old for any run to be at work on
-it, reads "render failed" (or "failed before reconcile") rather than "rendering", and a decision
+it, reads "render failed" (or "not rendered": data and no run) rather than "rendering", and a decision
 the run can no longer act on is shown as such (``closed``: what the run did and the way forward),
 with nothing to decide or edit until the week is run again.
 """
@@ -21,7 +21,8 @@ from msp_reports.state import Run, WeekState, derive
 from msp_reports.store import ReportStore
 from msp_reports.week_records import read_week
 
-ReviewState = Literal["not run", "extracting", "rendering", "failed before reconcile", "render failed", "awaiting review", "approved",
+ReviewState = Literal["not run", "extracting", "rendering", "failed before reconcile", "render failed", "not rendered",
+                      "awaiting review", "approved",
                       "delivering", "delivered", "delivery unconfirmed", "failed", "rejected", "expired"]
 WORDS: dict[WeekState, ReviewState] = {
     WeekState.NOT_RUN: "not run",
@@ -29,6 +30,7 @@ WORDS: dict[WeekState, ReviewState] = {
     WeekState.FAILED_BEFORE_RECONCILE: "failed before reconcile",
     WeekState.RENDERING: "rendering",
     WeekState.RENDER_FAILED: "render failed",
+    WeekState.NOT_RENDERED: "not rendered",
     WeekState.AWAITING_REVIEW: "awaiting review",
     WeekState.APPROVED: "approved",
     WeekState.DELIVERING: "delivering",
