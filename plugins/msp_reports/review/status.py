@@ -5,8 +5,8 @@ The state is derived once (:func:`msp_reports.state.derive`, from the records
 adds what the page shows beside it: the version on show, the decision history, the receipts,
 the approval Variable. Whether the run is still going is what the run recorded (``run.json``,
 :mod:`msp_reports.run_record`): a week whose run ended, or too old for any run to be at work on
-it, reads "render failed" (or "not rendered": data and no run) rather than "rendering", and a decision
-the run can no longer act on is shown as such (``closed``: what the run did and the way forward),
+it, reads "render failed" (or "not rendered": data and no run) rather than "rendering", and a
+decision the run can no longer act on is shown as such (``closed``: what the run did and the way forward),
 with nothing to decide or edit until the week is run again.
 """
 
@@ -79,7 +79,8 @@ def review_state(store: ReportStore, code: str, week_of: dt.date, *, now: dt.dat
         "decision": docs["decision"], "voided": docs["voided"],
         "history": store.week(code, week_of).approval_records(),
         "flags": reconciled["flags"] if reconciled else [],
-        "flag_chips": flag_chips(reconciled["flags"] if reconciled else []), "unavailable": [u.domain for u in status.unavailable],
+        "flag_chips": flag_chips(reconciled["flags"] if reconciled else []),  # one per kind: a kind may repeat
+        "unavailable": [u.domain for u in status.unavailable],
         "deliveries": {ch: docs["receipts"].get(ch, {}).get("state", "-") for ch in CHANNELS},
         # once any channel has been tried, what the customer gets is fixed: no edit, no new decision
         # (else one channel would carry one version and the next another)
