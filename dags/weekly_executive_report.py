@@ -12,7 +12,9 @@ five extracts (uptime, tickets, backups, security, sites) → `reconcile` with l
 the "Weekly report review" page; delivery
 also waits for 09:00) → `deliver_email`, `post_to_teams`, `archive`, each exactly once →
 `pin_weekly_tab` (the Teams "Weekly report" tab opens the archived PDF, once teams and archive are sent).
-After all customers: the internal roll-up to `#weekly-reports`. At 09:00 `post_missed_approvals`
+After all customers: the internal roll-up to `#weekly-reports`, one per week (a second run for
+the week updates it, covering every customer of the week). At 09:00, but not before reviewers
+have had their window (a run for a past week starts after 09:00), `post_missed_approvals`
 names there the customers nobody has decided on; after `msp.approval_cutoff` (registry, default
 48 h) a customer's wait ends as expired: the sensor fails saying so and nothing is sent.
 
@@ -147,11 +149,15 @@ def wait_for_approval(code: str):
 
 @task.sensor(mode="reschedule", poke_interval=60, timeout=APPROVAL_BACKSTOP.total_seconds())
 def wait_for_send_time(items: list[dict[str, str]]) -> bool:
-    """Until 09:00 (msp.deliver_not_before, MSP time) on the report's Monday."""
+    """Until 09:00 (msp.deliver_not_before, MSP time) on the report's Monday, and until reviewers
+    have had their window (pipeline.missed_approvals_ready): not at once on a past-week run."""
+    from airflow.sdk import Variable
     from msp_reports import pipeline
 
     items = list(items)
-    return not items or dt.datetime.now(dt.timezone.utc) >= pipeline.send_time(_settings(items[0]), items[0])
+    return not items or pipeline.missed_approvals_ready(_settings(items[0]), items,
+                                                        lambda key: Variable.get(key, default=None),
+                                                        run_start=get_current_context()["dag_run"].start_date)
 
 
 @task(multiple_outputs=False, retries=2, retry_delay=dt.timedelta(minutes=2))

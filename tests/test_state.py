@@ -68,6 +68,9 @@ CASES = [  # (records, run, the state)
     (WeekRecords(reconciled=RECONCILED, render=RENDER, decision=EXPIRE), Run.OVER, WeekState.EXPIRED),
     # an expired week stays expired, even with its render withdrawn by a later (killed) publish
     (WeekRecords(reconciled=RECONCILED, decision=EXPIRE), Run.MAY_BE_RUNNING, WeekState.EXPIRED),
+    # data, no report, no run recorded, and the week too old for one to be at work on it
+    (WeekRecords(extracts_stored=True, reconciled=RECONCILED, week_of=WEEK_OF - dt.timedelta(days=28)),
+     Run.MAY_BE_RUNNING, WeekState.NOT_RENDERED),
 ]
 
 
@@ -108,12 +111,13 @@ def test_an_attempt_is_in_flight_only_without_an_error_within_the_send_window_wh
 def test_undecided_is_what_the_missed_approvals_list_names():
     assert {s for s in WeekState if s.undecided} == {
         WeekState.NOT_RUN, WeekState.EXTRACTING, WeekState.FAILED_BEFORE_RECONCILE, WeekState.RENDERING,
-        WeekState.RENDER_FAILED, WeekState.AWAITING_REVIEW}
+        WeekState.RENDER_FAILED, WeekState.NOT_RENDERED, WeekState.AWAITING_REVIEW}
 
 
 # ---- the two presenters over one store ---------------------------------------------------------------
 @pytest.fixture
 def store(tmp_path):
+    from msp_reports import run_record
     from msp_reports.reconcile import reconcile
     from msp_reports.store import ReportStore
     from tests.factories import snapshot
@@ -124,6 +128,8 @@ def store(tmp_path):
     doc = reconcile(snapshot(WEEK_OF, customer="ACME"), None, customer.thresholds).model_dump(mode="json")
     store.write_json("ACME", WEEK_OF, "sections/uptime.zabbix.json", {"status": {"ok": True}})
     store.week("ACME", WEEK_OF).write_reconciled(doc)
+    # as a run's extract records it (run.json): a run is at work on the week
+    run_record.note_running(store, "ACME", WEEK_OF, "scheduled__2026-11-23", dt.datetime.now(dt.timezone.utc))
     return store, customer
 
 
@@ -196,3 +202,41 @@ def test_both_presenters_read_flags_and_unavailable_domains_alike(store):
     store, customer = store
     rollup, page = _both(store, customer)
     assert rollup["flags"] == page["flags"] and rollup["unavailable"] == page["unavailable"]
+
+
+# ---- what the run recorded (run.json): the page and the run never disagree ----------------------
+def test_a_run_that_ended_makes_the_week_over_and_not_actionable():
+    """Deliveries skipped after a rejection: the run is over, whatever the caller assumed."""
+    from msp_reports.state import RunRecord
+
+    ended = RunRecord(run="manual__1", phase="ended", outcome="rejected", reason="check backups")
+    status = derive(WeekRecords(reconciled=RECONCILED, render=RENDER, decision=REJECT, run=ended),
+                    run=Run.MAY_BE_RUNNING, now=NOW)
+    assert status.state is WeekState.REJECTED and not status.actionable and status.run_ended == ended
+    assert "deliveries skipped in run manual__1" in ended.way_forward() and "re-run" in ended.way_forward()
+    # the same records while a run waits: a decision can still be acted on
+    waiting = RunRecord(run="manual__2", phase="waiting", since=NOW.isoformat())
+    assert derive(WeekRecords(reconciled=RECONCILED, render=RENDER, decision=REJECT, run=waiting),
+                  now=NOW).actionable
+
+
+def test_an_earlier_week_without_a_render_is_not_rendering():
+    """Sections and a reconciled week but no render.json, in a week no run can still be at work on."""
+    from msp_reports.state import NO_RUN_AFTER, RunRecord
+
+    long_after = dt.datetime.combine(WEEK_OF + dt.timedelta(days=7), dt.time(), tzinfo=dt.timezone.utc) + NO_RUN_AFTER
+    later = long_after + dt.timedelta(hours=1)
+    reconciled = WeekRecords(extracts_stored=True, reconciled=RECONCILED, week_of=WEEK_OF)
+    # no run recorded (seeded history, or stored before run.json was kept): nothing is at work on it
+    assert derive(reconciled, now=later).state is WeekState.NOT_RENDERED
+    assert derive(WeekRecords(extracts_stored=True, week_of=WEEK_OF), now=later).state is WeekState.NOT_RENDERED
+    assert derive(WeekRecords(week_of=WEEK_OF), now=later).state is WeekState.NOT_RUN  # nothing stored at all
+    assert derive(reconciled, run=Run.OVER, now=later).state is WeekState.RENDER_FAILED  # the roll-up's own run
+    # this week, or a run recorded as still going on an old week: it may still be rendering
+    assert derive(reconciled, now=long_after - dt.timedelta(days=3)).state is WeekState.RENDERING
+    running = WeekRecords(extracts_stored=True, reconciled=RECONCILED, week_of=WEEK_OF,
+                          run=RunRecord(run="manual__3", phase="running"))
+    assert derive(running, now=later).state is WeekState.RENDERING
+    ended = WeekRecords(extracts_stored=True, reconciled=RECONCILED, week_of=WEEK_OF,
+                        run=RunRecord(run="manual__3", phase="ended", outcome="ended", reason="render failed"))
+    assert derive(ended, now=NOW).state is WeekState.RENDER_FAILED

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from msp_reports import approval, messages
+from msp_reports import approval, messages, run_record
 from msp_reports import store as layout
 from msp_reports.delivery.archive import archive_name
 from msp_reports.delivery.channels import internal_teams_channel
@@ -25,7 +25,7 @@ from msp_reports.settings import schedule_timezone as _schedule_timezone
 from msp_reports.shared import SharedListings
 from msp_reports.snapshot import DOMAINS, SECTION_DATA, Section, SourceStatus, WeeklySnapshot, merge_sections
 from msp_reports.sources import module_for
-from msp_reports.state import ChannelStatus, Outcome, Run, WeekState, WeekStatus, derive
+from msp_reports.state import ChannelStatus, Outcome, Run, WeekRecords, WeekState, WeekStatus, derive
 from msp_reports.store import ReportStore, sha256
 from msp_reports.week import ReportWeek, not_before, report_monday
 from msp_reports.week_records import read_week
@@ -153,6 +153,7 @@ def extract(settings: Settings, item: dict[str, str], domain: str) -> dict:
     ctx = Context(settings, item)
     if (done := _delivered_result(ctx, f"extract {domain}")) is not None:
         return {**done, "domain": domain}
+    run_record.note_running(ctx.store, ctx.code, ctx.week.week_of, ctx.run_scope, _now())
     failures: list[Exception] = []
     for src in ctx.customer.sources[domain]:
         try:
@@ -336,10 +337,74 @@ def check_approval(settings: Settings, item: dict[str, str], raw: str | None,
     week_of = ctx.week.week_of
     if already_delivered(ctx.store, ctx.code, week_of) is not None:
         return "delivered", approval.in_force(ctx.store, ctx.code, week_of), None
-    return approval.poll(ctx.store, ctx.code, week_of, raw, now=now or _now(),
-                         not_before=_send_time(ctx.msp, week_of),
-                         deadline=approval_deadline(ctx.msp, week_of, waiting_since)
-                         .astimezone(ZoneInfo(ctx.msp.timezone)))
+    now = now or _now()
+    result = approval.poll(ctx.store, ctx.code, week_of, raw, now=now,
+                           not_before=_send_time(ctx.msp, week_of),
+                           deadline=approval_deadline(ctx.msp, week_of, waiting_since)
+                           .astimezone(ZoneInfo(ctx.msp.timezone)))
+    _note_wait(ctx, result[0], result[1], now, waiting_since)
+    return result
+
+
+def _note_wait(ctx: Context, state: str, record: dict | None, now: dt.datetime,
+               waiting_since: dt.datetime | None) -> None:
+    """Record what this poke means for the run (:mod:`msp_reports.run_record`): still waiting, or
+    the deliveries are skipped (rejected) or the wait is over (expired), so the review page stops
+    offering a decision this run can no longer act on."""
+    week_of, run = ctx.week.week_of, ctx.run_scope
+    if state == "rejected":
+        run_record.note_ended(ctx.store, ctx.code, week_of, run, "rejected", (record or {}).get("reason", ""), now)
+    elif state == "expired":
+        run_record.note_ended(ctx.store, ctx.code, week_of, run, "expired", (record or {}).get("reason", ""), now)
+    else:
+        run_record.note_waiting(ctx.store, ctx.code, week_of, run, waiting_since or now)
+
+
+# how long reviewers get before the missed-approvals post names them, at least: the scheduled
+# run's own window (its reports render from about 06:10; the post goes at 09:00)
+REVIEW_WINDOW = dt.timedelta(hours=2)
+
+
+def missed_approvals_due(settings: Settings, items: list[dict[str, str]], run_start: dt.datetime) -> dt.datetime:
+    """When the missed-approvals post may name the run's undecided customers.
+
+    The send time, but never before reviewers have had :data:`REVIEW_WINDOW` (or the whole
+    ``msp.approval_cutoff`` when that is shorter) since the run began and since the last of the
+    run's sensors began waiting (``run.json``): a manual run for a past week starts after its
+    send time, and naming its customers then would name reports nobody has seen yet (none has
+    even rendered).
+    """
+    registry = load_registry(settings.registry_path)
+    store = ReportStore(settings.store_root)
+    week_of = dt.date.fromisoformat(items[0]["week_of"])
+    window = min(REVIEW_WINDOW, registry.msp.approval_cutoff)
+    starts = [run_start]
+    for item in items:
+        record = run_record.read(store, item["customer"], week_of) or {}
+        if record.get("run") == item.get("run") and record.get("phase") == "waiting" and record.get("since"):
+            starts.append(dt.datetime.fromisoformat(record["since"]))
+    return max(_send_time(registry.msp, week_of), max(starts) + window)
+
+
+def missed_approvals_ready(settings: Settings, items: list[dict[str, str]],
+                           variable: Callable[[str], str | None], run_start: dt.datetime,
+                           now: dt.datetime | None = None) -> bool:
+    """Whether ``post_missed_approvals`` may run now (its sensor, ``wait_for_send_time``): never
+    before the send time; then once every customer of the run is decided (there is nobody to name:
+    nothing is posted) or at :func:`missed_approvals_due`, whichever comes first."""
+    from msp_reports.rollup import unapproved
+
+    now = now or _now()
+    if not items:
+        return True
+    week_of = dt.date.fromisoformat(items[0]["week_of"])
+    if now < send_time(settings, items[0]):
+        return False
+    if now >= missed_approvals_due(settings, items, run_start):
+        return True
+    registry = load_registry(settings.registry_path)
+    return not unapproved(ReportStore(settings.store_root), [registry.get(i["customer"]) for i in items], week_of,
+                          lambda code: variable(approval.variable_key(code, week_of)))
 
 
 def post_missed_approvals(settings: Settings, items: list[dict[str, str]],
@@ -453,16 +518,18 @@ def _pin_weekly_tab(ctx: Context, ledger: Ledger) -> dict | None:
 
 
 # ---- roll-up --------------------------------------------------------------------------------
-def customer_status(store: ReportStore, customer: Customer, week_of: dt.date) -> dict:
-    """Where one customer's report stands once the run is over, worded for the roll-up.
+def customer_status(store: ReportStore, customer: Customer, week_of: dt.date, *, run: Run = Run.OVER) -> dict:
+    """Where one customer's report stands, worded for the roll-up.
 
-    The state is :func:`msp_reports.state.derive`'s, as the review page's is, with
-    :attr:`Run.OVER`: the roll-up runs after every task of the customer's group has ended, so a
-    week without a published report is "render failed" here (the page says "rendering").
-    ``week_state`` is the :class:`WeekState`; ``state`` its wording (:func:`rollup_wording`).
+    The state is :func:`msp_reports.state.derive`'s, as the review page's is. For the run's own
+    customers ``run`` is :attr:`Run.OVER`: the roll-up runs after every task of the customer's
+    group has ended, so a week without a published report is "render failed" here. The week's
+    other customers (another run's) are read as the page reads them (:attr:`Run.MAY_BE_RUNNING`,
+    with what their own run recorded). ``week_state`` is the :class:`WeekState`; ``state`` its
+    wording (:func:`rollup_wording`); ``stored``: whether a run has worked on the week (:func:`_stored`).
     """
     records, docs = read_week(store, customer.code, week_of)
-    status = derive(records, run=Run.OVER)
+    status = derive(records, run=run, now=_now())
     vias = {ch: getattr(customer.delivery, ch).via for ch in CHANNELS}
     deliveries = {c.channel: f"{c.receipt.describe() if c.receipt else '-'} ({vias[c.channel]})"
                   for c in status.channels}
@@ -470,7 +537,15 @@ def customer_status(store: ReportStore, customer: Customer, week_of: dt.date) ->
     return {"customer": customer.code, "name": customer.name, "state": rollup_wording(status),
             "week_state": status.state, "flags": reconciled["flags"] if reconciled else [],
             "decision": docs["decision"], "unavailable": [u.domain for u in status.unavailable],
-            "errors": {u.domain: u.error or None for u in status.unavailable}, "deliveries": deliveries}
+            "errors": {u.domain: u.error or None for u in status.unavailable}, "deliveries": deliveries,
+            "stored": _stored(records)}
+
+
+def _stored(records: WeekRecords) -> bool:
+    """Whether a run has worked on the customer's week: it recorded itself (``run.json``), or
+    left a report, a decision or a receipt (a run from before that record was kept). Extracts
+    alone are not one (the demo seeds earlier weeks' data with no run)."""
+    return bool(records.run or records.render or records.decision or records.voided or records.receipts)
 
 
 def _channel_wording(c: ChannelStatus) -> str:
@@ -504,28 +579,69 @@ def rollup_wording(status: WeekStatus) -> str:
     return state.value
 
 
+def week_statuses(store: ReportStore, registry, week_of: dt.date, run_codes: list[str]) -> list[dict]:
+    """Every customer of the week, in registry order: the run's own (:attr:`Run.OVER`) and every
+    other registry customer an earlier run worked on that week (:func:`_stored`), so a
+    second run for the same week never drops the first run's customers from the roll-up."""
+    statuses = []
+    for customer in registry.customers:
+        if customer.code in run_codes:
+            statuses.append(customer_status(store, customer, week_of))
+        elif (status := customer_status(store, customer, week_of, run=Run.MAY_BE_RUNNING))["stored"]:
+            statuses.append(status)
+    return statuses
+
+
+def _end_run(store: ReportStore, items: list[dict[str, str]], statuses: list[dict], week_of: dt.date) -> None:
+    """The run is over for its customers: record it for those whose week it leaves undelivered and
+    whose sensor did not already say why (``run.json``), so the review page stops offering a
+    decision no run will act on and says what to do instead."""
+    by_code = {s["customer"]: s for s in statuses}
+    for item in items:
+        status = by_code.get(item["customer"])
+        if status is None or status["week_state"] is WeekState.DELIVERED:
+            continue
+        record = run_record.read(store, item["customer"], week_of) or {}
+        if record.get("run") == item.get("run"):
+            run_record.note_ended(store, item["customer"], week_of, item.get("run"), "ended", status["state"], _now())
+
+
 def rollup(settings: Settings, items: list[dict[str, str]]) -> dict:
-    """The internal roll-up for ``#weekly-reports``: every customer, key risks, actions this week."""
+    """The internal roll-up for ``#weekly-reports``: one per week, not per run.
+
+    It covers every customer of the week (:func:`week_statuses`: this run's and any earlier
+    run's for the same week), so ``rollup.md`` is rewritten whole by each run, never with only
+    the later run's customers. The Teams post is sent once per content change at most: each part
+    has its own receipt in the week's ``_rollup`` ledger keyed by the digest of the whole roll-up
+    (:func:`msp_reports.delivery.teams.post_parts`), so a run (or a retry) whose roll-up reads the
+    same as the one posted posts nothing, and one that changed (a late approval, a second run)
+    posts each part once more, titled as an update replacing the earlier roll-up of the week.
+    ``needs_attention`` (what fails the task) names only this run's customers.
+    """
+    from msp_reports.delivery.teams import post_parts
     from msp_reports.rollup import rollup_cards, rollup_markdown
 
     registry = load_registry(settings.registry_path)
     store = ReportStore(settings.store_root)
     week_of = dt.date.fromisoformat(items[0]["week_of"]) if items else None
-    statuses = [customer_status(store, registry.get(i["customer"]), week_of) for i in items]
+    run_codes = [i["customer"] for i in items]
+    statuses = week_statuses(store, registry, week_of, run_codes) if week_of else []
+    if week_of:
+        _end_run(store, items, statuses, week_of)
     text = rollup_markdown(registry.msp, week_of, statuses)
     store.write_rollup(week_of, layout.ROLLUP_MD, text)
     digest = sha256(text.encode())
-    ledger = Ledger(store, "_rollup", week_of)
-    from msp_reports.delivery.teams import post_parts
-
-    cards = rollup_cards(registry.msp, week_of, statuses)  # one post each: Teams caps a message at ~28 KB
-    # internal channel: a changed roll-up (a late approval, a fixed source) is posted as an update
+    ledger = Ledger(store, layout.ROLLUP_OWNER, week_of)
+    first = ledger.receipt("teams")
+    update = first is not None and first.get("state") == "sent" and first.get("pdf_sha256") != digest
+    cards = rollup_cards(registry.msp, week_of, statuses, update=update)  # one post each: Teams caps a message at ~28 KB
     receipts = post_parts(ledger, [internal_teams_channel(registry.msp, card, f"Weekly reports: week of {week_of}")
                                    for card in cards], digest)
     receipt = receipts[0]
-    attention = [f"{s['customer']} {s['state']}" for s in statuses
+    ours = [s for s in statuses if s["customer"] in run_codes]
+    attention = [f"{s['customer']} {s['state']}" for s in ours
                  if s["week_state"] not in (WeekState.DELIVERED, WeekState.REJECTED)]
-    attention += [f"{s['customer']} {d} unavailable" for s in statuses for d in s["unavailable"]]
+    attention += [f"{s['customer']} {d} unavailable" for s in ours for d in s["unavailable"]]
     return {"customers": len(statuses), "posted": receipt["state"], "updates": receipt.get("resends", 0),
             "posts": len(receipts),
             "delivered": sum(s["week_state"] is WeekState.DELIVERED for s in statuses), "needs_attention": attention}

@@ -3,7 +3,9 @@ actions) and, at the send time, the list of customers nobody has approved yet.
 
 Built from each customer's stored state (:mod:`msp_reports.state`, worded for the roll-up by
 :func:`msp_reports.pipeline.customer_status`), so it reports what actually happened: rejected,
-failed, undelivered customers are named.
+failed, undelivered customers are named. The roll-up is the week's, not a run's: it covers
+every customer of the week (:func:`msp_reports.pipeline.week_statuses`), and a changed one is
+posted as an update of the week's (:func:`msp_reports.pipeline.rollup`).
 """
 
 from __future__ import annotations
@@ -148,13 +150,16 @@ def _card(title: str, subtitle: str, body: list[dict]) -> dict:
 
 
 def rollup_cards(msp: Msp, week_of: dt.date | None, statuses: list[dict], *,
-                 limit: int = CARD_BYTES) -> list[dict]:
+                 limit: int = CARD_BYTES, update: bool = False) -> list[dict]:
     """The roll-up as Adaptive Cards for the internal Teams channel, each at most ``limit`` bytes
     of JSON (Teams refuses bigger messages): every customer by state, the first risks and actions
-    quoted and the others counted per customer, over as many posts as it takes ("part 2 of 3")."""
+    quoted and the others counted per customer, over as many posts as it takes ("part 2 of 3").
+    ``update``: the week's roll-up was posted before with other content; the cards say this one
+    replaces it (a webhook cannot edit the earlier message)."""
     delivered = _delivered(statuses)
-    title = f"Weekly reports: week of {week_of}"
-    subtitle = f"{delivered} of {len(statuses)} delivered."
+    title = f"Weekly reports: week of {week_of}" + (" (updated)" if update else "")
+    subtitle = f"{delivered} of {len(statuses)} delivered." + (
+        " This replaces the earlier roll-up for the week." if update else "")
     # risks and actions quote source text (incident titles): escaped like every other rendering
     sections = [
         ("Customers", _state_groups(statuses)),
@@ -189,7 +194,7 @@ def _undecided_wording(state: WeekState) -> str:
     may still be at work on it), or the failure the state names."""
     if state is WeekState.AWAITING_REVIEW:
         return "awaiting review"
-    if state in (WeekState.RENDER_FAILED, WeekState.FAILED_BEFORE_RECONCILE):
+    if state in (WeekState.RENDER_FAILED, WeekState.FAILED_BEFORE_RECONCILE, WeekState.NOT_RENDERED):
         return state.value
     return {WeekState.NOT_RUN: "rendering (nothing stored yet)",
             WeekState.EXTRACTING: "rendering (extracting)"}.get(state, "rendering")

@@ -14,9 +14,9 @@ Two things the store alone cannot tell, decided here once:
   marks a failed render. So the caller says what it knows about the run (:class:`Run`): the
   roll-up runs after every task of the customer's group has ended (``trigger_rule="all_done"``),
   so there it is :attr:`WeekState.RENDER_FAILED` (or :attr:`WeekState.FAILED_BEFORE_RECONCILE`
-  without a reconciled week); the review page and the 09:00 list cannot know, so there it is
-  :attr:`WeekState.RENDERING` (or :attr:`WeekState.EXTRACTING`, :attr:`WeekState.NOT_RUN`),
-  which may be a render that failed: the run's render task says which.
+  without a reconciled week); the review page and the 09:00 list cannot know by themselves, so
+  there it is :attr:`WeekState.RENDERING` (or :attr:`WeekState.EXTRACTING`,
+  :attr:`WeekState.NOT_RUN`) until the run records that it ended (below).
 - **An ``attempted`` receipt.** The ledger writes ``attempted`` before a send and settles it
   after; one left ``attempted`` means the outcome is unknown (an ambiguous error: a timeout, a
   dropped connection, a 5xx; or a process that died mid-send). It is neither "failed" (sending
@@ -24,6 +24,15 @@ Two things the store alone cannot tell, decided here once:
   the week :attr:`WeekState.DELIVERY_UNCONFIRMED` (check the channel, then resend). Only a send
   still in flight is told apart: an ``attempted`` receipt with no error noted, younger than
   :data:`SEND_WINDOW`, while the run may still be going, is :attr:`Outcome.SENDING`.
+
+What the run did is recorded by the run itself (``run.json``, :mod:`msp_reports.run_record`;
+:class:`RunRecord`): once it says the run *ended* for the week (deliveries skipped because the
+report was rejected, the wait expired, or the run ended without releasing the deliveries), the
+run is over whatever the caller said, and :attr:`WeekStatus.run_ended` tells the page that no
+decision can be acted on until the week is run again. A week with data but no such record (its
+history seeded by the demo, or stored before the record was kept) once every possible wait for
+it is over (:data:`NO_RUN_AFTER` after its report's Monday) and no report is no run's: it reads
+:attr:`WeekState.NOT_RENDERED`, not "rendering" (nothing is at work on it).
 """
 
 from __future__ import annotations
@@ -39,6 +48,9 @@ from msp_reports.delivery.ledger import CHANNELS
 # longer than a deliver task may run (the DAG's execution_timeout is 10 minutes): an attempt
 # older than this is not in flight any more
 SEND_WINDOW = dt.timedelta(minutes=15)
+# after the report's Monday: the approval cut-off ends a wait at most 6 days after the send time, so
+# by the next Monday no scheduled run is at work on the week (a manual run records itself: run.json)
+NO_RUN_AFTER = dt.timedelta(days=7)
 
 
 class WeekState(enum.Enum):
@@ -49,6 +61,7 @@ class WeekState(enum.Enum):
     FAILED_BEFORE_RECONCILE = "failed before reconcile"  # the run is over and nothing was reconciled
     RENDERING = "rendering"  # reconciled, no published report (see the module docstring)
     RENDER_FAILED = "render failed"  # the run is over and no report was published
+    NOT_RENDERED = "not rendered"  # data stored, no report, no run at work on it (see the module docstring)
     AWAITING_REVIEW = "awaiting review"  # a report, no decision standing for it
     APPROVED = "approved"  # approved, no channel tried yet: waiting for the send time
     DELIVERING = "delivering"  # delivery started, no channel failed, not all sent yet
@@ -65,7 +78,8 @@ class WeekState(enum.Enum):
 
 
 _UNDECIDED = frozenset({WeekState.NOT_RUN, WeekState.EXTRACTING, WeekState.FAILED_BEFORE_RECONCILE,
-                        WeekState.RENDERING, WeekState.RENDER_FAILED, WeekState.AWAITING_REVIEW})
+                        WeekState.RENDERING, WeekState.RENDER_FAILED, WeekState.NOT_RENDERED,
+                        WeekState.AWAITING_REVIEW})
 
 
 class Run(enum.Enum):
@@ -181,6 +195,36 @@ class ReconciledRecord:
 
 
 @dataclass(frozen=True)
+class RunRecord:
+    """``run.json``: the last run on the week and how far it got (:mod:`msp_reports.run_record`)."""
+
+    run: str
+    phase: Literal["running", "waiting", "ended"]
+    since: str | None = None
+    outcome: str = ""  # when ended: "rejected", "expired" or "ended"
+    reason: str = ""
+    at: str = ""
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> RunRecord:
+        return cls(run=_text(doc, "run"), phase=doc.get("phase") or "running", since=doc.get("since"),
+                   outcome=_text(doc, "outcome"), reason=_text(doc, "reason"), at=_text(doc, "at"))
+
+    @property
+    def ended(self) -> bool:
+        return self.phase == "ended"
+
+    def way_forward(self) -> str:
+        """For people: what the run did and what to do now."""
+        if self.outcome == "rejected":
+            return f"deliveries skipped in run {self.run} because the report was rejected: re-run the week to send it"
+        if self.outcome == "expired":
+            return f"the wait for approval expired in run {self.run}: nothing was sent"
+        why = f" ({self.reason})" if self.reason else ""
+        return f"run {self.run} ended without sending the report{why}: re-run the week to send it"
+
+
+@dataclass(frozen=True)
 class WeekRecords:
     """Everything the week's state is derived from."""
 
@@ -191,6 +235,8 @@ class WeekRecords:
     voided: DecisionRecord | None = None  # the latest decision, voided by a later change to the report
     delivery_started: bool = False
     receipts: Mapping[str, Receipt] = field(default_factory=dict)
+    run: RunRecord | None = None  # ``run.json``: what the last run did with the week
+    week_of: dt.date | None = None
 
 
 # ---- the result ---------------------------------------------------------------------------------
@@ -212,6 +258,13 @@ class WeekStatus:
     channels: tuple[ChannelStatus, ...] = ()  # one per channel of :data:`CHANNELS`, in that order
     flags: tuple[Flag, ...] = ()
     unavailable: tuple[Unavailable, ...] = ()
+    # the run that ended for this week and can no longer act on a decision (None: a run may still)
+    run_ended: RunRecord | None = None
+
+    @property
+    def actionable(self) -> bool:
+        """Whether a decision made now can still be acted on by a run."""
+        return self.run_ended is None
 
     def channels_not_sent(self) -> tuple[ChannelStatus, ...]:
         return tuple(c for c in self.channels if c.outcome is not Outcome.SENT)
@@ -224,12 +277,29 @@ def derive(records: WeekRecords, *, run: Run = Run.MAY_BE_RUNNING, now: dt.datet
     :param now: tells a send in flight from one that stopped (:data:`SEND_WINDOW`); without it an
         ``attempted`` receipt with no error is taken to be in flight while the run may be going.
     """
+    ended = records.run if records.run is not None and records.run.ended else None
+    if ended is not None:
+        run = Run.OVER
     channels = tuple(ChannelStatus(ch, _outcome(records.receipts.get(ch), run, now), records.receipts.get(ch))
                      for ch in CHANNELS)
-    state, reason = _state(records, channels, run)
+    expired = records.decision is not None and records.decision.decision == "expired"
+    if records.render is None and run is not Run.OVER and not expired and _no_run_any_more(records, now):
+        state, reason = WeekState.NOT_RENDERED, "no run is at work on this week"
+    else:
+        state, reason = _state(records, channels, run)
     rec = records.reconciled or ReconciledRecord()
     return WeekStatus(state=state, reason=reason, decision=records.decision, voided=records.voided,
-                      channels=channels, flags=rec.flags, unavailable=rec.unavailable)
+                      channels=channels, flags=rec.flags, unavailable=rec.unavailable, run_ended=ended)
+
+
+def _no_run_any_more(records: WeekRecords, now: dt.datetime | None) -> bool:
+    """A week with data but no run record, too old for any run to be at work on it (:data:`NO_RUN_AFTER`)."""
+    if records.run is not None or records.week_of is None or now is None:
+        return False
+    if not (records.extracts_stored or records.reconciled is not None or records.render is not None):
+        return False  # nothing stored at all: no run ever began, the week is "not run"
+    monday = dt.datetime.combine(records.week_of + dt.timedelta(days=7), dt.time(), tzinfo=dt.timezone.utc)
+    return now - monday > NO_RUN_AFTER
 
 
 def _outcome(receipt: Receipt | None, run: Run, now: dt.datetime | None) -> Outcome:

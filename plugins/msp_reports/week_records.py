@@ -12,9 +12,10 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from msp_reports import approval
+from msp_reports import approval, run_record
 from msp_reports.snapshot import DOMAINS
-from msp_reports.state import DecisionRecord, Flag, Receipt, ReconciledRecord, RenderRecord, Unavailable, WeekRecords
+from msp_reports.state import (DecisionRecord, Flag, Receipt, ReconciledRecord, RenderRecord, RunRecord, Unavailable,
+                               WeekRecords)
 from msp_reports.store import ReportStore
 
 
@@ -46,6 +47,7 @@ def read_week(store: ReportStore, code: str, week_of: dt.date) -> StoredWeek:
     render = week.render_record()
     decision = approval.in_force(store, code, week_of)
     voided = approval.voided(store, code, week_of)
+    run = run_record.read(store, code, week_of)
     receipts = {ch: doc for ch in week.receipt_channels() if (doc := week.receipt(ch)) is not None}
     records = WeekRecords(
         extracts_stored=bool(week.section_names()),
@@ -55,6 +57,9 @@ def read_week(store: ReportStore, code: str, week_of: dt.date) -> StoredWeek:
         voided=DecisionRecord.from_doc(voided) if voided is not None else None,
         delivery_started=approval.delivery_started(store, code, week_of),
         receipts={ch: Receipt.from_doc(ch, doc) for ch, doc in receipts.items()},
+        run=RunRecord.from_doc(run) if run is not None else None,
+        week_of=week_of,
     )
-    docs = {"reconciled": reconciled, "render": render, "decision": decision, "voided": voided, "receipts": receipts}
+    docs = {"reconciled": reconciled, "render": render, "decision": decision, "voided": voided, "receipts": receipts,
+            "run": run}
     return StoredWeek(records, docs)

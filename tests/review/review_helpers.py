@@ -45,13 +45,14 @@ def sim_env(sim, home: Path) -> dict[str, str]:
 
 
 def render_week(week_of: dt.date, codes: list[str]) -> None:
-    """Extract, reconcile and render ``codes`` for ``week_of`` with the pipeline's own functions."""
+    """Extract, reconcile and render ``codes`` for ``week_of`` with the pipeline's own functions,
+    in one run as the DAG's (its id in the item: the run records itself in ``run.json``)."""
     from msp_reports import pipeline
     from msp_reports.settings import Settings
 
     settings = Settings.load()
     for code in codes:
-        item = {"customer": code, "week_of": week_of.isoformat()}
+        item = {"customer": code, "week_of": week_of.isoformat(), "run": f"render_week__{week_of}"}
         for domain in pipeline.DOMAINS:
             pipeline.extract(settings, item, domain)
         pipeline.build_snapshot(settings, item)

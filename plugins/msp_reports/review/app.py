@@ -153,6 +153,12 @@ def review_state(store, code: str, week_of: dt.date) -> dict:
     return state(store, code, week_of)
 
 
+def _duration(span: dt.timedelta) -> str:
+    from msp_reports.review.status import human_duration
+
+    return human_duration(span)
+
+
 def _customer(registry, code: str):
     try:
         return registry.get(code)
@@ -299,14 +305,16 @@ def page(request: Request, user: Annotated[BaseUser, Depends(auth.reader)],
             "pages": _page_count(pdf) if pdf else 0,
             "messages": sent_with,
             "previews": _PagePreviews.available(),
-            "can_edit": selected["week_state"] in EDITABLE and not selected["delivery_started"],
-            "can_decide": selected["week_state"] in DECIDABLE and not selected["delivery_started"],
+            "can_edit": selected["week_state"] in EDITABLE and not selected["delivery_started"]
+                        and not selected["closed"],
+            "can_decide": selected["week_state"] in DECIDABLE and not selected["delivery_started"]
+                          and not selected["closed"],
         }
     session, new = auth.session_value(request)
     response = templates.TemplateResponse(request, "review.html", {
         "user": user.get_name(), "week_of": week_of, "weeks": weeks, "rows": rows, "detail": detail,
         "message": _banner(msg, detail), "csrf_field": auth.CSRF_FIELD, "csrf_token": auth.csrf_token(session, user),
-        "dag_id": auth.DAG_ID, "approval_cutoff": registry.msp.approval_cutoff,
+        "dag_id": auth.DAG_ID, "approval_cutoff": _duration(registry.msp.approval_cutoff),
     })
     if new:
         response.set_cookie(auth.CSRF_COOKIE, session, httponly=True, samesite="strict",
@@ -362,11 +370,18 @@ def _refuse_once_delivery_started(current: dict, code: str, week: dt.date) -> No
                             "version can no longer change (use the resend command for a corrected report)")
 
 
+def _refuse_once_run_ended(current: dict, code: str, week: dt.date) -> None:
+    """A decision (or a new version) the run can no longer act on is refused, saying what to do."""
+    if current["closed"]:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{code} {week}: {current['closed']}")
+
+
 def _editable(store, code: str, week: dt.date, shown_commentary_sha256: str) -> tuple[WeekState, str]:
     """The state and the stored commentary, if the commentary may change now (else 409)."""
     current_state = review_state(store, code, week)
     state = current_state["week_state"]
     _refuse_once_delivery_started(current_state, code, week)  # the reason that says what to do instead
+    _refuse_once_run_ended(current_state, code, week)
     if state not in EDITABLE:
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"{code} {week} is {current_state['state']}; the commentary cannot change now")
@@ -436,7 +451,9 @@ def decide(request: Request, code: str, week_of: str,
              "teams_card_sha256": teams_card_sha256}
     store = _store(settings)
     with store.week_lock(customer.code, week):  # no delivery can start between the check and the record
-        _refuse_once_delivery_started(review_state(store, customer.code, week), code, week)
+        current = review_state(store, customer.code, week)
+        _refuse_once_delivery_started(current, code, week)
+        _refuse_once_run_ended(current, code, week)
         try:
             record = approval.record_decision(
                 store, customer.code, week, decision, by=user.get_name(), via="review-page",
