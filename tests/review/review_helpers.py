@@ -62,3 +62,22 @@ def render_week(week_of: dt.date, codes: list[str]) -> None:
 def migrate_db(env: dict[str, str] | None = None) -> None:
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, env=env or os.environ.copy(), cwd=ROOT)
+
+
+def api_clients():
+    """A client factory for Airflow's API app (the review page mounted as in production): ``client()``
+    is anonymous, ``client(user, role)`` carries that Airflow user's token."""
+    from airflow.api_fastapi.app import create_app, get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    app = create_app("core")
+    manager = get_auth_manager()
+
+    def client(username: str | None = None, role: str | None = None) -> TestClient:
+        c = TestClient(app, base_url="http://127.0.0.1:8080")
+        if username:
+            c.cookies.set("_token", manager.generate_jwt(SimpleAuthManagerUser(username=username, role=role)))
+        return c
+
+    return client

@@ -16,7 +16,7 @@ from pypdf import PdfReader
 
 from tests.factories import WEEK_OF
 from msp_reports.approval import HASHES
-from tests.review.review_helpers import TEST_USERS, environment, migrate_db, render_week, sim_env
+from tests.review.review_helpers import TEST_USERS, api_clients, environment, migrate_db, render_week, sim_env
 
 PREFIX = "/weekly-reports-review"
 WEEK = WEEK_OF.isoformat()
@@ -28,19 +28,7 @@ def api(sim, tmp_path_factory):
     with environment({**sim_env(sim, home), "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": TEST_USERS}):
         migrate_db()
         render_week(WEEK_OF, ["ACME", "BRVO"])
-        from airflow.api_fastapi.app import create_app, get_auth_manager
-        from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-        from fastapi.testclient import TestClient
-
-        app = create_app("core")
-        manager = get_auth_manager()
-
-        def client(username: str | None = None, role: str | None = None) -> TestClient:
-            c = TestClient(app, base_url="http://127.0.0.1:8080")
-            if username:
-                c.cookies.set("_token", manager.generate_jwt(SimpleAuthManagerUser(username=username, role=role)))
-            return c
-
+        client = api_clients()
         yield {"client": client, "home": home}
         from airflow.models import Variable
 
