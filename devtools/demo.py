@@ -75,6 +75,13 @@ class DemoServices:
 
         self.registry = load_registry(Settings.load().registry_path)
         self.sim = SimServer(World(week_of), SimCredentials.generate(), port=sim_port)
+        # The demo MSP is on an UptimeRobot Pro plan, which allows "monitor limit x 2" requests a
+        # minute (the simulator's default is the free plan's 10): seeding eight weeks of history
+        # then does not sit out the rate limit for minutes.
+        self.sim.state.extra["uptimerobot_rate_limit"] = 100
+        # The demo seeds eight past weeks at once, where a real MSP read each of them the Monday
+        # after: Cloudflare's notOlderThan (31 days by default here) would refuse the oldest.
+        self.sim.state.extra["cloudflare_limits"] = {"maxDuration": 86_400, "notOlderThan": 93 * 86_400}
         self.mail = MailSink(demo_dir / "outbox")
 
     def __enter__(self) -> DemoServices:
