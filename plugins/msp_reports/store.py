@@ -302,21 +302,7 @@ class CustomerWeek:
     def _write_json(self, name: str, doc: Any) -> str:
         return self.store.write_json(self.customer, self.week_of, name, doc)
 
-    def lock(self, *, shared: bool = False) -> contextlib.AbstractContextManager[None]:
-        """The week's lock (:meth:`ReportStore.week_lock`)."""
-        return self.store.week_lock(self.customer, self.week_of, shared=shared)
-
     # ---- extract and reconcile
-    @staticmethod
-    def section_name(domain: str, system: str) -> str:
-        return f"{SECTIONS}/{domain}.{system}.json"
-
-    def section(self, domain: str, system: str) -> dict | None:
-        return self._json(self.section_name(domain, system))
-
-    def write_section(self, domain: str, system: str, doc: dict) -> str:
-        return self._write_json(self.section_name(domain, system), doc)
-
     def section_names(self) -> list[str]:
         """The extracts stored so far (success or failure), as file names."""
         return self.store.list(self.customer, self.week_of, SECTIONS)
@@ -324,12 +310,6 @@ class CustomerWeek:
     def snapshot_bytes(self) -> bytes | None:
         """``snapshot.json`` as stored: the bytes its hash in ``render.json`` is taken over."""
         return self.store.read_bytes(self.customer, self.week_of, SNAPSHOT)
-
-    def snapshot(self) -> dict | None:
-        return self._json(SNAPSHOT)
-
-    def write_snapshot(self, doc: dict) -> str:
-        return self._write_json(SNAPSHOT, doc)
 
     def reconciled(self) -> dict | None:
         return self._json(RECONCILED)
@@ -344,21 +324,10 @@ class CustomerWeek:
     def report_pdf(self) -> bytes | None:
         return self.store.read_bytes(self.customer, self.week_of, REPORT_PDF)
 
-    def report_markdown(self) -> str | None:
-        return self.store.read_text(self.customer, self.week_of, REPORT_MD)
-
     def render_record(self) -> dict | None:
         """``render.json``: the hashes of the published version, or None (nothing published, or a
         publish under way or killed part-way: see :meth:`ReportStore.publish`)."""
         return self._json(RENDER)
-
-    def publish_render(self, pdf: bytes, markdown: str, meta: dict, *, commentary: str | None = None,
-                       guard: Callable[[], None] | None = None) -> str:
-        """Publish a render (PDF, Markdown, new commentary if any) and its ``render.json`` as one version."""
-        files = {REPORT_PDF: pdf, REPORT_MD: markdown.encode("utf-8")}
-        if commentary is not None:
-            files[COMMENTARY] = commentary.encode("utf-8")
-        return self.store.publish(self.customer, self.week_of, files, RENDER, meta, guard=guard)
 
     # ---- approval
     def approval_records(self) -> list[dict]:
@@ -367,12 +336,6 @@ class CustomerWeek:
 
     def append_approval(self, doc: dict) -> str:
         return self.store.append_record(self.customer, self.week_of, APPROVALS, doc)
-
-    def variable_seen(self) -> dict | None:
-        return self._json(VARIABLE_SEEN)
-
-    def write_variable_seen(self, doc: dict) -> str:
-        return self._write_json(VARIABLE_SEEN, doc)
 
     def variable_problem(self) -> dict | None:
         return self._json(VARIABLE_PROBLEM)
@@ -384,9 +347,6 @@ class CustomerWeek:
     def delivery_started(self) -> dict | None:
         return self._json(DELIVERY_STARTED)
 
-    def write_delivery_started(self, doc: dict) -> str:
-        return self._write_json(DELIVERY_STARTED, doc)
-
     def receipt(self, channel: str) -> dict | None:
         return self._json(f"{LEDGER}/{channel}.json")
 
@@ -397,13 +357,6 @@ class CustomerWeek:
         """The channels with a receipt (any state), by name."""
         return [n.removesuffix(".json") for n in self.store.list(self.customer, self.week_of, LEDGER)
                 if n.endswith(".json")]
-
-    def teams_tab(self) -> dict | None:
-        return self._json(TEAMS_TAB)
-
-    def write_teams_tab(self, doc: dict) -> str:
-        return self._write_json(TEAMS_TAB, doc)
-
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
