@@ -33,9 +33,11 @@ def _approve_rendered(store: ReportStore, week_of: dt.date, pending: set[str], b
 
 
 @contextlib.contextmanager
-def approving_when_rendered(store_root: str, week_of: dt.date, codes: list[str], *, by: str) -> Iterator[None]:
-    """While the block runs, approve each of ``codes`` once its report for ``week_of`` is published."""
-    store = ReportStore(store_root)
+def approving_when_rendered(store_root: str, week_of: dt.date, codes: list[str], *, by: str,
+                            store: ReportStore | None = None) -> Iterator[None]:
+    """While the block runs, approve each of ``codes`` once its report for ``week_of`` is published.
+    ``store``: another layout over the same records (the QBR packs' store, keyed by the quarter's first day)."""
+    store = store or ReportStore(store_root)
     pending = set(codes)
     since = dt.datetime.now(dt.timezone.utc)
     stop = threading.Event()

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from devtools.simulators.world import WEEKS, Outage, World
+from devtools.simulators.world import Outage, World
 from devtools.simulators.app import paging_truncated
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def inventory(world: World) -> Inventory:
                 name = f"{cw.code}-{svc.site}-{svc.device_class}-{n}".lower().replace(" ", "-")
                 devices.append(SimDevice(len(devices) + 1, name, cw.code, svc.site, kind, location_id,
                                          merged(svc.outages) if n == 1 else []))
-    first = world.latest_week_of - dt.timedelta(weeks=WEEKS - 1)
+    first = world.latest_week_of - dt.timedelta(weeks=world.weeks - 1)
     inserted = dt.datetime.combine(first, dt.time(0), tzinfo=UTC) - dt.timedelta(days=30)
     return Inventory(devices, locations, groups, inserted)
 

@@ -2,7 +2,7 @@
 ``.eml`` file in a folder, so what a customer would receive can be opened and checked.
 
 Files are named by customer and week, from the report's ``X-Idempotency-Key``
-(``weekly-report.<CODE>.<week_of>.email.<sha>``): ``ACME-2026-11-16-0001.eml``, numbered in
+(``weekly-report.<CODE>.<week_of>.email.<sha>``, a QBR pack's ``qbr.``): ``ACME-2026-11-16-0001.eml``, numbered in
 arrival order; a message without that header is ``message-0001.eml``. A name already in the
 folder (a second sink on it) is never overwritten: the number moves on.
 """
@@ -20,7 +20,7 @@ from aiosmtpd.controller import Controller
 from devtools.simulators.server import free_port
 
 
-_KEY = re.compile(rb"^X-Idempotency-Key:\s*weekly-report\.([A-Z0-9_-]+)\.(\d{4}-\d{2}-\d{2})\.", re.M | re.I)
+_KEY = re.compile(rb"^X-Idempotency-Key:\s*(?:weekly-report|qbr)\.([A-Z0-9_-]+)\.(\d{4}-\d{2}-\d{2})\.", re.M | re.I)
 
 
 def message_stem(raw: bytes) -> str:

@@ -40,7 +40,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from devtools.simulators.world import WEEKS, HealthCheck, World
+from devtools.simulators.world import HealthCheck, World
 from devtools.simulators.app import cut_short
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def monitor_id(check: HealthCheck) -> int:
 
 
 def created(world: World) -> dt.datetime:
-    first = world.latest_week_of - dt.timedelta(weeks=WEEKS - 1)
+    first = world.latest_week_of - dt.timedelta(weeks=world.weeks - 1)
     return dt.datetime.combine(first, dt.time(0), tzinfo=UTC) - dt.timedelta(days=2)
 
 

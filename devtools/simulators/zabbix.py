@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from devtools.simulators.world import WEEKS, CustomerWorld, Outage, Service, World
+from devtools.simulators.world import CustomerWorld, Outage, Service, World
 from devtools.simulators.app import paging_truncated
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def _epoch(when: dt.datetime) -> int:
 
 
 def _world_start(world: World) -> dt.datetime:
-    monday = world.latest_week_of - dt.timedelta(weeks=WEEKS - 1)
+    monday = world.latest_week_of - dt.timedelta(weeks=world.weeks - 1)
     return dt.datetime.combine(monday, dt.time(0), tzinfo=UTC)
 
 

@@ -269,15 +269,16 @@ def variable_problem(store: ReportStore, customer: str, week_of: dt.date) -> dic
 
 def poll(store: ReportStore, customer: str, week_of: dt.date, raw: str | None, *,
          now: dt.datetime, not_before: dt.datetime,
-         deadline: dt.datetime | None = None) -> tuple[State, dict | None, str | None]:
+         deadline: dt.datetime | None = None, key: str | None = None) -> tuple[State, dict | None, str | None]:
     """One sensor poke. Returns (state, the record in force, new Variable value to write or None).
 
     A new decision in the Variable is recorded first, if it binds to the current report (see
     :func:`_check_binds`); a value that does not is recorded as a problem and the Variable gets a
     note instead, and the wait goes on. Then the record in force decides. With no decision
     standing at ``deadline``, an ``expired`` record is written and the state is ``expired``.
+    ``key``: the Variable's name, for the messages (default :func:`variable_key`; the QBR pack's differs).
     """
-    key = variable_key(customer, week_of)
+    key = key or variable_key(customer, week_of)
     render = current_render(store, customer, week_of)
     first_look = _first_look(store, customer, week_of, render, now)
     new_value = None
@@ -347,7 +348,8 @@ def approved_pdf(store: ReportStore, customer: str, week_of: dt.date) -> tuple[b
     return pdf, record
 
 
-def approved_version(store: ReportStore, customer: str, week_of: dt.date) -> tuple[dict[str, bytes], dict]:
+def approved_version(store: ReportStore, customer: str, week_of: dt.date, *,
+                     artefacts: dict[str, str] = ARTEFACTS) -> tuple[dict[str, bytes], dict]:
     """Every artefact delivery sends (:data:`ARTEFACTS`), by file name, and its approval; each file's
     bytes checked against the hash the approval holds, all read under the week's lock.
 
@@ -359,14 +361,14 @@ def approved_version(store: ReportStore, customer: str, week_of: dt.date) -> tup
     """
     with store.week_lock(customer, week_of, shared=True):
         pdf, record = approved_pdf(store, customer, week_of)
-        unhashed = [name for key, name in ARTEFACTS.items() if not record.get(key)]
+        unhashed = [name for key, name in artefacts.items() if not record.get(key)]
         if unhashed:
             raise RenderedBeforeMessages(
                 f"{customer} {week_of}: the report was rendered before everything it sends was stored and "
                 f"hashed (no hash of {', '.join(unhashed)} in the approved version), so delivering it would "
                 "send content nobody approved; re-render to deliver (then review and approve it again)")
         files: dict[str, bytes] = {}
-        for key, name in ARTEFACTS.items():
+        for key, name in artefacts.items():
             data = pdf if name == layout.REPORT_PDF else store.read_bytes(customer, week_of, name)
             if data is None:
                 raise ApprovalError(f"{customer} {week_of}: {name} of the approved version is missing from the "
@@ -380,12 +382,12 @@ def approved_version(store: ReportStore, customer: str, week_of: dt.date) -> tup
 
 
 def start_delivery(store: ReportStore, customer: str, week_of: dt.date, *,
-                   now: dt.datetime) -> tuple[dict[str, bytes], dict]:
+                   now: dt.datetime, artefacts: dict[str, str] = ARTEFACTS) -> tuple[dict[str, bytes], dict]:
     """The approved artefacts (:func:`approved_version`), with the start of their delivery recorded
     under the week's lock: from then on the version is fixed (a re-render or a new decision on the
     review page is refused), so every channel carries the same report."""
     with store.week_lock(customer, week_of):
-        files, record = approved_version(store, customer, week_of)
+        files, record = approved_version(store, customer, week_of, artefacts=artefacts)
         if store.read_json(customer, week_of, DELIVERY_STARTED) is None:
             store.write_json(customer, week_of, DELIVERY_STARTED,
                              {**reviewed_version(record), "started_at": now.isoformat()})

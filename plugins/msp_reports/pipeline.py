@@ -437,14 +437,16 @@ def post_missed_approvals(settings: Settings, items: list[dict[str, str]],
 
 
 # ---- delivery -------------------------------------------------------------------------------
-def _channel(ctx: Context, name: str, files: dict[str, bytes]):
+def _channel(ctx: Context, name: str, files: dict[str, bytes], *, filename: str | None = None,
+             beside: str = layout.SNAPSHOT):
     """One channel carrying the approved bytes as stored (``files``, from
     :func:`msp_reports.approval.approved_version`); nothing is rendered here. Only the addressing
-    (recipients, sender, the attachment's name, where to post) comes from the registry."""
+    (recipients, sender, the attachment's name, where to post) comes from the registry.
+    ``filename`` and ``beside`` (the file archived next to the PDF): the QBR pack's differ."""
     from msp_reports.delivery import channels
 
     c, msp = ctx.customer, ctx.msp
-    filename = archive_name(c.code, ctx.week.week_of)
+    filename = filename or archive_name(c.code, ctx.week.week_of)
     if name == "email":
         return channels.email_channel(
             c.delivery.email, default_sender=str(msp.from_email), to=c.recipients,
@@ -455,7 +457,7 @@ def _channel(ctx: Context, name: str, files: dict[str, bytes]):
         return channels.teams_channel(c.delivery.teams, messages.card_of(files), messages.subject_of(files))
     if name == "archive":
         return channels.archive_channel(c.delivery.archive, archive_root=ctx.settings.archive_root,
-                                        filename=filename, pdf=files[layout.REPORT_PDF], snapshot=files[layout.SNAPSHOT])
+                                        filename=filename, pdf=files[layout.REPORT_PDF], snapshot=files[beside])
     raise ValueError(f"unknown channel {name!r}")
 
 

@@ -48,9 +48,11 @@ class Channel(Protocol):
         """The receipt of an earlier send with this key, if the channel can tell; else None."""
 
 
-def idempotency_key(customer: str, week_of: dt.date, channel: str, pdf_sha256: str, attempt: int = 0) -> str:
+def idempotency_key(customer: str, week_of: dt.date, channel: str, pdf_sha256: str, attempt: int = 0,
+                    kind: str = "weekly-report") -> str:
+    """``kind`` keeps one product's keys apart from another's (the QBR pack's are ``qbr.``)."""
     suffix = f".resend{attempt}" if attempt else ""
-    return f"weekly-report.{customer}.{week_of.isoformat()}.{channel}.{pdf_sha256[:16]}{suffix}"
+    return f"{kind}.{customer}.{week_of.isoformat()}.{channel}.{pdf_sha256[:16]}{suffix}"
 
 
 def _now() -> str:
@@ -108,7 +110,8 @@ def _delivered_so_far(current: dict | None) -> list[str]:
 
 
 class Ledger:
-    def __init__(self, store: ReportStore, customer: str, week_of: dt.date) -> None:
+    def __init__(self, store: ReportStore, customer: str, week_of: dt.date, *, kind: str = "weekly-report") -> None:
+        self.kind = kind  # the idempotency keys' first part (:func:`idempotency_key`)
         self.store = store
         self.customer = customer
         self.week_of = week_of
@@ -135,7 +138,7 @@ class Ledger:
             if settled is not None:
                 return settled
         attempt = current.get("resends", 0) + int(resend) if current is not None else 0
-        key = idempotency_key(self.customer, self.week_of, name, pdf_sha256, attempt)
+        key = idempotency_key(self.customer, self.week_of, name, pdf_sha256, attempt, self.kind)
         record = {"channel": name, "customer": self.customer, "week_of": self.week_of.isoformat(),
                   "state": "attempted", "pdf_sha256": pdf_sha256, "idempotency_key": key,
                   "attempted_at": _now(), "resends": attempt, "history": history}
