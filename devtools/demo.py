@@ -2,6 +2,7 @@
 
 ``python -m devtools.demo run``   one Monday's reports end to end (``dag.test``), then a summary.
 ``python -m devtools.demo serve`` the same world behind ``airflow standalone`` (scheduler + UI).
+``python -m devtools.demo qbr``   a whole quarter seeded, then the QBR packs (:mod:`devtools.qbr_demo`).
 
 Everything lives under the project: the demo's Airflow home ``.airflow/demo/`` (SQLite) and its
 reports under ``var/demo/``; ``serve`` has its own, ``.airflow/ui/`` and ``var/airflow/``
@@ -65,7 +66,7 @@ def connections_import_json(conns: dict[str, dict]) -> str:
 class DemoServices:
     """Simulators + SMTP sink + the connections that point at them."""
 
-    def __init__(self, week_of: dt.date, demo_dir: Path, sim_port: int | None = None) -> None:
+    def __init__(self, week_of: dt.date, demo_dir: Path, sim_port: int | None = None, *, weeks: int | None = None) -> None:
         from msp_reports.registry import load_registry
         from msp_reports.settings import Settings
         from devtools.simulators.credentials import SimCredentials
@@ -74,7 +75,8 @@ class DemoServices:
         from devtools.simulators.world import World
 
         self.registry = load_registry(Settings.load().registry_path)
-        self.sim = SimServer(World(week_of), SimCredentials.generate(), port=sim_port)
+        world = World(week_of) if weeks is None else World(week_of, weeks=weeks)  # weeks: the QBR demo's quarter
+        self.sim = SimServer(world, SimCredentials.generate(), port=sim_port)
         # The demo MSP is on an UptimeRobot Pro plan, which allows "monitor limit x 2" requests a
         # minute (the simulator's default is the free plan's 10): seeding eight weeks of history
         # then does not sit out the rate limit for minutes.
@@ -121,6 +123,12 @@ class DemoServices:
 def seed_history(week_of: dt.date, weeks: int) -> int:
     """Extract and reconcile the ``weeks`` weeks before ``week_of`` with the pipeline's own functions,
     as if the DAG had run on those Mondays, so this week has a baseline and trends."""
+    return seed_weeks([week_of - dt.timedelta(weeks=k) for k in range(weeks, 0, -1)])
+
+
+def seed_weeks(weeks: list[dt.date], codes: list[str] | None = None) -> int:
+    """Extract and reconcile each of ``weeks`` (oldest first) for ``codes`` (default: every
+    customer) with the pipeline's own functions, as the weekly DAG would have on those Mondays."""
     from msp_reports import pipeline
     from msp_reports.registry import load_registry
     from msp_reports.settings import Settings
@@ -128,9 +136,9 @@ def seed_history(week_of: dt.date, weeks: int) -> int:
     settings = Settings.load()
     registry = load_registry(settings.registry_path)
     done = 0
-    for k in range(weeks, 0, -1):
-        past = (week_of - dt.timedelta(weeks=k)).isoformat()
-        for c in registry.customers:
+    for week in weeks:
+        past = week.isoformat()
+        for c in registry.select(codes):
             item = {"customer": c.code, "week_of": past}
             for domain in pipeline.DOMAINS:
                 try:
@@ -296,7 +304,16 @@ def main(argv: list[str] | None = None) -> int:
                          help="let the scheduler start the Monday runs too (default: only triggered runs)")
     serve_p.add_argument("--history", type=int, default=8, help="weeks of history to seed on the first start")
     serve_p.add_argument("--sim-port", type=int, default=8765, help="the simulators' port (0: any free port)")
+    qbr_p = sub.add_parser("qbr", help="a quarter of weeks seeded, then the QBR DAG for every customer "
+                                       "(devtools/qbr_demo.py)")
+    qbr_p.add_argument("--quarter", default=None, help="e.g. 2026-Q3 (default: the last complete quarter)")
+    qbr_p.add_argument("--dir", default=str(PROJECT_ROOT / "var" / "demo-qbr"), help="output folder")
+    qbr_p.add_argument("--keep", action="store_true", help="keep earlier QBR demo output")
     args = parser.parse_args(argv)
+    if args.command == "qbr":
+        from devtools import qbr_demo
+
+        return qbr_demo.run(args)
     return run(args) if args.command == "run" else serve(args)
 
 

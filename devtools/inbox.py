@@ -40,13 +40,14 @@ def _mime(raw: bytes) -> dict:
             "content_type": att[0].get_content_type() if att else None, "raw": raw}
 
 
-def _keys(store_root: str | Path | None, code: str, week_of) -> dict[str, set[str]] | None:
-    """Every idempotency key this store's ledger used per channel (first send and resends)."""
+def _keys(store_root: str | Path | None, code: str, week_of, folder: str | None = None) -> dict[str, set[str]] | None:
+    """Every idempotency key this store's ledger used per channel (first send and resends);
+    ``folder``: the records' folder under the customer's, if not the week's (a QBR pack's)."""
     if store_root is None:
         return None
     keys: dict[str, set[str]] = {}
     for channel in ("email", "teams", "archive"):
-        path = Path(store_root) / code / str(week_of) / "ledger" / f"{channel}.json"
+        path = Path(store_root) / code / (folder or str(week_of)) / "ledger" / f"{channel}.json"
         if path.exists():
             doc = json.loads(path.read_text())
             base = doc["idempotency_key"].split(".resend")[0]
@@ -55,15 +56,18 @@ def _keys(store_root: str | Path | None, code: str, week_of) -> dict[str, set[st
 
 
 def received(customer, week_of, *, sim, mail_folder: Path | None, archive_root: Path | None,
-             sender: str, store_root: str | Path | None = None) -> Received:
+             sender: str, store_root: str | Path | None = None, filename: str | None = None,
+             folder: str | None = None) -> Received:
     """Everything delivered to ``customer`` for ``week_of``, by channel.
 
     With ``store_root``, only what that store's ledger sent (by idempotency key): the
     simulators may be shared with other runs that delivered to the same customer.
+    ``filename`` and ``folder`` (the records' folder under the customer's): a QBR pack's
+    (``ACME QBR 2026-Q3 (2026-10-05).pdf``, ``qbr/2026-Q3``) instead of the week's.
     """
     out = Received()
-    keys = _keys(store_root, customer.code, week_of)
-    filename = archive_name(customer.code, week_of)
+    keys = _keys(store_root, customer.code, week_of, folder)
+    filename = filename or archive_name(customer.code, week_of)
     state = sim.state
     d = customer.delivery
     if d.email.via == "smtp" and mail_folder is not None:
