@@ -73,13 +73,15 @@ TREND_METRICS = (
 class Trend:
     """One metric over the chart's weeks, oldest first; ``None`` where there is no comparable figure.
 
-    ``partial`` marks the weeks whose section only some of its systems answered.
+    ``partial`` marks the weeks whose section only some of its systems answered. ``labels``
+    names every slot instead of every other week's Monday (the QBR's monthly bars: "Jul 2026").
     """
 
     metric: TrendMetric
     weeks: list[dt.date]
     values: list[float | None]
     partial: list[bool]
+    labels: list[str] | None = None
 
 
 def trends(rec: Reconciled, history: Iterable[WeeklySnapshot] | None = None) -> list[Trend]:
@@ -105,7 +107,7 @@ def _axis(trend: Trend) -> tuple[float, float]:
         top = max(present, default=0)
         hi = next((c for c in (4, 10, 20, 40, 100, 200, 400, 1000) if c >= top), 2 * math.ceil(top / 2))
         return 0.0, float(hi)
-    if trend.metric.key == "uptime":
+    if trend.metric.key.startswith("uptime"):
         return float(min(math.floor(min(present, default=99)), 99)), 100.0
     lo = min(max(10 * math.floor(min(present, default=0) / 10), 0), 90)
     hi = min(max(10 * math.ceil(max(present, default=100) / 10), lo + 10), 100)
@@ -134,7 +136,8 @@ def _chart(trend: Trend, colour: str) -> dict[str, Any]:
         "title": trend.metric.title, "width": CHART_SIZE[0], "height": CHART_SIZE[1], "colour": colour,
         "left": _PLOT_LEFT, "right": _PLOT_RIGHT, "bottom": _PLOT_BOTTOM, "font": FONT_FAMILY,
         "grid": [{"y": y(v), "label": _tick(v, unit)} for v in (lo, (lo + hi) / 2, hi)],
-        "weeks": [{"x": x(i), "label": f"{w.day} {w:%b}"} for i, w in enumerate(trend.weeks) if (n - 1 - i) % 2 == 0],
+        "weeks": ([{"x": x(i), "label": label} for i, label in enumerate(trend.labels)] if trend.labels is not None
+                  else [{"x": x(i), "label": f"{w.day} {w:%b}"} for i, w in enumerate(trend.weeks) if (n - 1 - i) % 2 == 0]),
         "gaps": [{"x": x(i), "y": _PLOT_BOTTOM - 4, "label": "part" if trend.partial[i] else "n/a"}
                  for i, v in enumerate(trend.values) if v is None],
         "bars": [], "lines": [], "points": [],
@@ -158,6 +161,12 @@ def _chart(trend: Trend, colour: str) -> dict[str, Any]:
             run.append(f"{x(i)},{y(v)}")
             chart["points"].append({"x": x(i), "y": y(v), "current": i == n - 1})
     return chart
+
+
+def chart_svg(trend: Trend, colour: str) -> Markup:
+    """One chart as inline SVG (chart.svg.j2), from the trend's numbers only."""
+    env = page_environment(TEMPLATES_DIR.resolve())
+    return Markup(env.get_template(CHART_TEMPLATE).render(c=_chart(trend, colour)))
 
 
 def _trend_notes(trend: Trend) -> list[str]:
@@ -193,10 +202,9 @@ def trends_html(rec: Reconciled, history: Iterable[WeeklySnapshot] | None = None
     branding = branding or load_branding()
     series = trends(rec, history)
     env = page_environment(TEMPLATES_DIR.resolve())
-    svg = env.get_template(CHART_TEMPLATE)
     # a metric with no figure in any week is said in words, not drawn as a row of "n/a" marks
     charts = [{"title": t.metric.title, "notes": _trend_notes(t) if has_data(t) else [],
-               "svg": Markup(svg.render(c=_chart(t, branding.accent_colour))) if has_data(t) else None,
+               "svg": chart_svg(t, branding.accent_colour) if has_data(t) else None,
                "empty": None if has_data(t) else empty_note(t)} for t in series]
     earlier = sum(v is not None for t in series for v in t.values[:-1])
     return Markup(env.get_template(TRENDS_TEMPLATE).render(
