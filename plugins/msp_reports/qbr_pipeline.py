@@ -38,7 +38,7 @@ from msp_reports.delivery.ledger import Ledger
 from msp_reports.exceptions import RegistryError, ReportError
 from msp_reports.registry import Customer, Msp, load_registry
 from msp_reports.settings import Settings
-from msp_reports.qbr_store import (ARTEFACTS, KIND, SOURCES, PackStore, after, archive_name, due_monday,
+from msp_reports.qbr_store import (ARTEFACTS, KIND, SOURCES, PackStore, archive_name, due_monday,
                                    last_complete_quarter, quarter_first_day, variable_key)
 from msp_reports.store import ReportStore, sha256
 from msp_reports.week import not_before
@@ -77,13 +77,19 @@ def _now() -> dt.datetime:
 
 # ---- plan -----------------------------------------------------------------------------------
 def parse_quarter(value: object, *, today: dt.date) -> str:
-    """A quarter as given (``2026-Q3``), refused unless it is one and it is over by ``today``."""
+    """A quarter as given (``2026-Q3``), refused unless it is one and it is over by ``today``: the
+    calendar quarter, and its last week (:attr:`msp_reports.qbr.Quarter.ends`)."""
+    from msp_reports.qbr import Quarter
+
     text = str(value).strip()
     if not QUARTER.fullmatch(text):
         raise RegistryError(f"quarter {value!r} is not a quarter: write it as 2026-Q3")
-    if after(text) <= today:
-        return text
-    raise RegistryError(f"quarter {text} is not over yet: a QBR pack is built from a whole quarter of weekly reports")
+    quarter = Quarter.parse(text)
+    over = max(quarter.ends, quarter.next().first_day)
+    if over > today:
+        raise RegistryError(f"quarter {text} is not over yet (its last week ends {quarter.ends}): a QBR pack is "
+                            "built from a whole quarter of weekly reports")
+    return str(quarter)
 
 
 def plan(settings: Settings, run_after: dt.datetime, conf: dict[str, Any] | None, run_id: str | None = None, *,
