@@ -91,7 +91,7 @@ def test_pdf_text_shows_the_missing_week_and_the_summed_figures(built):
     flat = squash(pdftotext(files[layout.REPORT_PDF]))
     assert "Built from 12 of the quarter's 13 weekly reports." in flat
     assert "Missing: the weeks of 03 Aug (no weekly report on record)" in flat
-    assert re.search(r"03 Aug\s+Aug\s+—\s+Missing", text)  # the appendix row of the week
+    assert re.search(r"2026-08-03\s+Aug\s+—\s+Missing", text)  # the appendix row of the week
     assert "Data unavailable in the weeks of 24 Aug (Datto BCDR did not answer)" in flat
     doc = json.loads(files[SOURCES])["figures"]
     opened = doc["tickets"][QUARTER]["opened"]
@@ -108,6 +108,9 @@ def test_pdf_text_shows_the_missing_week_and_the_summed_figures(built):
     assert "Replaced the Leeds core switch on Tuesday night." in flat
     assert "The Leeds server room move is done." in flat
     assert "2026-Q2" in text  # the quarter-over-quarter column
+    # 2026-Q2 has 6 of 13 weeks on record: its ticket count is no basis for a change; its uptime is
+    assert re.search(r"Tickets opened\s+[\d,]+\s+[\d,]+\s+weeks missing", text)
+    assert re.search(r"Uptime, all services\s+[\d.]+%\s+[\d.]+%\s+[+−±][\d.]+ points", text)
     # each week names the weekly report it is (poppler joins a name broken at a hyphen without it)
     assert "ACME_weeklyreport_20260706.pdf" in flat.replace(" ", "").replace("-", "")
 
@@ -117,8 +120,24 @@ def test_flagged_events_name_the_week_they_were_reported(built):
     text = pdftotext(files[layout.REPORT_PDF], layout=True)
     section = text.split("Flagged events of the quarter", 1)[1].split("Your engineer's weekly commentary", 1)[0]
     # seed(): every third week is eventful (an open high-severity incident): 6 Jul, 27 Jul, 17 Aug, 7 Sep
-    found = re.findall(r"(\d\d \w\w\w 2026)\s+Critical\s+Security\s+High-severity incident", section)
-    assert found == ["06 Jul 2026", "27 Jul 2026", "17 Aug 2026", "07 Sep 2026"]
+    # the same open incident: one row, first reported on 6 Jul, then in each later eventful week
+    assert re.findall(r"(\d\d \w\w\w 2026)\s+Critical\s+Security\s+High-severity incident", section) == ["06 Jul 2026"]
+    flat = squash(pdftotext(files[layout.REPORT_PDF]))
+    row = flat[flat.index("High-severity incident \"Suspicious"):]
+    assert "27 Jul, 17 Aug, 07 Sep" in row[:300]
+
+
+def test_quarter_over_quarter_with_every_week_on_record(tmp_path):
+    store = ReportStore(str(tmp_path))
+    seed(store, Q3.previous().week_ofs() + WEEKS)
+    files = build_pack(store, customer(), MSP, Q3)
+    doc = json.loads(files[SOURCES])
+    now, before = doc["figures"]["tickets"][QUARTER], doc["previous_quarter"]["figures"]["tickets"][QUARTER]
+    assert before["weeks"] == now["weeks"] == 13
+    text = pdftotext(files[layout.REPORT_PDF], layout=True)
+    assert re.search(rf"Tickets opened\s+{now['opened']}\s+{before['opened']}\s+\+{now['opened'] - before['opened']}\b",
+                     text)
+    assert "Uptime per month, all services" in text  # the six-month chart
 
 
 def test_without_a_previous_quarter_there_is_no_comparison(tmp_path):
