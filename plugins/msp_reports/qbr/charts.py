@@ -18,6 +18,7 @@ from msp_reports.render.charts import Trend, TrendMetric, chart_svg, has_data
 from msp_reports.render.templates import TEMPLATES_DIR, page_environment
 
 QBR_CHARTS_TEMPLATE = "qbr_charts.html.j2"
+WEEKLY_KEYS = ("uptime", "backlog", "opened", "rpo", "recovery", "secure_score", "uptime_sites")
 
 
 def _metric(key: str, title: str, unit: str, digits: int, kind: Literal["line", "bar"], domain: str) -> TrendMetric:
@@ -60,11 +61,33 @@ def monthly_bars(fig: QuarterFigures) -> list[Trend]:
     return [Trend(m, months, v, [False] * len(months), labels=labels) for m, v in bars]
 
 
+def quarter_over_quarter(fig: QuarterFigures, prev: QuarterFigures) -> list[Trend]:
+    """Six months side by side: the previous quarter's three, then this quarter's."""
+    months = prev.quarter.months() + fig.quarter.months()
+    labels = [f"{m:%b}" for m in months]
+    by_month = {month_key(m): f for f in (prev, fig) for m in f.quarter.months()}
+
+    def values(get) -> list[float | None]:
+        return [get(by_month[month_key(m)], month_key(m)) for m in months]
+
+    def opened(f: QuarterFigures, key: str) -> float | None:
+        return float(f.tickets[key].opened) if f.tickets[key].weeks else None
+
+    series = [
+        (_metric("uptime_q", "Uptime per month, all services", "%", 2, "line", "uptime"),
+         values(lambda f, k: f.uptime_total[k].pct)),
+        (_metric("q_opened", "Tickets opened per month", "", 0, "bar", "tickets"), values(opened)),
+        (_metric("q_rpo", "Backups within RPO per month", "%", 1, "line", "backups"),
+         values(lambda f, k: f.backups[k].rpo_pct)),
+    ]
+    return [Trend(m, months, v, [False] * len(months), labels=labels) for m, v in series]
+
+
 def _notes(trend: Trend) -> list[str]:
     unit, digits = trend.metric.unit, trend.metric.digits
     present = [v for v in trend.values if v is not None]
     notes = []
-    if trend.metric.key.startswith("m_") is False:
+    if trend.metric.key in WEEKLY_KEYS:
         shown = len(present)
         notes.append(f"{shown} of {len(trend.values)} weeks with a figure")
     if present and trend.metric.kind == "line":
@@ -89,9 +112,16 @@ MONTHLY_LEGEND = ("Sums of the weekly reports of each month (a week counts in th
                   "without any week on record has no bar and reads n/a.")
 
 
-def blocks(fig: QuarterFigures, branding: Branding) -> dict[str, Markup]:
+QOQ_LEGEND = ("The previous quarter's three months, then this quarter's, each summed from its weekly reports; "
+              "n/a: no week of that month on record.")
+
+
+def blocks(fig: QuarterFigures, branding: Branding, prev: QuarterFigures | None = None) -> dict[str, Markup]:
     """The renderer's own HTML for the Markdown's ``msp-block`` fences."""
-    return {"trends": charts_html(weekly_trends(fig), branding, WEEKLY_LEGEND),
-            "monthly": charts_html(monthly_bars(fig), branding, MONTHLY_LEGEND)}
+    out = {"trends": charts_html(weekly_trends(fig), branding, WEEKLY_LEGEND),
+           "monthly": charts_html(monthly_bars(fig), branding, MONTHLY_LEGEND)}
+    if prev is not None:
+        out["quarters"] = charts_html(quarter_over_quarter(fig, prev), branding, QOQ_LEGEND)
+    return out
 
 

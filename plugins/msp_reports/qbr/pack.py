@@ -24,7 +24,7 @@ from msp_reports.messages import card_bytes
 from msp_reports.qbr import charts
 from msp_reports.qbr.figures import QUARTER, QuarterFigures, Ratio, StoredWeek, month_key, quarter_figures
 from msp_reports.qbr.quarter import Quarter
-from msp_reports.reconcile import customer_action
+from msp_reports.reconcile import SEVERITY_ORDER
 from msp_reports.registry import Customer, Msp
 from msp_reports.render.branding import Branding, load_branding
 from msp_reports.render.filters import num, pct, signed
@@ -117,25 +117,29 @@ def _coverage(fig: QuarterFigures) -> Md:
     return _md(text)
 
 
-def _glance(fig: QuarterFigures) -> dict[str, tuple[float | None, int, str]]:
-    """The headline figures: value, digits, unit."""
+def _glance(fig: QuarterFigures) -> dict[str, tuple[float | None, int, str, bool]]:
+    """The headline figures: value, digits, unit, and whether it may be compared with another
+    quarter's. A count (tickets, changes, incidents) is a sum over the weeks on record, so it is
+    comparable only when every week of the quarter is counted; a rate or a level always is."""
     up = fig.uptime_total[QUARTER]
     rows_with = [line for line in fig.uptime if line.met is not None]
     t, b, s = fig.tickets[QUARTER], fig.backups[QUARTER], fig.security[QUARTER]
     sites = fig.sites_total[QUARTER]
+    whole_t, whole_s = t.weeks == len(fig.weeks), s.weeks == len(fig.weeks)
     return {
-        "Uptime, all services": (up.pct, 3, "%"),
-        "Services meeting their target": (float(sum(bool(line.met) for line in rows_with)) if rows_with else None, 0, ""),
-        "Tickets opened": (float(t.opened) if t.weeks else None, 0, ""),
-        "Tickets closed": (float(t.closed) if t.weeks else None, 0, ""),
-        "SLA breaches": (float(t.sla_breaches) if t.weeks else None, 0, ""),
-        "Backlog at quarter end": (None if t.backlog_end is None else float(t.backlog_end), 0, ""),
-        "Changes executed": (float(t.changes) if t.weeks else None, 0, ""),
-        "Backups within RPO": (b.rpo_pct, 1, "%"),
-        "Recovery proven within RTO": (b.rto_pct, 1, "%"),
-        "Security incidents raised": (float(s.raised) if s.weeks else None, 0, ""),
-        "Secure score at quarter end": (s.score_end, 1, "%"),
-        "Public-site availability": (sites.pct, 3, "%"),
+        "Uptime, all services": (up.pct, 3, "%", True),
+        "Services meeting their target": (float(sum(bool(line.met) for line in rows_with)) if rows_with else None,
+                                          0, "", True),
+        "Tickets opened": (float(t.opened) if t.weeks else None, 0, "", whole_t),
+        "Tickets closed": (float(t.closed) if t.weeks else None, 0, "", whole_t),
+        "SLA breaches": (float(t.sla_breaches) if t.weeks else None, 0, "", whole_t),
+        "Backlog at quarter end": (None if t.backlog_end is None else float(t.backlog_end), 0, "", True),
+        "Changes executed": (float(t.changes) if t.weeks else None, 0, "", whole_t),
+        "Backups within RPO": (b.rpo_pct, 1, "%", True),
+        "Recovery proven within RTO": (b.rto_pct, 1, "%", True),
+        "Security incidents raised": (float(s.raised) if s.weeks else None, 0, "", whole_s),
+        "Secure score at quarter end": (s.score_end, 1, "%", True),
+        "Public-site availability": (sites.pct, 3, "%", True),
     }
 
 
@@ -145,17 +149,24 @@ def _fmt(value: float | None, digits: int, unit: str) -> Md:
     return pct(value, digits) if unit == "%" else num(value, digits)
 
 
+NOT_COMPARABLE = "weeks missing"
+
+
 def _glance_rows(fig: QuarterFigures, prev: QuarterFigures | None) -> list[dict[str, Any]]:
     now = _glance(fig)
     before = _glance(prev) if prev is not None else {}
     rows = []
-    for label, (value, digits, unit) in now.items():
+    for label, (value, digits, unit, whole) in now.items():
         row = {"label": label, "value": _fmt(value, digits, unit)}
         if prev is not None:
-            old = before[label][0]
+            old, _, _, whole_before = before[label]
             row["previous"] = _fmt(old, digits, unit)
-            row["change"] = (Md("n/a") if value is None or old is None
-                             else signed(value - old, digits, " points" if unit == "%" else ""))
+            if value is None or old is None:
+                row["change"] = Md("n/a")
+            elif not (whole and whole_before):
+                row["change"] = Md(NOT_COMPARABLE)
+            else:
+                row["change"] = signed(value - old, digits, " points" if unit == "%" else "")
         rows.append(row)
     for key, f in (("value", fig), ("previous", prev)):
         if f is not None and rows[1][key] != "n/a":
@@ -297,11 +308,18 @@ def _incident_rows(fig: QuarterFigures) -> tuple[list[dict[str, Any]], Md]:
 
 
 def _flag_rows(fig: QuarterFigures) -> tuple[list[dict[str, Any]], Md]:
+    """One row per finding (kind and subject), as first reported, with every later week it was reported in."""
+    groups: dict[tuple[str, str, str], list[Any]] = {}
+    for line in sorted(fig.flags, key=lambda fl: fl.week_of):
+        groups.setdefault((line.flag.kind, line.flag.domain, line.flag.subject), []).append(line)
     items = []
-    for n, line in enumerate(sorted(fig.flags, key=lambda fl: fl.week_of)):
-        f = line.flag
-        items.append({"week": f"{line.week_of:%d %b %Y}", "severity": f.severity.capitalize(),
-                      "area": DOMAIN_LABELS.get(f.domain, f.domain), "message": f.message, "order": n})
+    for n, lines in enumerate(groups.values()):
+        first = lines[0].flag
+        worst = min((fl.flag.severity for fl in lines), key=lambda sev: SEVERITY_ORDER[sev])
+        later = sorted({fl.week_of for fl in lines[1:]} - {lines[0].week_of})
+        items.append({"week": f"{lines[0].week_of:%d %b %Y}", "severity": worst.capitalize(),
+                      "area": DOMAIN_LABELS.get(first.domain, first.domain), "message": first.message,
+                      "again": ", ".join(f"{w:%d %b}" for w in later) or "—", "order": n})
     shown = cut(items, _FLAG_TABLE)
     return sorted(shown.rows, key=lambda r: r["order"]), shown.rest
 
@@ -365,7 +383,7 @@ def _sources_rows(fig: QuarterFigures, code: str) -> list[dict[str, Any]]:
     rows = []
     for w in fig.weeks:
         unavailable = [DOMAIN_LABELS[d] for d in DOMAINS if w.state == "ok" and w.domain_state(d) != "ok"]
-        rows.append({"week": f"{w.week_of:%d %b %Y}", "month": dt.date.fromisoformat(w.month + "-01").strftime("%b"),
+        rows.append({"week": w.week_of.isoformat(), "month": dt.date.fromisoformat(w.month + "-01").strftime("%b"),
                      "file": archive_name(code, w.week_of) if w.state == "ok" else "—",
                      "state": STATE_LABELS[w.state], "unavailable": ", ".join(unavailable) or "—",
                      "sha": w.snapshot_sha256[:16] if w.snapshot_sha256 else "—"})
@@ -397,9 +415,11 @@ def render_markdown(fig: QuarterFigures, prev: QuarterFigures | None, customer: 
         quarter_name=str(fig.quarter), previous_name=str(fig.quarter.previous()),
         first_week=_day(weeks[0]), last_week=_day(weeks[-1]), week_count=len(weeks),
         months=[Md(_month_label(m)) for m in months],
-        coverage=_coverage(fig), glance=_glance_rows(fig, prev), previous=prev is not None,
+        coverage=_coverage(fig), headlines=[_md(h) for h in headlines(fig)[1:]], glance=_glance_rows(fig, prev), previous=prev is not None,
         previous_coverage=Md("") if prev is None else _md(
-            f"{fig.quarter.previous()} figures from {len(prev.usable_weeks)} of its {len(prev.weeks)} weekly reports."),
+            f"{fig.quarter.previous()} figures from {len(prev.usable_weeks)} of its {len(prev.weeks)} weekly reports. "
+            f"Counts (tickets, changes, incidents) are sums over the weeks on record, so their change reads "
+            f"\"{NOT_COMPARABLE}\" unless both quarters have every week counted."),
         narrative=narrative[:NARRATIVE_LIMIT] if narrative and narrative.strip() else "",
         notes={d: _domain_note(fig, d) for d in DOMAINS},
         uptime=uptime, uptime_rest=uptime_rest,
@@ -460,7 +480,7 @@ def teams_card(customer: Customer, msp: Msp, fig: QuarterFigures) -> dict[str, A
     def text(value: object, **extra: Any) -> dict[str, Any]:
         return {"type": "TextBlock", "text": escape_markdown(value), "wrap": True, **extra}
 
-    facts = [{"title": label, "value": str(_fmt(v, d, u))} for label, (v, d, u) in _glance(fig).items()]
+    facts = [{"title": label, "value": str(_fmt(v, d, u))} for label, (v, d, u, _) in _glance(fig).items()]
     return {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
             "version": "1.4",
             "body": [text(pack_title(customer, fig.quarter), size="Large", weight="Bolder"),
@@ -506,7 +526,7 @@ def build_pack(store: ReportStore, customer: Customer, msp: Msp, quarter: Quarte
     markdown = render_markdown(fig, prev, customer, msp, narrative, customer.timezone)
     head = headlines(fig)
     page = markdown_to_html(markdown, pack_title(customer, quarter), "en", author=msp.name, description=head[0],
-                            branding=branding, blocks=charts.blocks(fig, branding), customer_name=customer.name)
+                            branding=branding, blocks=charts.blocks(fig, branding, prev), customer_name=customer.name)
     files = {
         layout.REPORT_PDF: html_to_pdf(page),
         layout.REPORT_MD: markdown.encode("utf-8"),
