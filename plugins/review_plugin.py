@@ -22,6 +22,13 @@ def _rerender(settings, item: dict, **options) -> dict:
     return pipeline.render(settings, item, **options)
 
 
+def _rerender_qbr(settings, item: dict, **options) -> dict:
+    """The QBR view's "Save and re-render": the QBR pipeline's render (imported on first use)."""
+    from msp_reports import qbr_pipeline
+
+    return qbr_pipeline.render(settings, item, **options)
+
+
 class ReviewApp:
     """The review app as an ASGI app that imports :mod:`msp_reports.review.app` on its first request.
 
@@ -39,6 +46,7 @@ class ReviewApp:
             from msp_reports.review.app import app, use_renderer
 
             use_renderer(app, _rerender)
+            app.state.qbr_rerender = _rerender_qbr  # the QBR view's "Save and re-render" (review/qbr.py)
             self._app = app
         return self._app
 

@@ -474,6 +474,9 @@ def create_app(rerender: Rerender | None = None) -> FastAPI:
     app.add_exception_handler(HTTPException, _errors)
     app.add_exception_handler(ReportError, _report_errors)
     app.include_router(router)
+    from msp_reports.review.qbr import router as qbr_router  # the QBR packs' view, /qbr/
+
+    app.include_router(qbr_router)
     return app
 
 
