@@ -91,7 +91,7 @@ def test_pdf_text_shows_the_missing_week_and_the_summed_figures(built):
     flat = squash(pdftotext(files[layout.REPORT_PDF]))
     assert "Built from 12 of the quarter's 13 weekly reports." in flat
     assert "Missing: the weeks of 03 Aug (no weekly report on record)" in flat
-    assert re.search(r"2026-08-03\s+Aug\s+—\s+Missing", text)  # the appendix row of the week
+    assert re.search(r"2026-08-03\s+—\s+Missing", text)  # the appendix row of the week
     assert "Data unavailable in the weeks of 24 Aug (Datto BCDR did not answer)" in flat
     doc = json.loads(files[SOURCES])["figures"]
     opened = doc["tickets"][QUARTER]["opened"]
@@ -119,12 +119,27 @@ def test_flagged_events_name_the_week_they_were_reported(built):
     _, _, files = built
     text = pdftotext(files[layout.REPORT_PDF], layout=True)
     section = text.split("Flagged events of the quarter", 1)[1].split("Your engineer's weekly commentary", 1)[0]
-    # seed(): every third week is eventful (an open high-severity incident): 6 Jul, 27 Jul, 17 Aug, 7 Sep
-    # the same open incident: one row, first reported on 6 Jul, then in each later eventful week
-    assert re.findall(r"(\d\d \w\w\w 2026)\s+Critical\s+Security\s+High-severity incident", section) == ["06 Jul 2026"]
-    flat = squash(pdftotext(files[layout.REPORT_PDF]))
-    row = flat[flat.index("High-severity incident \"Suspicious"):]
-    assert "27 Jul, 17 Aug, 07 Sep" in row[:300]
+    # seed(): every third week is eventful (an open high-severity incident): 6 Jul, 27 Jul, 17 Aug, 7 Sep;
+    # not in consecutive weeks, so each report is an event of its own
+    found = re.findall(r"(\d\d \w\w\w 2026)\s+Critical\s+Security\s+High-severity incident", section)
+    assert found == ["06 Jul 2026", "27 Jul 2026", "17 Aug 2026", "07 Sep 2026"]
+
+
+def test_a_finding_reported_in_consecutive_weeks_is_one_event(tmp_path):
+    from msp_reports.qbr.figures import quarter_figures
+    from msp_reports.qbr.pack import _flag_rows
+    from tests.factories import make_snapshot
+    from tests.qbr.seed import store_week
+
+    store = ReportStore(str(tmp_path))
+    previous = None
+    for n, week_of in enumerate(WEEKS[:6]):
+        snap = make_snapshot(week_of, healthy=n in (3, 4))  # the incident open in weeks 0-2, then again in 5
+        store_week(store, snap, previous)
+        previous = snap
+    rows, _ = _flag_rows(quarter_figures(store, CODE, Q3))
+    incident = [(r["week"], r["again"]) for r in rows if r["message"].startswith("High-severity incident")]
+    assert incident == [("29 Jun 2026", "06 Jul, 13 Jul"), ("03 Aug 2026", "—")]
 
 
 def test_quarter_over_quarter_with_every_week_on_record(tmp_path):

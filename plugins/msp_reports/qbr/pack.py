@@ -308,12 +308,21 @@ def _incident_rows(fig: QuarterFigures) -> tuple[list[dict[str, Any]], Md]:
 
 
 def _flag_rows(fig: QuarterFigures) -> tuple[list[dict[str, Any]], Md]:
-    """One row per finding (kind and subject), as first reported, with every later week it was reported in."""
-    groups: dict[tuple[str, str, str], list[Any]] = {}
+    """One row per finding (kind and subject) reported in consecutive weeks: as first reported, with
+    the later weeks that reported it again. A finding that returns after a week without it is a new row."""
+    index = {w.week_of: n for n, w in enumerate(fig.weeks)}
+    runs: list[list[Any]] = []
+    open_runs: dict[tuple[str, str, str], list[Any]] = {}
     for line in sorted(fig.flags, key=lambda fl: fl.week_of):
-        groups.setdefault((line.flag.kind, line.flag.domain, line.flag.subject), []).append(line)
+        key = (line.flag.kind, line.flag.domain, line.flag.subject)
+        run = open_runs.get(key)
+        if run is not None and index[line.week_of] - index[run[-1].week_of] <= 1:
+            run.append(line)
+        else:
+            open_runs[key] = run = [line]
+            runs.append(run)
     items = []
-    for n, lines in enumerate(groups.values()):
+    for n, lines in enumerate(runs):
         first = lines[0].flag
         worst = min((fl.flag.severity for fl in lines), key=lambda sev: SEVERITY_ORDER[sev])
         later = sorted({fl.week_of for fl in lines[1:]} - {lines[0].week_of})
@@ -356,6 +365,12 @@ def recommendations(fig: QuarterFigures) -> list[Md]:
         n = fig.tickets[QUARTER].sla_breaches
         out.append(f"{n:,} {'ticket' if n == 1 else 'tickets'} missed {'its' if n == 1 else 'their'} SLA: we will "
                    "review the causes by priority.")
+    late = sorted((a for a in fig.assets if a.rpo_met_weeks < a.weeks), key=lambda a: (a.rpo_met_weeks - a.weeks, a.name))
+    if late:
+        names = ", ".join(f"{a.name} ({a.weeks - a.rpo_met_weeks} of {a.weeks} weeks)" for a in late[:3])
+        more = f" and {len(late) - 3} more assets" if len(late) > 3 else ""
+        out.append(f"Backups were outside their recovery point objective for {names}{more}: we will fix the "
+                   "causes and confirm a verified recovery point each week.")
     not_proven = [a for a in fig.assets if a.rto_state in ("missed", "not_verified")]
     if not_proven:
         names = ", ".join(a.name for a in not_proven[:4]) + (f" and {len(not_proven) - 4} more" if len(not_proven) > 4 else "")
@@ -368,6 +383,9 @@ def recommendations(fig: QuarterFigures) -> list[Md]:
     if still_open:
         out.append(f"{_plural(len(still_open), 'security incident')} still open at their last report: we will "
                    "close them out and report how.")
+    for line in [x for x in fig.sites if x.periods[QUARTER].pct is not None and x.periods[QUARTER].pct < 99.9][:3]:
+        out.append(f"{line.key[0]} was available {line.periods[QUARTER].pct:.3f}% of the quarter: we will review "
+                   "its hosting and monitoring with you.")
     gaps = [d for d in DOMAINS if fig.unavailable(d)]
     missing = [w for w in fig.weeks if w.state != "ok"]
     if gaps or missing:
@@ -383,7 +401,7 @@ def _sources_rows(fig: QuarterFigures, code: str) -> list[dict[str, Any]]:
     rows = []
     for w in fig.weeks:
         unavailable = [DOMAIN_LABELS[d] for d in DOMAINS if w.state == "ok" and w.domain_state(d) != "ok"]
-        rows.append({"week": w.week_of.isoformat(), "month": dt.date.fromisoformat(w.month + "-01").strftime("%b"),
+        rows.append({"week": w.week_of.isoformat(),
                      "file": archive_name(code, w.week_of) if w.state == "ok" else "—",
                      "state": STATE_LABELS[w.state], "unavailable": ", ".join(unavailable) or "—",
                      "sha": w.snapshot_sha256[:16] if w.snapshot_sha256 else "—"})

@@ -141,6 +141,8 @@ def _chart(trend: Trend, colour: str) -> dict[str, Any]:
         "gaps": [{"x": x(i), "y": _PLOT_BOTTOM - 4, "label": "part" if trend.partial[i] else "n/a"}
                  for i, v in enumerate(trend.values) if v is None],
         "bars": [], "lines": [], "points": [],
+        # more than TREND_WEEKS slots (the QBR's 13 weeks): smaller marks, so neighbours do not touch
+        "gap_font": 7.5 if n <= TREND_WEEKS else 5.5, "value_font": 8 if n <= TREND_WEEKS else 6.5,
     }
     if trend.metric.kind == "bar":
         width = round(slot * 0.6, 1)
