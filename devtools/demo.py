@@ -308,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
                                        "(devtools/qbr_demo.py)")
     qbr_p.add_argument("--quarter", default=None, help="e.g. 2026-Q3 (default: the last complete quarter)")
     qbr_p.add_argument("--dir", default=str(PROJECT_ROOT / "var" / "demo-qbr"), help="output folder")
-    qbr_p.add_argument("--keep", action="store_true", help="keep earlier QBR demo output")
+    qbr_p.add_argument("--keep", action="store_true",
+                       help="keep earlier QBR demo output (and the weeks it seeded: not extracted again)")
     args = parser.parse_args(argv)
     if args.command == "qbr":
         from devtools import qbr_demo

@@ -50,9 +50,13 @@ def run(args: argparse.Namespace) -> int:
         services.sim.state.extra["cloudflare_limits"] = {"maxDuration": 86_400, "notOlderThan": 400 * 86_400}
         os.environ.update(services.connection_env())
         print(f"• Simulators on {services.sim.base_url}, SMTP on 127.0.0.1:{services.mail.port}")
-        print(f"• Seeding the quarter's {len(weeks)} weeks for {len(services.registry.customers)} customers "
+        codes = [c.code for c in services.registry.customers]
+        # with --keep, weeks every customer already has (an earlier QBR demo's) are not extracted again
+        todo = [w for w in weeks if not all((demo_dir / "store" / c / w.isoformat() / "snapshot.json").exists()
+                                            for c in codes)]
+        print(f"• Seeding {len(todo)} of the quarter's {len(weeks)} weeks for {len(codes)} customers "
               "(extract + reconcile, as the weekly runs did) …", flush=True)
-        seed_weeks(weeks)
+        seed_weeks(todo)
 
         from airflow.dag_processing.dagbag import DagBag
         from airflow.settings import configure_orm
@@ -64,7 +68,6 @@ def run(args: argparse.Namespace) -> int:
         configure_orm()
         dag = DagBag(str(PROJECT_ROOT / "dags")).dags[DAG_ID]
         run_at = dt.datetime.combine(monday, dt.time(6, 0), tzinfo=ZoneInfo(MSP_TIMEZONE))
-        codes = [c.code for c in services.registry.customers]
         root = Settings.load().store_root
         print(f"• Running the DAG {DAG_ID} for {quarter} (each pack approved once rendered) …", flush=True)
         with approving_when_rendered(root, quarter_first_day(str(quarter)), codes, by="demo (account engineer)",
@@ -98,6 +101,5 @@ def summary(demo_dir: Path, services: DemoServices, quarter: str) -> int:
     print(f"Emails (SMTP)  {services.mail.folder}")
     print(f"Received       {demo_dir / 'received'}/<CUSTOMER>/ (each email as .eml/.txt/.html, each Teams card "
           "as .json, archive.txt)")
-    print(f"Pages as PNG   bash scripts/render_pages.sh is the weekly one; for a pack: "
-          f"pdftoppm -r 60 -png {store}/ACME/{FOLDER}/{quarter}/report.pdf /tmp/acme-qbr")
+    print(f"Page images    pdftoppm -r 60 -png {store}/ACME/{FOLDER}/{quarter}/report.pdf /tmp/acme-qbr")
     return 0 if delivered == len(services.registry.customers) else 1

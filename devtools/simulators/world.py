@@ -213,7 +213,7 @@ def _guid(*parts: object) -> str:
 
 class World:
     """All customers' events from ``weeks`` (default :data:`WEEKS`) weeks before ``latest_week_of``
-    to shortly after; the QBR demo asks for a whole quarter (14). The stories are in the latest week."""
+    to shortly after; the QBR demo asks for a whole quarter (13 or 14). The stories are in the latest week."""
 
     def __init__(self, latest_week_of: dt.date, profiles: tuple[Profile, ...] = PROFILES, *,
                  weeks: int = WEEKS) -> None:
