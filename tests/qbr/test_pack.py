@@ -55,7 +55,11 @@ def test_the_pack_holds_every_artefact_the_weekly_render_publishes(built):
     assert files[layout.REPORT_PDF].startswith(b"%PDF-")
     assert files[layout.SUBJECT].decode() == "Acme Manufacturing Ltd: quarterly business review, Q3 2026 (July – September)"
     card = json.loads(files[layout.TEAMS_CARD])
-    assert card["type"] == "AdaptiveCard" and any(b.get("type") == "FactSet" for b in card["body"])
+    assert card["type"] == "AdaptiveCard"
+    facts = {f["title"]: f["value"] for b in card["body"] if b.get("type") == "FactSet" for f in b["facts"]}
+    doc = json.loads(files[SOURCES])["figures"]
+    assert facts["Tickets opened"] == f"{doc['tickets'][QUARTER]['opened']:,}"
+    assert facts["Services meeting their target"] == "2 of 3"
     assert "Steadier" not in files[layout.COVER_NOTE].decode() and "steadier quarter" in files[layout.COVER_NOTE].decode()
 
 
@@ -207,6 +211,8 @@ def test_cli_writes_the_pack(built, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(files)
     doc = json.loads((out / SOURCES).read_text())
     assert doc["snapshots"] == json.loads(files[SOURCES])["snapshots"]
+    # another process, the registry's entry for the same customer: the same PDF, byte for byte
+    assert (out / layout.REPORT_PDF).read_bytes() == files[layout.REPORT_PDF]
     bad = subprocess.run([sys.executable, "-m", "msp_reports.qbr", "build", "--store", store.root.path,
                           "--registry", str(ROOT / "include" / "customers.yaml"), "--customer", "NOPE",
                           "--quarter", "2026-Q3", "--out", str(out)],

@@ -498,7 +498,7 @@ def teams_card(customer: Customer, msp: Msp, fig: QuarterFigures) -> dict[str, A
     def text(value: object, **extra: Any) -> dict[str, Any]:
         return {"type": "TextBlock", "text": escape_markdown(value), "wrap": True, **extra}
 
-    facts = [{"title": label, "value": str(_fmt(v, d, u))} for label, (v, d, u, _) in _glance(fig).items()]
+    facts = [{"title": row["label"], "value": str(row["value"])} for row in _glance_rows(fig, None)]
     return {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
             "version": "1.4",
             "body": [text(pack_title(customer, fig.quarter), size="Large", weight="Bolder"),
