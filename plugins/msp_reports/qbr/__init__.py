@@ -27,11 +27,15 @@ availability, the quarter's flagged events by the week they were reported, the w
 commentaries, recommendations for next quarter, the weekly reports it was built from, and the
 definitions.
 
+:func:`quarter_figures` alone (no rendering) says whether a quarter has any week on record
+(``.on_record``), e.g. to skip a customer with nothing to review.
+
 ``python -m msp_reports.qbr build --store DIR --registry FILE --customer CODE --quarter 2026-Q3
 --out DIR`` writes a pack to a folder.
 """
 
+from msp_reports.qbr.figures import QuarterFigures, quarter_figures
 from msp_reports.qbr.pack import SOURCES, build_pack
 from msp_reports.qbr.quarter import Quarter
 
-__all__ = ["SOURCES", "Quarter", "build_pack"]
+__all__ = ["SOURCES", "Quarter", "QuarterFigures", "build_pack", "quarter_figures"]

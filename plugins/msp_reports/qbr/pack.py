@@ -300,7 +300,8 @@ _FLAG_TABLE = LongTable("finding", "priority", lambda f: f["severity"],
 
 
 def _incident_rows(fig: QuarterFigures) -> tuple[list[dict[str, Any]], Md]:
-    shown = cut(fig.incidents, _INCIDENT_TABLE)
+    """Open ones first, then by severity, then oldest first (as the weekly report orders them)."""
+    shown = cut(sorted(fig.incidents, key=_INCIDENT_TABLE.attention), _INCIDENT_TABLE)
     rows = [{"ref": i.ref, "title": i.title, "severity": i.severity.capitalize(), "created_at": i.created_at,
              "weeks": Md(f"{i.first_week:%d %b}" + ("" if i.first_week == i.last_week else f" – {i.last_week:%d %b}")),
              "status": i.status.capitalize()} for i in shown.rows]
@@ -449,6 +450,9 @@ def render_markdown(fig: QuarterFigures, prev: QuarterFigures | None, customer: 
         security_on_record=fig.security[QUARTER].weeks > 0, security_rows=_security_rows(fig, months),
         score_sentence=_score_sentence(fig), incidents=incidents, incidents_rest=incidents_rest,
         sites=sites, sites_rest=sites_rest, flags=flags, flags_rest=flags_rest,
+        flags_left_out=_md(f"The findings of the weeks of {_weeks_list(unflagged)} are not shown: that week's stored "
+                           "findings are missing or no longer match its figures.") if (unflagged := [
+                               w for w in fig.weeks if w.state == "ok" and w.flags_note]) else Md(""),
         commentaries=[{"week": _day(w.week_of), "text": w.commentary} for w in fig.weeks if w.commentary],
         recommendations=recommendations(fig), sources=_sources_rows(fig, customer.code),
         definitions=_definitions(),
