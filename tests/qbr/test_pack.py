@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import re
@@ -218,3 +219,17 @@ def test_cli_writes_the_pack(built, tmp_path):
                           "--quarter", "2026-Q3", "--out", str(out)],
                          capture_output=True, text=True, env={"PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}"}, cwd=ROOT)
     assert bad.returncode == 2 and "NOPE" in bad.stderr
+
+
+def test_a_fourteen_week_quarter_in_new_york(tmp_path):
+    q4 = Quarter.parse("2026-Q4")
+    store = ReportStore(str(tmp_path))
+    seed(store, q4.week_ofs() + [q4.week_ofs()[-1] + dt.timedelta(days=7)], tz="America/New_York")
+    files = build_pack(store, customer("America/New_York"), MSP, q4)
+    text = squash(pdftotext(files[layout.REPORT_PDF]))
+    assert "14 weeks, Mon 28 Sep 2026 – Sun 03 Jan 2027 · times in America/New_York" in text
+    assert "Trends over the quarter's 14 weeks" in text and "Built from 14 of the quarter's 14 weekly reports." in text
+    doc = json.loads(files[SOURCES])
+    assert list(doc["snapshots"])[0] == "2026-09-28" and list(doc["snapshots"])[-1] == "2026-12-28"
+    network = next(r for r in doc["figures"]["uptime"]["rows"] if r["key"] == ["Leeds HQ", "Network"])
+    assert network["periods"][QUARTER]["seconds"] == 14 * 168 * 3600 + 3600  # 1 Nov 2026: a 169-hour week

@@ -432,7 +432,8 @@ def render_markdown(fig: QuarterFigures, prev: QuarterFigures | None, customer: 
     return template.render(
         customer=customer, msp=msp, timezone=timezone, quarter_label=fig.quarter.label(),
         quarter_name=str(fig.quarter), previous_name=str(fig.quarter.previous()),
-        first_week=_day(weeks[0]), last_week=_day(weeks[-1]), week_count=len(weeks),
+        first_week=f"Mon {weeks[0]:%d %b %Y}", last_week=f"Sun {weeks[-1] + dt.timedelta(days=6):%d %b %Y}",
+        week_count=len(weeks),
         months=[Md(_month_label(m)) for m in months],
         coverage=_coverage(fig), headlines=[_md(h) for h in headlines(fig)[1:]], glance=_glance_rows(fig, prev), previous=prev is not None,
         previous_coverage=Md("") if prev is None else _md(
