@@ -233,3 +233,19 @@ def test_a_fourteen_week_quarter_in_new_york(tmp_path):
     assert list(doc["snapshots"])[0] == "2026-09-28" and list(doc["snapshots"])[-1] == "2026-12-28"
     network = next(r for r in doc["figures"]["uptime"]["rows"] if r["key"] == ["Leeds HQ", "Network"])
     assert network["periods"][QUARTER]["seconds"] == 14 * 168 * 3600 + 3600  # 1 Nov 2026: a 169-hour week
+
+
+def test_each_customers_pack_holds_only_its_own_weeks(tmp_path):
+    """Two customers in one store: the other's text, figures and commentary never reach the pack."""
+    store = ReportStore(str(tmp_path))
+    seed(store, WEEKS, commentary={WEEKS[2]: "ACME only: the Leeds switch."})
+    seed(store, WEEKS, code="BRVO", text={"incident": "BRVO-only incident title", "site": "Manhattan"},
+         commentary={WEEKS[2]: "BRVO only: the Newark move."})
+    mine = build_pack(store, customer(), MSP, Q3)
+    text = squash(pdftotext(mine[layout.REPORT_PDF]))
+    assert "ACME only: the Leeds switch." in text
+    for theirs in ("BRVO", "Manhattan", "Newark"):
+        assert theirs not in text and theirs not in mine[SOURCES].decode() and theirs not in mine[layout.REPORT_MD].decode()
+    doc = json.loads(mine[SOURCES])
+    assert all(sha == sha256(store.read_bytes(CODE, dt.date.fromisoformat(w), layout.SNAPSHOT))
+               for w, sha in doc["snapshots"].items())
