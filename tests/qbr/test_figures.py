@@ -14,7 +14,7 @@ from msp_reports.qbr.quarter import week_month
 from msp_reports.snapshot import WeeklySnapshot
 from msp_reports.store import ReportStore, sha256
 from tests.factories import make_snapshot
-from tests.qbr.seed import CODE, in_timezone, seed, store_week
+from tests.qbr.seed import CODE, seed, store_week
 
 Q3 = Quarter.parse("2026-Q3")
 WEEKS = Q3.week_ofs()

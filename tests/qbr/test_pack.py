@@ -132,7 +132,7 @@ def test_flagged_events_name_the_week_they_were_reported(built):
 
 def test_a_finding_reported_in_consecutive_weeks_is_one_event(tmp_path):
     from msp_reports.qbr.figures import quarter_figures
-    from msp_reports.qbr.pack import _flag_rows
+    from msp_reports.qbr.markdown import _flag_rows
     from tests.factories import make_snapshot
     from tests.qbr.seed import store_week
 

@@ -11,6 +11,8 @@ came from:
   seconds over week seconds, ticket counts, asset-weeks), never averages of percentages; a
   missing week, or a week whose source did not answer, is excluded and shown, never zero.
 - :mod:`.charts`: 13-week trends and monthly bars, drawn by the weekly report's chart code.
+- :mod:`.markdown`: the rows and sentences of ``qbr.md.j2``, and the recommendations for next
+  quarter; :mod:`.messages`: the subject line, cover note and Teams card.
 - :mod:`.pack`: :func:`build_pack` renders the pack through the weekly report's template
   environment (every source value escaped), page template, branding and WeasyPrint with its
   templates-only URL fetcher (nothing remote is read), and returns the same artefacts the weekly
