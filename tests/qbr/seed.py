@@ -47,8 +47,9 @@ def vary(snap: WeeklySnapshot, n: int) -> WeeklySnapshot:
 
 def seed(store: ReportStore, weeks: Iterable[dt.date], *, skip: Iterable[dt.date] = (),
          failed: dict[dt.date, dict[str, str]] | None = None, tz: str | None = None,
-         commentary: dict[dt.date, str] | None = None, text: dict[str, str] | None = None) -> dict[dt.date, bytes]:
-    """One realistic week per Monday (alternately clean and eventful, figures varied per week)."""
+         commentary: dict[dt.date, str] | None = None, text: dict[str, str] | None = None,
+         code: str = CODE) -> dict[dt.date, bytes]:
+    """One realistic week per Monday (alternately clean and eventful, figures varied per week) of ``code``."""
     failed, commentary, skip = failed or {}, commentary or {}, set(skip)
     stored: dict[dt.date, bytes] = {}
     previous = None
@@ -59,7 +60,9 @@ def seed(store: ReportStore, weeks: Iterable[dt.date], *, skip: Iterable[dt.date
         snap = vary(make_snapshot(week_of, healthy=n % 3 != 1, failed=failed.get(week_of), text=text), n)
         if tz is not None:
             snap = in_timezone(snap, tz)
-        stored[week_of] = store_week(store, snap, previous, commentary=commentary.get(week_of))
+        if code != CODE:
+            snap = snap.model_copy(update={"customer": code, "customer_name": f"{code} Ltd"})
+        stored[week_of] = store_week(store, snap, previous, commentary=commentary.get(week_of), code=code)
         previous = snap
     return stored
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -11,9 +12,9 @@ from msp_reports.qbr import Quarter
 from msp_reports.qbr.figures import QUARTER, month_key, quarter_figures
 from msp_reports.qbr.quarter import week_month
 from msp_reports.snapshot import WeeklySnapshot
-from msp_reports.store import ReportStore
+from msp_reports.store import ReportStore, sha256
 from tests.factories import make_snapshot
-from tests.qbr.seed import CODE, in_timezone, seed, store_week
+from tests.qbr.seed import CODE, seed, store_week
 
 Q3 = Quarter.parse("2026-Q3")
 WEEKS = Q3.week_ofs()
@@ -155,3 +156,25 @@ def test_flags_and_commentary_come_with_their_week(store):
     assert [w.commentary for w in fig.weeks if w.commentary] == ["Replaced the core switch."]
     # an open incident is counted once, however many weekly reports listed it
     assert fig.security[QUARTER].raised == len({(i.source, i.ref) for i in fig.incidents if i.raised_in_quarter})
+
+
+def test_a_week_failing_todays_checks_is_not_usable_and_hashed(store):
+    seed(store, WEEKS)
+    raw = json.loads(store.read_bytes(CODE, WEEKS[4], layout.SNAPSHOT))
+    raw["uptime"]["data"]["rows"][0]["uptime_pct"] = 150.0  # an impossible figure stored by an old release
+    store.write_json(CODE, WEEKS[4], layout.SNAPSHOT, raw)
+    fig = quarter_figures(store, CODE, Q3)
+    week = fig.weeks[4]
+    assert week.state == "invalid" and week.snapshot is None
+    assert week.snapshot_sha256 == sha256(store.read_bytes(CODE, WEEKS[4], layout.SNAPSHOT))
+    assert fig.tickets[QUARTER].weeks == 12 and all(line.periods[QUARTER].weeks <= 12 for line in fig.uptime)
+
+
+def test_flags_of_a_reconciled_week_that_no_longer_matches_its_snapshot_are_not_shown(store):
+    seed(store, WEEKS)
+    changed = json.loads(store.read_bytes(CODE, WEEKS[1], layout.SNAPSHOT))
+    changed["tickets"]["data"]["opened"] += 1  # snapshot.json edited after reconcile
+    store.write_json(CODE, WEEKS[1], layout.SNAPSHOT, changed)
+    fig = quarter_figures(store, CODE, Q3)
+    assert fig.weeks[1].flags == [] and fig.weeks[1].flags_note == "reconciled.json does not match snapshot.json"
+    assert fig.weeks[4].flags  # the other eventful weeks keep theirs

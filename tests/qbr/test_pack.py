@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import re
@@ -55,7 +56,11 @@ def test_the_pack_holds_every_artefact_the_weekly_render_publishes(built):
     assert files[layout.REPORT_PDF].startswith(b"%PDF-")
     assert files[layout.SUBJECT].decode() == "Acme Manufacturing Ltd: quarterly business review, Q3 2026 (July – September)"
     card = json.loads(files[layout.TEAMS_CARD])
-    assert card["type"] == "AdaptiveCard" and any(b.get("type") == "FactSet" for b in card["body"])
+    assert card["type"] == "AdaptiveCard"
+    facts = {f["title"]: f["value"] for b in card["body"] if b.get("type") == "FactSet" for f in b["facts"]}
+    doc = json.loads(files[SOURCES])["figures"]
+    assert facts["Tickets opened"] == f"{doc['tickets'][QUARTER]['opened']:,}"
+    assert facts["Services meeting their target"] == "2 of 3"
     assert "Steadier" not in files[layout.COVER_NOTE].decode() and "steadier quarter" in files[layout.COVER_NOTE].decode()
 
 
@@ -127,7 +132,7 @@ def test_flagged_events_name_the_week_they_were_reported(built):
 
 def test_a_finding_reported_in_consecutive_weeks_is_one_event(tmp_path):
     from msp_reports.qbr.figures import quarter_figures
-    from msp_reports.qbr.pack import _flag_rows
+    from msp_reports.qbr.markdown import _flag_rows
     from tests.factories import make_snapshot
     from tests.qbr.seed import store_week
 
@@ -207,8 +212,40 @@ def test_cli_writes_the_pack(built, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(files)
     doc = json.loads((out / SOURCES).read_text())
     assert doc["snapshots"] == json.loads(files[SOURCES])["snapshots"]
+    # another process, the registry's entry for the same customer: the same PDF, byte for byte
+    assert (out / layout.REPORT_PDF).read_bytes() == files[layout.REPORT_PDF]
     bad = subprocess.run([sys.executable, "-m", "msp_reports.qbr", "build", "--store", store.root.path,
                           "--registry", str(ROOT / "include" / "customers.yaml"), "--customer", "NOPE",
                           "--quarter", "2026-Q3", "--out", str(out)],
                          capture_output=True, text=True, env={"PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}"}, cwd=ROOT)
     assert bad.returncode == 2 and "NOPE" in bad.stderr
+
+
+def test_a_fourteen_week_quarter_in_new_york(tmp_path):
+    q4 = Quarter.parse("2026-Q4")
+    store = ReportStore(str(tmp_path))
+    seed(store, q4.week_ofs() + [q4.week_ofs()[-1] + dt.timedelta(days=7)], tz="America/New_York")
+    files = build_pack(store, customer("America/New_York"), MSP, q4)
+    text = squash(pdftotext(files[layout.REPORT_PDF]))
+    assert "14 weeks, Mon 28 Sep 2026 – Sun 03 Jan 2027 · times in America/New_York" in text
+    assert "Trends over the quarter's 14 weeks" in text and "Built from 14 of the quarter's 14 weekly reports." in text
+    doc = json.loads(files[SOURCES])
+    assert list(doc["snapshots"])[0] == "2026-09-28" and list(doc["snapshots"])[-1] == "2026-12-28"
+    network = next(r for r in doc["figures"]["uptime"]["rows"] if r["key"] == ["Leeds HQ", "Network"])
+    assert network["periods"][QUARTER]["seconds"] == 14 * 168 * 3600 + 3600  # 1 Nov 2026: a 169-hour week
+
+
+def test_each_customers_pack_holds_only_its_own_weeks(tmp_path):
+    """Two customers in one store: the other's text, figures and commentary never reach the pack."""
+    store = ReportStore(str(tmp_path))
+    seed(store, WEEKS, commentary={WEEKS[2]: "ACME only: the Leeds switch."})
+    seed(store, WEEKS, code="BRVO", text={"incident": "BRVO-only incident title", "site": "Manhattan"},
+         commentary={WEEKS[2]: "BRVO only: the Newark move."})
+    mine = build_pack(store, customer(), MSP, Q3)
+    text = squash(pdftotext(mine[layout.REPORT_PDF]))
+    assert "ACME only: the Leeds switch." in text
+    for theirs in ("BRVO", "Manhattan", "Newark"):
+        assert theirs not in text and theirs not in mine[SOURCES].decode() and theirs not in mine[layout.REPORT_MD].decode()
+    doc = json.loads(mine[SOURCES])
+    assert all(sha == sha256(store.read_bytes(CODE, dt.date.fromisoformat(w), layout.SNAPSHOT))
+               for w, sha in doc["snapshots"].items())

@@ -11,6 +11,8 @@ came from:
   seconds over week seconds, ticket counts, asset-weeks), never averages of percentages; a
   missing week, or a week whose source did not answer, is excluded and shown, never zero.
 - :mod:`.charts`: 13-week trends and monthly bars, drawn by the weekly report's chart code.
+- :mod:`.markdown`: the rows and sentences of ``qbr.md.j2``, and the recommendations for next
+  quarter; :mod:`.messages`: the subject line, cover note and Teams card.
 - :mod:`.pack`: :func:`build_pack` renders the pack through the weekly report's template
   environment (every source value escaped), page template, branding and WeasyPrint with its
   templates-only URL fetcher (nothing remote is read), and returns the same artefacts the weekly
@@ -27,11 +29,15 @@ availability, the quarter's flagged events by the week they were reported, the w
 commentaries, recommendations for next quarter, the weekly reports it was built from, and the
 definitions.
 
+:func:`quarter_figures` alone (no rendering) says whether a quarter has any week on record
+(``.on_record``), e.g. to skip a customer with nothing to review.
+
 ``python -m msp_reports.qbr build --store DIR --registry FILE --customer CODE --quarter 2026-Q3
 --out DIR`` writes a pack to a folder.
 """
 
+from msp_reports.qbr.figures import QuarterFigures, quarter_figures
 from msp_reports.qbr.pack import SOURCES, build_pack
 from msp_reports.qbr.quarter import Quarter
 
-__all__ = ["SOURCES", "Quarter", "build_pack"]
+__all__ = ["SOURCES", "Quarter", "QuarterFigures", "build_pack", "quarter_figures"]

@@ -18,7 +18,7 @@ from msp_reports.render.charts import Trend, TrendMetric, chart_svg, has_data
 from msp_reports.render.templates import TEMPLATES_DIR, page_environment
 
 QBR_CHARTS_TEMPLATE = "qbr_charts.html.j2"
-WEEKLY_KEYS = ("uptime", "backlog", "opened", "rpo", "recovery", "secure_score", "uptime_sites")
+WEEKLY_KEYS = ("uptime", "uptime_sites", "opened", "backlog", "breaches", "incidents", "rpo", "recovery", "secure_score")
 
 
 def _metric(key: str, title: str, unit: str, digits: int, kind: Literal["line", "bar"], domain: str) -> TrendMetric:
@@ -27,14 +27,16 @@ def _metric(key: str, title: str, unit: str, digits: int, kind: Literal["line", 
 
 def weekly_trends(fig: QuarterFigures) -> list[Trend]:
     weeks = [w.week_of for w in fig.weeks]
-    series = [
+    series = [  # three to a row: availability, the service desk, backups and security
         (_metric("uptime", "Uptime, all services", "%", 2, "line", "uptime"), fig.uptime_weekly),
-        (_metric("backlog", "Ticket backlog at week end", "", 0, "bar", "tickets"), fig.backlog_weekly),
+        (_metric("uptime_sites", "Public-site availability", "%", 2, "line", "sites"), fig.sites_weekly),
         (_metric("opened", "Tickets opened per week", "", 0, "bar", "tickets"), fig.opened_weekly),
+        (_metric("backlog", "Ticket backlog at week end", "", 0, "bar", "tickets"), fig.backlog_weekly),
+        (_metric("breaches", "SLA breaches per week", "", 0, "bar", "tickets"), fig.breaches_weekly),
+        (_metric("incidents", "Security incidents raised per week", "", 0, "bar", "security"), fig.incidents_weekly),
         (_metric("rpo", "Backups within RPO", "%", 1, "line", "backups"), fig.rpo_weekly),
         (_metric("recovery", "Recovery proven within RTO", "%", 1, "line", "backups"), fig.rto_weekly),
         (_metric("secure_score", "Secure score", "%", 1, "line", "security"), fig.score_weekly),
-        (_metric("uptime_sites", "Public-site availability", "%", 2, "line", "sites"), fig.sites_weekly),
     ]
     partial = [[w.state == "ok" and w.domain_state(m.domain) == "partial" for w in fig.weeks] for m, _ in series]
     # every third Monday is named (13 labels do not fit under a 55 mm chart), the last week always

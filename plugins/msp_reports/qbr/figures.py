@@ -395,6 +395,7 @@ class QuarterFigures:
     changes: list[ChangeLine]
     backlog_weekly: list[float | None]
     opened_weekly: list[float | None]
+    breaches_weekly: list[float | None]
     backups: dict[str, BackupPeriod]
     assets: list[AssetLine]
     rpo_weekly: list[float | None]
@@ -456,6 +457,7 @@ def aggregate(weeks: list[StoredWeek], quarter: Quarter, customer: str) -> Quart
         uptime_weekly=uptime_weekly, tickets=tickets, changes=changes,
         backlog_weekly=_weekly(weeks, "tickets", lambda s: s.tickets.data.backlog_end),
         opened_weekly=_weekly(weeks, "tickets", lambda s: s.tickets.data.opened),
+        breaches_weekly=_weekly(weeks, "tickets", lambda s: s.tickets.data.sla_breaches),
         backups=backups, assets=assets, rpo_weekly=rpo_weekly, rto_weekly=rto_weekly,
         security=security, incidents=incidents, score_weekly=scores, incidents_weekly=incidents_weekly,
         sites=sites, sites_total=sites_total, sites_weekly=sites_weekly, flags=flags,
