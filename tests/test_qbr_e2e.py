@@ -170,6 +170,9 @@ def test_the_packs_are_built_from_the_stored_weeks_and_a_missing_week_is_shown(e
     assert "Missing" in text and "missing" in text
     acme_text = " ".join(" ".join(p.extract_text() for p in PdfReader(_pack(env["home"], "ACME") / "report.pdf").pages).split())
     assert "Acme" in acme_text and "Condor" not in acme_text
+    # each customer's story (the world's latest week is the quarter's last) in its own pack only
+    assert "Leeds / Network fell" in acme_text and "Leeds" not in text
+    assert "Ransomware behaviour detected" in text and "Ransomware" not in acme_text
 
 
 def test_running_again_sends_nothing_more(env, first_run):
