@@ -140,3 +140,51 @@ def test_plan_refuses_an_unknown_customer_and_a_quarter_not_over(tmp_path):
     items = plan(settings, run_at, {"customers": ["CNDR", "ACME"]}, schedule_timezone="Europe/London")
     assert [(i["customer"], i["quarter"]) for i in items] == [("ACME", "2026-Q3"), ("CNDR", "2026-Q3")]
     assert len(plan(settings, run_at, {"quarter": "2026-Q2"}, schedule_timezone="Europe/London")) == 12
+
+
+def test_the_pack_waits_for_the_last_week_and_is_not_delivered_before_nine(tmp_path, monkeypatch):
+    """On the Monday: the pack is built once the weekly run stored the quarter's last week (or at
+    09:00 without it), and an approved pack is held until 09:00 MSP time."""
+    from msp_reports import approval, qbr_pipeline
+    from msp_reports.qbr import Quarter
+    from msp_reports.qbr_store import PackStore, quarter_first_day, record_decision
+    from msp_reports.settings import Settings
+    from msp_reports.store import ReportStore
+    from tests.qbr.seed import seed
+
+    monkeypatch.setenv("MSP_REPORTS_HOME", str(tmp_path))
+    settings = Settings.load()
+    weeks = Quarter.parse("2026-Q3").week_ofs()
+    seed(ReportStore(settings.store_root), weeks[:-1])
+    item = {"customer": "ACME", "quarter": "2026-Q3"}
+    at = lambda h, m=0: dt.datetime(2026, 10, 5, h, m, tzinfo=LONDON)  # noqa: E731 - the due Monday
+    assert not qbr_pipeline.weeks_ready(settings, item, now=at(6, 5))
+    assert qbr_pipeline.weeks_ready(settings, item, now=at(9))  # the send time: build without it
+    seed(ReportStore(settings.store_root), weeks)
+    assert qbr_pipeline.weeks_ready(settings, item, now=at(6, 10))
+
+    qbr_pipeline.render(settings, item)
+    store = PackStore(settings.store_root)
+    shown = approval.reviewed_version(store.week("ACME", quarter_first_day("2026-Q3")).render_record())
+    record_decision(settings.store_root, "ACME", "2026-Q3", "approve", by="jane", via="review-page", reviewed=shown)
+    since = at(6, 20)
+    assert qbr_pipeline.check_approval(settings, item, None, now=at(8, 59), waiting_since=since)[0] == \
+        "approved_waiting_for_send_time"
+    assert qbr_pipeline.check_approval(settings, item, None, now=at(9), waiting_since=since)[0] == "approved"
+
+
+def test_the_light_quarter_helpers_agree_with_the_pack_quarter():
+    """qbr_store spells the quarter arithmetic the DAG file needs at parse time without importing the
+    pack's renderer; it must agree with msp_reports.qbr.Quarter (and the pack's file name)."""
+    from msp_reports import qbr, qbr_store
+
+    assert qbr_store.SOURCES == qbr.SOURCES
+    for year in (2026, 2027, 2028, 2029):
+        for n in (1, 2, 3, 4):
+            q = qbr.Quarter(year, n)
+            assert qbr_store.quarter_first_day(str(q)) == q.first_day
+            assert qbr_store.quarter_label(q.last_day) == str(q) == qbr_store.quarter_label(q.first_day)
+            assert qbr_store.after(str(q)) == q.next().first_day
+            monday = qbr_store.due_monday(str(q))
+            assert monday.weekday() == 0 and q.last_day < monday <= q.last_day + dt.timedelta(days=7)
+            assert q.ends <= monday  # the quarter's last week has ended by the day its pack is due
