@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -470,7 +469,3 @@ def aggregate(weeks: list[StoredWeek], quarter: Quarter, customer: str) -> Quart
 def quarter_figures(store: ReportStore, customer: str, quarter: Quarter, *, details: bool = True) -> QuarterFigures:
     """The quarter's figures from the store; ``details=False`` skips the flags and commentaries."""
     return aggregate(load_weeks(store, customer, quarter, details=details), quarter, customer)
-
-
-def any_on_record(weeks: Iterable[StoredWeek]) -> bool:
-    return any(w.state == "ok" for w in weeks)
