@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -68,8 +67,9 @@ class StoredWeek:
         return int((self.snapshot.week_end - self.snapshot.week_start).total_seconds())
 
 
-def load_week(store: ReportStore, customer: str, week_of: dt.date) -> StoredWeek:
-    """The stored week: its snapshot (from the exact bytes hashed), flags and commentary."""
+def load_week(store: ReportStore, customer: str, week_of: dt.date, *, details: bool = True) -> StoredWeek:
+    """The stored week: its snapshot (from the exact bytes hashed), and with ``details`` its flags
+    and commentary (the previous quarter's comparison needs only the figures)."""
     week = store.week(customer, week_of)
     month = month_key(week_month(week_of))
     raw = week.snapshot_bytes()
@@ -84,6 +84,8 @@ def load_week(store: ReportStore, customer: str, week_of: dt.date) -> StoredWeek
     if snap.customer != customer or snap.week_of != week_of:
         return StoredWeek(week_of, month, "invalid", digest, problem="belongs to another customer or week")
     out = StoredWeek(week_of, month, "ok", digest, snap)
+    if not details:
+        return out
     rec_raw = store.read_bytes(customer, week_of, layout.RECONCILED)
     if rec_raw is None:
         out.flags_note = "no reconciled.json"
@@ -105,8 +107,8 @@ def load_week(store: ReportStore, customer: str, week_of: dt.date) -> StoredWeek
     return out
 
 
-def load_weeks(store: ReportStore, customer: str, quarter: Quarter) -> list[StoredWeek]:
-    return [load_week(store, customer, w) for w in quarter.week_ofs()]
+def load_weeks(store: ReportStore, customer: str, quarter: Quarter, *, details: bool = True) -> list[StoredWeek]:
+    return [load_week(store, customer, w, details=details) for w in quarter.week_ofs()]
 
 
 # ---- ratios from raw figures -----------------------------------------------------------------
@@ -464,9 +466,6 @@ def aggregate(weeks: list[StoredWeek], quarter: Quarter, customer: str) -> Quart
     )
 
 
-def quarter_figures(store: ReportStore, customer: str, quarter: Quarter) -> QuarterFigures:
-    return aggregate(load_weeks(store, customer, quarter), quarter, customer)
-
-
-def any_on_record(weeks: Iterable[StoredWeek]) -> bool:
-    return any(w.state == "ok" for w in weeks)
+def quarter_figures(store: ReportStore, customer: str, quarter: Quarter, *, details: bool = True) -> QuarterFigures:
+    """The quarter's figures from the store; ``details=False`` skips the flags and commentaries."""
+    return aggregate(load_weeks(store, customer, quarter, details=details), quarter, customer)

@@ -60,7 +60,7 @@ def build_pack(store: ReportStore, customer: Customer, msp: Msp, quarter: Quarte
     the previous quarter's are read for the comparison when any of its weeks is on record.
     """
     fig = quarter_figures(store, customer.code, quarter)
-    prev = quarter_figures(store, customer.code, quarter.previous())
+    prev = quarter_figures(store, customer.code, quarter.previous(), details=False)
     prev = prev if prev.on_record else None
     if branding is None:
         branding = load_branding().for_customer(customer.code)
