@@ -49,6 +49,7 @@ import datetime as dt
 import json
 import logging
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Literal
 
 from msp_reports.exceptions import ApprovalError
@@ -269,13 +270,17 @@ def variable_problem(store: ReportStore, customer: str, week_of: dt.date) -> dic
 
 def poll(store: ReportStore, customer: str, week_of: dt.date, raw: str | None, *,
          now: dt.datetime, not_before: dt.datetime,
-         deadline: dt.datetime | None = None) -> tuple[State, dict | None, str | None]:
+         deadline: dt.datetime | None = None,
+         set_by: Callable[[], str | None] | None = None) -> tuple[State, dict | None, str | None]:
     """One sensor poke. Returns (state, the record in force, new Variable value to write or None).
 
     A new decision in the Variable is recorded first, if it binds to the current report (see
     :func:`_check_binds`); a value that does not is recorded as a problem and the Variable gets a
     note instead, and the wait goes on. Then the record in force decides. With no decision
     standing at ``deadline``, an ``expired`` record is written and the state is ``expired``.
+
+    :param set_by: who set the Variable (Airflow's audit log; None if it does not say): the
+        decision's ``by``, else :data:`VARIABLE_BY`.
     """
     key = variable_key(customer, week_of)
     render = current_render(store, customer, week_of)
@@ -287,7 +292,8 @@ def poll(store: ReportStore, customer: str, week_of: dt.date, raw: str | None, *
             if decision is not None:
                 _check_binds(decision, render, key, first_look)
                 note = f"named in the Variable, not verified: {decision.named}" if decision.named else ""
-                recorded = record_decision(store, customer, week_of, decision.decision, by=VARIABLE_BY,
+                recorded = record_decision(store, customer, week_of, decision.decision,
+                                           by=(set_by() if set_by else None) or VARIABLE_BY,
                                            reason=decision.reason, via="airflow-variable", now=now, note=note)
                 new_value = variable_value(recorded)
         except ApprovalClosed:

@@ -181,6 +181,15 @@ def _record_in_variable(record: dict) -> None:
     Variable.set(key, approval.variable_value(record), description="Recorded by the review page")
 
 
+def _end_the_wait(user: BaseUser, record: dict) -> None:
+    """Answer the run's Required Action for the customer-week with the recorded decision
+    (:mod:`.hitl`); the decision stands in the store whether or not a run is waiting on it."""
+    from msp_reports.review import hitl
+
+    hitl.answer(user, record["customer"], dt.date.fromisoformat(record["week_of"]), record["decision"],
+                record.get("reason", ""))
+
+
 class _PagePreviews:
     """PNG previews of PDF pages (poppler's ``pdftoppm``), cached by PDF hash and page."""
 
@@ -461,6 +470,7 @@ def decide(request: Request, code: str, week_of: str,
         except approval.ApprovalError as exc:  # stale version, expired week, nothing rendered
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     _record_in_variable(record)
+    _end_the_wait(user, record)
     return _back(request, week, customer.code, "approved" if decision == "approve" else "rejected")
 
 
