@@ -7,16 +7,21 @@ Every Monday 06:00 (MSP time) each managed customer gets a report on the previou
 Per customer (one mapped task group; in the grid one `customer_report [ ]` row, and each mapped
 task instance's Map Index is the customer's code once it has started):
 five extracts (uptime, tickets, backups, security, sites) → `reconcile` with last week →
-`render` the PDF → `wait_for_approval` (the account engineer sets the Airflow Variable
-`weekly_report_approval__<CUSTOMER>__<week_of>` to `approve` or `reject <reason>`, or uses
-the "Weekly report review" page; delivery
-also waits for 09:00) → `deliver_email`, `post_to_teams`, `archive`, each exactly once →
+`render` the PDF → `wait_for_approval`, a Required Action (Airflow's Human-in-the-loop: the
+Required Actions page shows "Weekly report <CUSTOMER>, week of <week_of>" with the executive
+summary, flags, PDF hash and links; Approve, or Reject with a reason; the task waits in
+`awaiting_input`, holding no slot). The "Weekly report review" page answers the same request,
+and so does the Airflow Variable `weekly_report_approval__<CUSTOMER>__<week_of>` (`approve` or
+`reject <reason>`), read by `watch_approval_variables`, one reschedule sensor for the whole run
+(it needs the Airflow connection `msp_airflow_api` to answer). Delivery also waits for 09:00 →
+`deliver_email`, `post_to_teams`, `archive`, each exactly once →
 `pin_weekly_tab` (the Teams "Weekly report" tab opens the archived PDF, once teams and archive are sent).
 After all customers: the internal roll-up to `#weekly-reports`, one per week (a second run for
 the week updates it, covering every customer of the week). At 09:00, but not before reviewers
 have had their window (a run for a past week starts after 09:00), `post_missed_approvals`
 names there the customers nobody has decided on; after `msp.approval_cutoff` (registry, default
-48 h) a customer's wait ends as expired: the sensor fails saying so and nothing is sent.
+48 h: the request's response timeout) a customer's wait ends as expired: the task fails saying
+so and nothing is sent.
 
 Manual run for some customers: trigger with conf `{"customers": ["ACME"]}`; for a past week
 add `"week_of": "2026-11-09"`. A customer the ledger has as sent on every channel for the week

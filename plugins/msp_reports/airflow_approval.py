@@ -111,7 +111,7 @@ class ReportApproval(HITLOperator):
         kwargs.setdefault("retry_delay", dt.timedelta(seconds=5))
         super().__init__(
             subject="Weekly report approval", options=list(approval_request.OPTIONS), multiple=False,
-            params={REASON: Param("", type="string", title="Reason",
+            params={REASON: Param(None, type=["null", "string"], title="Reason",
                                   description="Why the report is rejected (needed to reject; ignored on approve)")},
             **kwargs)
         self.code = code

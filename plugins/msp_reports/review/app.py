@@ -10,8 +10,9 @@ renderer the app was given (:data:`Rerender`: ``plugins/review_plugin.py`` hands
 PDF — and approve, or reject with a reason. Beside the PDF the page shows what is sent with it
 (the subject line, the email's cover note, the Teams card: :mod:`msp_reports.messages`). A
 decision is bound to the hashes of the version the page showed (:data:`approval.HASHES`); if the
-report changed meanwhile it is refused with 409 (:mod:`msp_reports.approval`). Every route needs
-an Airflow user (:mod:`.auth`).
+report changed meanwhile it is refused with 409 (:mod:`msp_reports.approval`). A decision taken
+here also answers the run's Required Action for the customer-week (:mod:`.hitl`), so the wait
+ends at once. Every route needs an Airflow user (:mod:`.auth`).
 
 Everything on the page is served from here (CSS included; no script, no remote asset), and
 everything shown is escaped by Jinja's autoescaping. The status banner after a save or a decision
