@@ -15,8 +15,12 @@ the review page (records the decision, then answers through Airflow's own HITL r
 :mod:`msp_reports.review.hitl`), or the Variable (:func:`watch_variables`, one reschedule sensor
 for the whole run, records it and answers through the REST API: :mod:`msp_reports.airflow_api`).
 An answer about a version that is no longer the current one (or a rejection without a reason)
-sends nothing: it is kept for the review page and the task asks again, by retrying, so the new
-request describes the current version (a new try is a new task instance, so a new request).
+sends nothing: it is kept for the review page ("value refused") and the same request waits again.
+Airflow keeps one request per task instance and never rewrites its subject or body (not on a
+retry either: the request follows the task instance to its new try), so after a re-render the
+request still describes the version it was written for, and an answer to it keeps being refused;
+the current version is decided on the review page (the request links to it) or by the Variable,
+both of which record their decision and then answer this same request.
 """
 
 from __future__ import annotations
@@ -31,7 +35,6 @@ from msp_reports import approval_request
 
 TASK_ID = approval_request.TASK_ID
 REASON = "reason"
-ASK_AGAIN_RETRIES = 20  # answers refused (a stale version, a rejection without a reason) before the task gives up
 
 
 def _now() -> dt.datetime:
@@ -107,8 +110,6 @@ class ReportApproval(HITLOperator):
     template_fields = ("code",)
 
     def __init__(self, *, code: Any, **kwargs) -> None:
-        kwargs.setdefault("retries", ASK_AGAIN_RETRIES)
-        kwargs.setdefault("retry_delay", dt.timedelta(seconds=5))
         super().__init__(
             subject="Weekly report approval", options=list(approval_request.OPTIONS), multiple=False,
             params={REASON: Param(None, type=["null", "string"], title="Reason",
@@ -137,12 +138,14 @@ class ReportApproval(HITLOperator):
         self.subject, self.body = request.subject, request.body
         return self._park(context, item, request.shown, since)
 
-    def _park(self, context, item: dict, shown: dict, since: dt.datetime):
+    def _park(self, context, item: dict, shown: dict, since: dt.datetime, asked_at: dt.datetime | None = None):
+        """Write the request (or, answered and refused, clear its answer: Airflow keeps one request per
+        task instance, its subject and body as first written) and wait in ``awaiting_input``."""
         from airflow.sdk.exceptions import TaskAwaitingInput
         from airflow.sdk.execution_time.hitl import upsert_hitl_detail
         from msp_reports import pipeline
 
-        asked_at = _now()
+        asked_at = asked_at or _now()
         upsert_hitl_detail(ti_id=context["task_instance"].id, options=self.options, subject=self.subject,
                            body=self.body, defaults=None, multiple=False, params=self.serialized_params)
         # a decision recorded while the request was being written (the review page found nothing to
@@ -160,7 +163,6 @@ class ReportApproval(HITLOperator):
 
     def execute_complete(self, context, event: dict[str, Any], shown: dict | None = None,
                          asked_at: str | None = None, since: str | None = None):
-        from airflow.sdk.exceptions import AirflowException
         from msp_reports import pipeline
 
         item = _item(context, self.code)
@@ -177,9 +179,10 @@ class ReportApproval(HITLOperator):
         state, record, refused = pipeline.answer_approval(
             settings, item, option, reason, by=by, shown=shown or {}, waiting_since=waiting_since,
             asked_at=dt.datetime.fromisoformat(asked_at) if asked_at else _now())
-        if refused and state == "awaiting_review":
-            # nothing recorded: ask again, about the current version (a new try, a new request)
-            raise AirflowException(f"{item['customer']}: {refused}; asking again")
+        if refused and state == "awaiting_review":  # nothing recorded: the same request waits again
+            print(f"{item['customer']}: {refused}; waiting again")
+            return self._park(context, item, shown or {}, waiting_since or _now(),
+                              asked_at=dt.datetime.fromisoformat(asked_at) if asked_at else None)
         if record is not None and record.get("via") == approval_request.VIA:
             from msp_reports import approval
 

@@ -9,6 +9,7 @@ hashes of the version it shows. :func:`record_answer` turns the answer into the 
 record the review page and the Variable write (:func:`msp_reports.approval.record_decision`),
 bound to the hashes that were shown: if the report changed since, nothing is recorded and the
 customer is back to awaiting review with the reason kept where the review page shows it.
+Airflow never rewrites a request, so the current version is then decided on the review page.
 """
 
 from __future__ import annotations
@@ -66,7 +67,9 @@ def brief(store: ReportStore, customer: str, name: str, week_of: dt.date, summar
               f"[Open the review page]({review_url(base_url, customer, week_of)}) · "
               f"[Open the PDF]({pdf_url(base_url, customer, week_of)})", "",
               "Approve sends exactly this version (the PDF, the email's cover note and the Teams card whose "
-              "hashes the review page shows). To reject, give the reason in the form."]
+              "hashes the review page shows). To reject, give the reason in the form. If the report is "
+              "re-rendered after this request was written, an answer here is not taken: decide the new "
+              "version on the review page."]
     return Brief(subject(customer, week_of), "\n".join(lines), approval.reviewed_version(render))
 
 

@@ -62,7 +62,9 @@ def _token(base: str, user: str, password: str) -> str:
 
 
 @pytest.fixture
-def stack(sim, tmp_path):
+def stack(request, sim, tmp_path):
+    """The API server, then the DAG run (``dag.test``) for ``customers`` (the test's parameter, by
+    default :data:`CUSTOMERS`) until each customer's Required Action waits; all stopped afterwards."""
     from devtools.demo import import_pools
     from devtools.simulators.mailsink import MailSink
     from devtools.simulators.server import free_port
@@ -74,6 +76,7 @@ def stack(sim, tmp_path):
     passwords = home / "passwords.json"
     passwords.write_text(json.dumps({"jane": PASSWORD, "msp-watcher": SERVICE_PASSWORD}))
     registry = load_registry(Settings.load().registry_path)
+    customers = getattr(request, "param", CUSTOMERS)
     port = free_port()
     procs: list[subprocess.Popen] = []
     with MailSink(tmp_path / "outbox") as mail:
@@ -114,7 +117,7 @@ def stack(sim, tmp_path):
             dag_log = tmp_path / "dag.log"
             with dag_log.open("w") as out:
                 dag_run = subprocess.Popen([sys.executable, "-c", _RUN_DAG, str(ROOT / "dags"),
-                                            REPORT_MONDAY.isoformat(), ",".join(CUSTOMERS)],
+                                            REPORT_MONDAY.isoformat(), ",".join(customers)],
                                            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
             procs.append(dag_run)
             token = _token(base, "jane", PASSWORD)
@@ -122,11 +125,11 @@ def stack(sim, tmp_path):
             def parked() -> list[dict]:
                 details = _api(base, "GET", "/api/v2/dags/weekly_executive_report/dagRuns/~/hitlDetails"
                                             "?response_received=false&state=awaiting_input", token)["hitl_details"]
-                return details if len(details) == len(CUSTOMERS) else []
+                return details if len(details) == len(customers) else []
 
             details = _wait_for("every customer's Required Action", parked, 600, dag_run, dag_log)
             yield {"base": base, "mail": mail, "reports": reports, "dag_run": dag_run, "dag_log": dag_log,
-                   "registry": registry, "token": token, "details": details, "sim": sim}
+                   "registry": registry, "token": token, "details": details, "sim": sim, "env": env}
         finally:
             for proc in procs:
                 _stop(proc)
@@ -218,3 +221,59 @@ def test_required_actions_review_page_and_variable_end_the_same_wait(stack):
     assert re.search(r"FXTR \| ✅ delivered.*approved by jane via airflow\\?-variable", rollup), rollup
     assert f"ECHO | ⛔ rejected by jane: {REASON}" in rollup, rollup
     assert "DAG RUN STATE success" in log, log[-4000:]
+
+
+_RERENDER = textwrap.dedent("""
+    import sys
+    from msp_reports import pipeline
+    from msp_reports.settings import Settings
+    pipeline.render(Settings.load(), {"customer": sys.argv[1], "week_of": sys.argv[2]}, commentary=sys.argv[3])
+""")
+
+
+def _answer(stack: dict, detail: dict, option: str, reason: str = "") -> None:
+    ti = detail["task_instance"]
+    _api(stack["base"], "PATCH", f"/api/v2/dags/{ti['dag_id']}/dagRuns/{ti['dag_run_id']}/taskInstances/"
+                                 f"{ti['task_id']}/{ti['map_index']}/hitlDetails", stack["token"],
+         {"chosen_options": [option], "params_input": {"reason": reason}})
+
+
+@pytest.mark.parametrize("stack", [["ACME"]], indirect=True)
+def test_an_answer_about_a_version_that_changed_sends_nothing_and_the_current_one_is_decided_elsewhere(stack):
+    """The report is re-rendered (new commentary) while its request waits; an Approve given to the
+    request (which describes the earlier version) is not taken: no record, nothing sent, the
+    refusal shown on the review page, and the same request waits again (Airflow never rewrites a
+    request). The current version, approved by its Variable, is what is delivered, once."""
+    base, reports = stack["base"], stack["reports"]
+    folder = reports / "store" / "ACME" / WEEK_OF.isoformat()
+    old_pdf = json.loads((folder / "render.json").read_text())["pdf_sha256"]
+    [request] = stack["details"]
+    assert old_pdf in request["body"]
+    subprocess.run([sys.executable, "-c", _RERENDER, "ACME", WEEK_OF.isoformat(), "Re-rendered while waiting.\n"],
+                   check=True, env=stack["env"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    new_pdf = json.loads((folder / "render.json").read_text())["pdf_sha256"]
+    assert new_pdf != old_pdf
+    _answer(stack, request, "Approve")
+
+    def waiting_again() -> dict | None:
+        details = _api(base, "GET", "/api/v2/dags/weekly_executive_report/dagRuns/~/hitlDetails"
+                                    "?response_received=false&state=awaiting_input", stack["token"])["hitl_details"]
+        return details[0] if details and (folder / "variable_problem.json").exists() else None
+
+    again = _wait_for("the request to wait again", waiting_again, 300, stack["dag_run"], stack["dag_log"])
+    assert again["task_instance"]["try_number"] == request["task_instance"]["try_number"]  # no retry, no failure
+    assert _records(reports, "ACME") == [] and stack["mail"].messages() == []
+    problem = json.loads((folder / "variable_problem.json").read_text())
+    assert "report changed since it was shown (" in problem["error"] and "by jane" in problem["error"]
+
+    key = f"weekly_report_approval__ACME__{WEEK_OF}"
+    _api(base, "POST", "/api/v2/variables", stack["token"], {"key": key, "value": f"approve {new_pdf[:12]}"})
+    stack["dag_run"].wait(timeout=900)
+    assert "DAG RUN STATE success" in stack["dag_log"].read_text()
+    [record] = _records(reports, "ACME")
+    assert (record["by"], record["via"], record["pdf_sha256"]) == ("jane", "airflow-variable", new_pdf)
+    [message] = stack["mail"].messages()
+    from msp_reports.store import sha256
+
+    [attachment] = list(message.iter_attachments())
+    assert sha256(attachment.get_content()) == new_pdf
