@@ -134,3 +134,30 @@ KEY = "weekly_report_approval__ACME__2026-11-16"
 ])
 def test_the_audit_log_entry_that_names_the_variable(entry, names):
     assert _names(entry, KEY) is names
+
+
+@pytest.mark.e2e
+def test_what_the_airflow_cli_writes_to_the_audit_log_names_the_variable_and_the_os_user(tmp_path):
+    """``airflow variables set`` as an engineer runs it: the audit-log row the watcher reads
+    (event ``cli_variables_set``, owner the OS user, the command line in ``extra``)."""
+    import getpass
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+
+    from msp_reports.airflow_api import CLI_EVENTS
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update({"AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}"})
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "airflow", "variables", "set", KEY, "approve 3f2a9c1e"], check=True,
+                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with sqlite3.connect(tmp_path / "airflow.db") as db:
+        rows = db.execute("select event, owner, extra from log where event like 'cli_variables%'").fetchall()
+    [(event, owner, extra)] = rows
+    assert event in CLI_EVENTS and owner == getpass.getuser()
+    assert _names({"event": event, "extra": extra}, KEY)
+    assert not _names({"event": event, "extra": extra}, KEY.replace("ACME", "ECHO"))
