@@ -185,10 +185,17 @@ def _record_in_variable(record: dict) -> None:
 def _end_the_wait(user: BaseUser, record: dict) -> None:
     """Answer the run's Required Action for the customer-week with the recorded decision
     (:mod:`.hitl`); the decision stands in the store whether or not a run is waiting on it."""
+    import logging
+
     from msp_reports.review import hitl
 
-    hitl.answer(user, record["customer"], dt.date.fromisoformat(record["week_of"]), record["decision"],
-                record.get("reason", ""))
+    try:
+        hitl.answer(user, record["customer"], dt.date.fromisoformat(record["week_of"]), record["decision"],
+                    record.get("reason", ""))
+    except Exception as exc:  # noqa: BLE001 - the decision stands; the run's watcher answers the wait
+        logging.getLogger(__name__).warning("%s %s: the decision is recorded but its Required Action was not "
+                                            "answered (%s: %s)", record["customer"], record["week_of"],
+                                            type(exc).__name__, getattr(exc, "detail", exc))
 
 
 class _PagePreviews:
