@@ -192,11 +192,19 @@ def test_engineer_logs_in_edits_commentary_approves_and_the_dag_delivers_it(stac
     assert record["decision"] == "approve" and record["by"] == "reviewer" and record["via"] == "review-page"
     assert record["pdf_sha256"] == second_pdf
 
-    # the page answered the waiting Required Action; ACME is delivered with the new commentary
+    # the page answered the waiting Required Action, as the signed-in user; ACME is delivered with
+    # the new commentary
     dag_run = stack["dag_run"]
     dag_run.wait(timeout=600)
     log = stack["dag_log"].read_text()
     assert "DAG RUN STATE success" in log, log[-4000:]
+    login = urllib.request.Request(f"{base}/auth/token", method="POST", headers={"Content-Type": "application/json"},
+                                   data=json.dumps({"username": "reviewer", "password": PASSWORD}).encode())
+    token = json.loads(urllib.request.urlopen(login, timeout=30).read())["access_token"]
+    answered = urllib.request.Request(f"{base}/api/v2/dags/weekly_executive_report/dagRuns/~/hitlDetails",
+                                      headers={"Authorization": f"Bearer {token}"})
+    [detail] = json.loads(urllib.request.urlopen(answered, timeout=30).read())["hitl_details"]
+    assert detail["chosen_options"] == ["Approve"] and detail["responded_by_user"]["name"] == "reviewer"
     [mail] = stack["mail"].messages()
     assert sorted(a.strip() for a in mail["To"].split(",")) == stack["registry"].get("ACME").recipients
     [attachment] = list(mail.iter_attachments())
