@@ -171,6 +171,9 @@ class ReportApproval(HITLOperator):
         if "error" in event:  # the scheduler's sweep at the deadline: nobody answered
             state, record, new_value = pipeline.check_approval(settings, item, None, waiting_since=waiting_since)
             _write_variable(_variable(item)[0], new_value, "wait_for_approval")
+            if state == "awaiting_review":  # resumed a moment before the cut-off (clocks): wait for it
+                return self._park(context, item, shown or {}, waiting_since or _now(),
+                                  asked_at=dt.datetime.fromisoformat(asked_at) if asked_at else None)
             return self._end(context, item, state, record)
         option = (event.get("chosen_options") or [""])[0]
         reason = str((event.get("params_input") or {}).get(REASON) or "")
@@ -179,8 +182,8 @@ class ReportApproval(HITLOperator):
         state, record, refused = pipeline.answer_approval(
             settings, item, option, reason, by=by, shown=shown or {}, waiting_since=waiting_since,
             asked_at=dt.datetime.fromisoformat(asked_at) if asked_at else _now())
-        if refused and state == "awaiting_review":  # nothing recorded: the same request waits again
-            print(f"{item['customer']}: {refused}; waiting again")
+        if state == "awaiting_review":  # nothing recorded (refused): the same request waits again
+            print(f"{item['customer']}: {refused or 'no decision in force'}; waiting again")
             return self._park(context, item, shown or {}, waiting_since or _now(),
                               asked_at=dt.datetime.fromisoformat(asked_at) if asked_at else None)
         if record is not None and record.get("via") == approval_request.VIA:
@@ -194,6 +197,8 @@ class ReportApproval(HITLOperator):
         from msp_reports import pipeline
 
         print(f"{item['customer']}: {state}")
+        if state == "awaiting_review":  # never a success without a decision in force
+            raise RuntimeError(f"{item['customer']}: the wait cannot end without a decision")
         if state == "rejected":
             raise AirflowSkipException(f"{item['customer']} rejected by {record['by']}: {record['reason']}")
         if state == "expired":  # fail loudly: deliveries do not run, the roll-up shows "expired"
