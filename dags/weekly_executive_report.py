@@ -7,16 +7,21 @@ Every Monday 06:00 (MSP time) each managed customer gets a report on the previou
 Per customer (one mapped task group; in the grid one `customer_report [ ]` row, and each mapped
 task instance's Map Index is the customer's code once it has started):
 five extracts (uptime, tickets, backups, security, sites) → `reconcile` with last week →
-`render` the PDF → `wait_for_approval` (the account engineer sets the Airflow Variable
-`weekly_report_approval__<CUSTOMER>__<week_of>` to `approve` or `reject <reason>`, or uses
-the "Weekly report review" page; delivery
-also waits for 09:00) → `deliver_email`, `post_to_teams`, `archive`, each exactly once →
+`render` the PDF → `wait_for_approval`, a Required Action (Airflow's Human-in-the-loop: the
+Required Actions page shows "Weekly report <CUSTOMER>, week of <week_of>" with the executive
+summary, flags, PDF hash and links; Approve, or Reject with a reason; the task waits in
+`awaiting_input`, holding no slot). The "Weekly report review" page answers the same request,
+and so does the Airflow Variable `weekly_report_approval__<CUSTOMER>__<week_of>` (`approve` or
+`reject <reason>`), read by `watch_approval_variables`, one reschedule sensor for the whole run
+(it needs the Airflow connection `msp_airflow_api` to answer). Delivery also waits for 09:00 →
+`deliver_email`, `post_to_teams`, `archive`, each exactly once →
 `pin_weekly_tab` (the Teams "Weekly report" tab opens the archived PDF, once teams and archive are sent).
 After all customers: the internal roll-up to `#weekly-reports`, one per week (a second run for
 the week updates it, covering every customer of the week). At 09:00, but not before reviewers
 have had their window (a run for a past week starts after 09:00), `post_missed_approvals`
 names there the customers nobody has decided on; after `msp.approval_cutoff` (registry, default
-48 h) a customer's wait ends as expired: the sensor fails saying so and nothing is sent.
+48 h: the request's response timeout) a customer's wait ends as expired: the task fails saying
+so and nothing is sent.
 
 Manual run for some customers: trigger with conf `{"customers": ["ACME"]}`; for a past week
 add `"week_of": "2026-11-09"`. A customer the ledger has as sent on every channel for the week
@@ -118,33 +123,26 @@ def render(code: str) -> dict:
     return pipeline.render(_settings(item), item)
 
 
-# The wait ends explicitly at the registry's msp.approval_cutoff (at most 6 days after 09:00):
-# the sensor records "expired" and fails saying so. Airflow's own timeout is only a backstop.
+# The wait ends at the registry's msp.approval_cutoff: the request's response timeout (the
+# scheduler's sweep), then "expired" is recorded and the task fails saying so. APPROVAL_BACKSTOP
+# bounds the run-level watcher; the waits themselves hold no slot and poll nothing.
 APPROVAL_BACKSTOP = dt.timedelta(days=7)
 
 
-@task.sensor(map_index_template=CUSTOMER_LABEL, mode="reschedule", poke_interval=60,
-             timeout=APPROVAL_BACKSTOP.total_seconds())
-def wait_for_approval(code: str):
-    item = _item(code)
-    from airflow.sdk import PokeReturnValue, Variable
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-    from msp_reports import approval, pipeline
+def wait_for_approval(code):
+    """The customer's Required Action (msp_reports.airflow_approval.ReportApproval)."""
+    from msp_reports.airflow_approval import ReportApproval
 
-    ctx = get_current_context()
-    waiting_since = ctx["ti"].get_first_reschedule_date(ctx) or dt.datetime.now(dt.timezone.utc)
-    key = approval.variable_key(item["customer"], dt.date.fromisoformat(item["week_of"]))
-    state, record, new_value = pipeline.check_approval(_settings(item), item, Variable.get(key, default=None),
-                                                       waiting_since=waiting_since)
-    if new_value is not None:
-        Variable.set(key, new_value, description="Recorded by wait_for_approval")
-    print(f"{item['customer']}: {state}")
-    if state == "rejected":
-        raise AirflowSkipException(f"{item['customer']} rejected by {record['by']}: {record['reason']}")
-    if state == "expired":  # fail loudly: deliveries do not run, the roll-up shows "expired"
-        raise AirflowFailException(f"{item['customer']} {item['week_of']}: {record['reason']}")
-    # "delivered": the ledger has this week sent on every channel (a re-run): nothing to wait for
-    return PokeReturnValue(is_done=state in ("approved", "delivered"), xcom_value=record)
+    return ReportApproval(task_id="wait_for_approval", code=code, map_index_template=CUSTOMER_LABEL)
+
+
+@task.sensor(mode="reschedule", poke_interval=60, timeout=APPROVAL_BACKSTOP.total_seconds())
+def watch_approval_variables(items: list[dict[str, str]]) -> bool:
+    """One look for the whole run: decisions set in the approval Variables end their customers' waits."""
+    from msp_reports.airflow_approval import watch_variables
+
+    run = get_current_context()["dag_run"]
+    return watch_variables(list(items), run.dag_id, run.run_id)
 
 
 @task.sensor(mode="reschedule", poke_interval=60, timeout=APPROVAL_BACKSTOP.total_seconds())
@@ -247,6 +245,7 @@ def weekly_executive_report():
     reports = customer_report.expand(code=customers)
     items = customers["items"]
     reports >> rollup(items)
+    watch_approval_variables(items)
     wait_for_send_time(items) >> post_missed_approvals(items)
 
 

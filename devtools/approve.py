@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, **airflow_env(home, ui_dir())}
     subprocess.run([sys.executable, "-m", "airflow", "variables", "set", key, value], check=True, env=env,
                    stdout=subprocess.DEVNULL)
-    print(f"{key} = {value!r} (Airflow home {home}); wait_for_approval reads it within a minute")
+    print(f"{key} = {value!r} (Airflow home {home}); the run's Variable watcher reads it within a minute")
     return 0
 
 

@@ -250,7 +250,7 @@ def serve(args: argparse.Namespace) -> int:
     first manual run has something to review. The history is seeded once, on the first start.
     """
     from devtools.simulators.world import latest_complete_week
-    from devtools.standalone import run_standalone, saved_password, standalone_env, ui_port
+    from devtools.standalone import run_standalone, saved_password, standalone_env, ui_port, watcher_env
 
     demo_dir = Path(args.dir).resolve()
     demo_dir.mkdir(parents=True, exist_ok=True)
@@ -259,6 +259,7 @@ def serve(args: argparse.Namespace) -> int:
     port = ui_port(args.port)
     os.environ.update(airflow_env(home, demo_dir))
     os.environ.update(standalone_env(port, schedule=args.schedule))
+    os.environ.update(watcher_env(home, port))
     week_of = args.week_of or latest_complete_week(dt.datetime.now(dt.timezone.utc), MSP_TIMEZONE)
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True,
                    stdout=subprocess.DEVNULL, env=os.environ.copy())

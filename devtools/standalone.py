@@ -9,6 +9,8 @@ What ``airflow standalone`` does not do by itself, and this module adds:
 - it runs in its own process group, and a SIGTERM, SIGINT or SIGHUP to this process stops that
   whole group (and any task process that made a group of its own), so nothing survives the script;
 - the admin password, which Airflow prints only the first time, is printed on every start;
+- the run's Variable watcher gets its own Airflow account and the connection ``msp_airflow_api``
+  to answer Required Actions with (:func:`watcher_env`);
 - the scheduler creates no Monday runs (``[scheduler] use_job_schedule``) unless asked for: only the
   runs you trigger run (see :func:`standalone_env`);
 - it logs at INFO, Airflow's default, not at the demo's WARNING: the task logs show the INFO lines,
@@ -74,6 +76,33 @@ def standalone_env(port: int, *, schedule: bool = False) -> dict[str, str]:
         "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",  # Airflow's default; the demo's WARNING would hide task logs' INFO
+    }
+
+
+WATCHER_USER = "msp-watcher"  # the run's Variable watcher's Airflow account (simple auth manager, role op)
+
+
+def watcher_env(home: Path, port: int) -> dict[str, str]:
+    """The Airflow account the run's Variable watcher answers Required Actions as, and its Airflow
+    connection ``msp_airflow_api``: the password is written to the simple auth manager's password
+    file before Airflow starts (it generates only the passwords that file lacks: admin's), so the
+    connection can carry it from the first start; kept there across restarts."""
+    import secrets
+
+    path = home / PASSWORD_FILE
+    try:
+        passwords = json.loads(path.read_text())
+    except (OSError, ValueError):
+        passwords = {}
+    if WATCHER_USER not in passwords:
+        passwords[WATCHER_USER] = secrets.token_urlsafe(16)
+        path.write_text(json.dumps(passwords))
+        path.chmod(0o600)
+    return {
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"admin:admin,{WATCHER_USER}:op",
+        "AIRFLOW_CONN_MSP_AIRFLOW_API": json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": port,
+                                                    "schema": "http", "login": WATCHER_USER,
+                                                    "password": passwords[WATCHER_USER]}),
     }
 
 

@@ -23,7 +23,7 @@ import requests
 
 from tests.factories import ROOT
 
-from devtools.standalone import PARALLELISM, saved_password, standalone_env
+from devtools.standalone import PARALLELISM, WATCHER_USER, saved_password, standalone_env, watcher_env
 
 pytestmark = pytest.mark.e2e
 
@@ -107,6 +107,20 @@ def test_saved_password(tmp_path):
     assert saved_password(tmp_path) == "s3cret"
 
 
+def test_the_watchers_account_is_in_the_password_file_before_airflow_starts_and_stays(tmp_path):
+    import json
+
+    env = watcher_env(tmp_path, 18080)
+    conn = json.loads(env["AIRFLOW_CONN_MSP_AIRFLOW_API"])
+    assert (conn["host"], conn["port"], conn["login"]) == ("127.0.0.1", 18080, WATCHER_USER)
+    assert saved_password(tmp_path, WATCHER_USER) == conn["password"] and saved_password(tmp_path) is None
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == f"admin:admin,{WATCHER_USER}:op"
+    (tmp_path / "simple_auth_manager_passwords.json.generated").write_text(
+        json.dumps({"admin": "s3cret", WATCHER_USER: conn["password"]}))  # Airflow added admin's
+    assert json.loads(watcher_env(tmp_path, 18080)["AIRFLOW_CONN_MSP_AIRFLOW_API"])["password"] == conn["password"]
+    assert saved_password(tmp_path) == "s3cret"
+
+
 def test_serve_port_loopback_sigterm_and_password_on_restart(tmp_path):
     port = _free_port()
     serve = Serve(tmp_path, port)
@@ -117,6 +131,11 @@ def test_serve_port_loopback_sigterm_and_password_on_restart(tmp_path):
         workers = [p for p in serve.family() if "LocalExecutor" in " ".join(p.cmdline())]
         assert 1 <= len(workers) <= PARALLELISM, [" ".join(p.cmdline()[:4]) for p in serve.family()]
         assert len(serve.family()) < 25, [" ".join(p.cmdline()[:4]) for p in serve.family()]
+        # the run's Variable watcher can sign in with the account its connection names
+        watcher = saved_password(tmp_path / "home", WATCHER_USER)
+        token = requests.post(f"http://127.0.0.1:{port}/auth/token", timeout=30,
+                              json={"username": WATCHER_USER, "password": watcher})
+        assert token.status_code == 201, token.text
         serve.terminate_and_check()
     finally:
         serve.kill()

@@ -66,8 +66,15 @@ def test_shape_mapped_group_sensor_and_schedule():
                       "reconcile", "render", "wait_for_approval", "deliver_email", "post_to_teams", "archive",
                       "pin_weekly_tab"}
     _assert_labelled_by_customer(dag, group)
-    sensor = dag.task_dict["customer_report.wait_for_approval"]
-    assert sensor.mode == "reschedule"  # no worker slot held while waiting
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    wait = dag.task_dict["customer_report.wait_for_approval"]
+    # a Required Action: parks in awaiting_input, no worker slot held and nothing polled while waiting
+    assert isinstance(wait, HITLOperator) and wait.options == ["Approve", "Reject"] and "reason" in wait.params
+    # the Variable path: one reschedule sensor for the whole run, not one per customer
+    watcher = dag.task_dict["watch_approval_variables"]
+    assert watcher.mode == "reschedule" and watcher.poke_interval == 60 and watcher.task_group.group_id is None
+    assert watcher.upstream_task_ids == {"plan_customers"}
     assert dag.task_dict["customer_report.reconcile"].trigger_rule == "all_done"
     assert dag.task_dict["rollup"].trigger_rule == "all_done"
     # besides plan_customers (which feeds every task its customer), each step waits for the one before

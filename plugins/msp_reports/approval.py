@@ -9,11 +9,14 @@ words the channels send with it (the subject line, the email's cover note, the T
 render; re-extracted data, new commentary, a new PDF or a changed message void it and the
 customer is back to *awaiting review*, with the old record kept as history.
 
-Two ways to decide, one record:
+Three ways to decide, one record:
 
+- Airflow's Required Actions page (:mod:`msp_reports.airflow_approval`, :mod:`msp_reports.approval_request`):
+  the answer is recorded against the hashes the request showed (``via: required-actions``);
 - the review page in the Airflow UI (:mod:`msp_reports.review`) submits the hashes it showed;
   if the report changed since, :func:`record_decision` refuses with :class:`StaleReview`;
-- an Airflow Variable, read by the ``wait_for_approval`` sensor (CLI, REST API, Variables page)::
+- an Airflow Variable, read by ``wait_for_approval`` before it parks and then by the run's one
+  Variable watcher (CLI, REST API, Variables page)::
 
       airflow variables set weekly_report_approval__ACME__2026-11-16 approve
       airflow variables set weekly_report_approval__ACME__2026-11-16 "approve 3f2a9c1e"   # pin the PDF
@@ -23,9 +26,11 @@ Two ways to decide, one record:
   The sensor records it against the current render and rewrites the Variable to the record, so
   the Variables page shows what was recorded (the review page writes the Variable the same way).
 
-Who decided is who Airflow authenticated: the review page records the signed-in user. The
-sensor cannot tell who set a Variable, so a Variable decision is recorded as by
-``unknown (Airflow Variable)``; a name it gives (``by``) is kept only as a labelled ``note``.
+Who decided is who Airflow authenticated: the review page records the signed-in user,
+Required Actions the user who answered. A Variable decision is recorded as by the user Airflow's
+audit log names for the Variable's latest change (:mod:`msp_reports.airflow_api`; ``poll``'s
+``set_by``), or as by ``unknown (Airflow Variable)`` when it names nobody; a name the Variable
+gives (``by``) is kept only as a labelled ``note``.
 
 An approval must postdate the report it approves, or pin its hash: a plain ``approve`` that is
 already in the Variable when the sensor first looks at a newly published version may have been
@@ -49,6 +54,7 @@ import datetime as dt
 import json
 import logging
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Literal
 
 from msp_reports.exceptions import ApprovalError
@@ -269,14 +275,18 @@ def variable_problem(store: ReportStore, customer: str, week_of: dt.date) -> dic
 
 def poll(store: ReportStore, customer: str, week_of: dt.date, raw: str | None, *,
          now: dt.datetime, not_before: dt.datetime,
-         deadline: dt.datetime | None = None, key: str | None = None) -> tuple[State, dict | None, str | None]:
+         deadline: dt.datetime | None = None, key: str | None = None,
+         set_by: Callable[[], str | None] | None = None) -> tuple[State, dict | None, str | None]:
     """One sensor poke. Returns (state, the record in force, new Variable value to write or None).
 
     A new decision in the Variable is recorded first, if it binds to the current report (see
     :func:`_check_binds`); a value that does not is recorded as a problem and the Variable gets a
     note instead, and the wait goes on. Then the record in force decides. With no decision
     standing at ``deadline``, an ``expired`` record is written and the state is ``expired``.
-    ``key``: the Variable's name, for the messages (default :func:`variable_key`; the QBR pack's differs).
+
+    :param key: the Variable's name, for the messages (default :func:`variable_key`; the QBR pack's differs).
+    :param set_by: who set the Variable (Airflow's audit log; None if it does not say): the
+        decision's ``by``, else :data:`VARIABLE_BY`.
     """
     key = key or variable_key(customer, week_of)
     render = current_render(store, customer, week_of)
@@ -288,7 +298,8 @@ def poll(store: ReportStore, customer: str, week_of: dt.date, raw: str | None, *
             if decision is not None:
                 _check_binds(decision, render, key, first_look)
                 note = f"named in the Variable, not verified: {decision.named}" if decision.named else ""
-                recorded = record_decision(store, customer, week_of, decision.decision, by=VARIABLE_BY,
+                recorded = record_decision(store, customer, week_of, decision.decision,
+                                           by=(set_by() if set_by else None) or VARIABLE_BY,
                                            reason=decision.reason, via="airflow-variable", now=now, note=note)
                 new_value = variable_value(recorded)
         except ApprovalClosed:

@@ -330,20 +330,52 @@ def approval_deadline(msp: Msp, week_of: dt.date, waiting_since: dt.datetime | N
 
 def check_approval(settings: Settings, item: dict[str, str], raw: str | None,
                    now: dt.datetime | None = None,
-                   waiting_since: dt.datetime | None = None) -> tuple[str, dict | None, str | None]:
-    """One poke of ``wait_for_approval`` (see :func:`msp_reports.approval.poll`); ``delivered`` at
-    once, with the decision that was in force, for a week the ledger has as sent on every channel."""
+                   waiting_since: dt.datetime | None = None, *, expire: bool = True,
+                   set_by: Callable[[], str | None] | None = None) -> tuple[str, dict | None, str | None]:
+    """One look at the customer's approval (see :func:`msp_reports.approval.poll`): by
+    ``wait_for_approval`` before it parks and when it is answered, and by the run's Variable
+    watcher (``expire=False``: only the wait itself ends at the cut-off). ``delivered`` at once,
+    with the decision that was in force, for a week the ledger has as sent on every channel.
+
+    :param set_by: who set the Variable, as Airflow's audit log says (see
+        :mod:`msp_reports.airflow_api`); asked only when the Variable holds a new decision.
+    """
     ctx = Context(settings, item)
     week_of = ctx.week.week_of
     if already_delivered(ctx.store, ctx.code, week_of) is not None:
         return "delivered", approval.in_force(ctx.store, ctx.code, week_of), None
     now = now or _now()
-    result = approval.poll(ctx.store, ctx.code, week_of, raw, now=now,
-                           not_before=_send_time(ctx.msp, week_of),
-                           deadline=approval_deadline(ctx.msp, week_of, waiting_since)
-                           .astimezone(ZoneInfo(ctx.msp.timezone)))
+    deadline = approval_deadline(ctx.msp, week_of, waiting_since).astimezone(ZoneInfo(ctx.msp.timezone))
+    result = approval.poll(ctx.store, ctx.code, week_of, raw, now=now, not_before=_send_time(ctx.msp, week_of),
+                           deadline=deadline if expire else None, set_by=set_by)
     _note_wait(ctx, result[0], result[1], now, waiting_since)
     return result
+
+
+def approval_brief(settings: Settings, item: dict[str, str], base_url: str):
+    """The Required Actions request for the current render (:func:`msp_reports.approval_request.brief`)."""
+    from msp_reports import approval_request
+    from msp_reports.render import executive_summary
+
+    ctx = Context(settings, item)
+    with ctx.store.week_lock(ctx.code, ctx.week.week_of, shared=True):
+        summary = executive_summary(load_reconciled(ctx.store, ctx.code, ctx.week.week_of))
+        return approval_request.brief(ctx.store, ctx.code, ctx.customer.name, ctx.week.week_of, summary, base_url)
+
+
+def answer_approval(settings: Settings, item: dict[str, str], option: str, reason: str, *, by: str,
+                    shown: dict, asked_at: dt.datetime, waiting_since: dt.datetime | None,
+                    now: dt.datetime | None = None) -> tuple[str, dict | None, str]:
+    """The answer to the Required Actions request, recorded (:func:`msp_reports.approval_request.record_answer`);
+    then the state as :func:`check_approval` sees it, and why the answer was not taken ("" if it was)."""
+    from msp_reports import approval_request
+
+    ctx = Context(settings, item)
+    now = now or _now()
+    answer = approval_request.record_answer(ctx.store, ctx.code, ctx.week.week_of, option, reason, by=by,
+                                            shown=shown, asked_at=asked_at, now=now)
+    state, record, _ = check_approval(settings, item, None, now=now, waiting_since=waiting_since, expire=False)
+    return state, record, answer.refused
 
 
 def _note_wait(ctx: Context, state: str, record: dict | None, now: dt.datetime,

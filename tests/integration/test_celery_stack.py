@@ -257,7 +257,7 @@ def _airflow_env(home: Path, db: str, pg_user: str, redis_db: int, api_port: int
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
         "AIRFLOW__CORE__AUTH_MANAGER":
             "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,msp-watcher:op",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file),
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",  # its server would listen on every interface
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
@@ -279,11 +279,15 @@ def stack(tmp_path_factory) -> Iterator[dict]:
     (home / "logs").mkdir()
     password = secrets.token_urlsafe(16)
     password_file = home / "passwords.json"
-    password_file.write_text(json.dumps({"admin": password}))
+    watcher_password = secrets.token_urlsafe(16)  # the run's Variable watcher's service account
+    password_file.write_text(json.dumps({"admin": password, "msp-watcher": watcher_password}))
     api_port = free_port()
     with fresh_database(pg_user) as db, empty_redis_db() as redis_db, \
             DemoServices(WEEK_OF, demo_dir) as services:
         env = _airflow_env(home, db, pg_user, redis_db, api_port, demo_dir, password_file)
+        env["AIRFLOW_CONN_MSP_AIRFLOW_API"] = json.dumps({  # its credential: an Airflow connection only
+            "conn_type": "http", "host": "127.0.0.1", "port": api_port, "schema": "http",
+            "login": "msp-watcher", "password": watcher_password})
         s = Stack(env, home, f"http://127.0.0.1:{api_port}", password)
         try:
             t = time.monotonic()
@@ -332,14 +336,14 @@ def finished_run(stack, pytestconfig) -> dict:
 
     waiting: dict[str, dict] = {}
 
-    def all_waiting():  # each sensor seen parked at least once (they wake to poke every 60 s)
+    def all_waiting():  # each customer's Required Action seen parked (awaiting_input: no slot, no poke)
         sensors = _by_customer(s.task_instances(run_id), "customer_report.wait_for_approval")
-        waiting.update({code: ti for code, ti in sensors.items() if ti["state"] == "up_for_reschedule"})
+        waiting.update({code: ti for code, ti in sensors.items() if ti["state"] == "awaiting_input"})
         unexpected = {code: ti["state"] for code, ti in sensors.items() if ti["state"] in ("success", "failed")}
         assert not unexpected, f"sensors finished before any approval was given: {unexpected}"
         return set(waiting) == set(codes)
 
-    s.wait_for("every customer's wait_for_approval to be waiting (rescheduled)", all_waiting, RUN_TIMEOUT, 3)
+    s.wait_for("every customer's wait_for_approval to be waiting (awaiting_input)", all_waiting, RUN_TIMEOUT, 3)
     s.timings["trigger -> 12 reports rendered, awaiting approval"] = time.monotonic() - t
 
     t = time.monotonic()
@@ -407,10 +411,12 @@ def test_tasks_ran_in_their_pools_and_the_pools_exist(finished_run):
     assert used["deliver_email"] == used["post_to_teams"] == used["archive"] == "msp_delivery"
 
 
-def test_sensors_waited_in_reschedule_mode_and_recorded_each_approval(finished_run):
+def test_waits_parked_and_the_watcher_recorded_each_variable_approval_by_its_airflow_user(finished_run):
+    import getpass
+
     store = finished_run["demo_dir"] / "store"
-    # every sensor was seen parked (up_for_reschedule, no worker slot) before any approval existed,
-    # then finished on its first try: waiting in reschedule mode costs no retries
+    # every wait was seen parked (awaiting_input, no worker slot) before any approval existed,
+    # then finished on its first try: the run's one watcher answered each from its Variable
     assert len(finished_run["waiting"]) == 12
     sensors = _by_customer(finished_run["tis"], "customer_report.wait_for_approval")
     assert {ti["state"] for ti in sensors.values()} == {"success"}
@@ -418,11 +424,15 @@ def test_sensors_waited_in_reschedule_mode_and_recorded_each_approval(finished_r
     records = {code: json.loads((store / code / str(WEEK_OF) / "approvals" / "0001.json").read_text())
                for code in finished_run["cli"] + finished_run["api"]}
     assert records[finished_run["cli"][0]]["pdf_sha256"] == finished_run["pinned"]
-    # the sensor cannot tell who set a Variable: the name given is kept as a labelled note only
+    # who set the Variable, from Airflow's audit log: the CLI records the OS user, the REST API the
+    # Airflow user; a name the Variable gives is kept as a labelled note only
     assert records[finished_run["cli"][2]]["note"] == "named in the Variable, not verified: cli.engineer"
+    for code in finished_run["cli"]:
+        assert records[code]["by"] == f"{getpass.getuser()} (OS user, airflow CLI)", code
     for code in finished_run["api"]:
-        assert records[code]["by"] == "unknown (Airflow Variable)"
+        assert records[code]["by"] == "admin"
         assert records[code]["note"] == "named in the Variable, not verified: api.engineer"
+    assert {rec["via"] for rec in records.values()} == {"airflow-variable"}
     for code, rec in records.items():
         assert rec["decision"] == "approve", code
 

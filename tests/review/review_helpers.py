@@ -81,3 +81,31 @@ def api_clients():
         return c
 
     return client
+
+
+@contextlib.contextmanager
+def hitl_timeout_sweep(every: float = 1.0):
+    """What the scheduler does for Human-in-the-loop waits and ``dag.test`` does not: end each wait
+    at its response timeout. Airflow's own sweep (``SchedulerJobRunner.check_awaiting_input_timeouts``),
+    run every ``every`` seconds in a thread of this process, which has the run's database."""
+    import logging
+    import threading
+    from types import SimpleNamespace
+
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+
+    stop = threading.Event()
+    scheduler = SimpleNamespace(log=logging.getLogger("hitl-timeout-sweep"))
+
+    def sweep() -> None:
+        while not stop.wait(every):
+            with contextlib.suppress(Exception):  # a locked database: the next sweep
+                SchedulerJobRunner.check_awaiting_input_timeouts(scheduler)
+
+    thread = threading.Thread(target=sweep, name="hitl-timeout-sweep", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.factories import ROOT, WEEK_OF
-from tests.review.review_helpers import environment, migrate_db, sim_env
+from tests.review.review_helpers import environment, hitl_timeout_sweep, migrate_db, sim_env
 
 pytestmark = pytest.mark.e2e
 REPORT_MONDAY = WEEK_OF + dt.timedelta(days=7)
@@ -34,8 +34,9 @@ def test_unapproved_report_expires_at_the_cutoff_and_nothing_is_sent(sim, tmp_pa
         import_pools()
         dag = DagBag(str(ROOT / "dags")).dags["weekly_executive_report"]
         run_at = dt.datetime.combine(REPORT_MONDAY, dt.time(6, 0), tzinfo=ZoneInfo("Europe/London"))
-        try:
-            dr = dag.test(logical_date=run_at, run_after=run_at, run_conf={"customers": ["ACME"]})
+        try:  # the cut-off is the Required Action's response timeout, ended by the scheduler's sweep
+            with hitl_timeout_sweep():
+                dr = dag.test(logical_date=run_at, run_after=run_at, run_conf={"customers": ["ACME"]})
         finally:
             from airflow.models import Variable
 

@@ -1,10 +1,11 @@
 """A real browser against a real ``airflow api-server``, while the real DAG waits for approval.
 
 The DAG runs with ``dag.test`` in a subprocess (limited to ACME) against the simulators and a
-real SMTP server; its ``wait_for_approval`` sensor is polling when the account engineer logs in
-through Airflow's login page (simple auth manager), opens "Weekly report review" from the UI,
-edits the commentary (the report is re-rendered), and approves. The sensor sees the approval,
-the report is delivered, and the PDF in the email carries the new commentary.
+real SMTP server; its ``wait_for_approval`` waits on its Required Action (``awaiting_input``)
+when the account engineer logs in through Airflow's login page (simple auth manager), opens
+"Weekly report review" from the UI, edits the commentary (the report is re-rendered), and
+approves. The page answers the Required Action, the report is delivered, and the PDF in the
+email carries the new commentary.
 """
 
 from __future__ import annotations
@@ -191,11 +192,19 @@ def test_engineer_logs_in_edits_commentary_approves_and_the_dag_delivers_it(stac
     assert record["decision"] == "approve" and record["by"] == "reviewer" and record["via"] == "review-page"
     assert record["pdf_sha256"] == second_pdf
 
-    # the sensor, polling all along, sees the approval; ACME is delivered with the new commentary
+    # the page answered the waiting Required Action, as the signed-in user; ACME is delivered with
+    # the new commentary
     dag_run = stack["dag_run"]
     dag_run.wait(timeout=600)
     log = stack["dag_log"].read_text()
     assert "DAG RUN STATE success" in log, log[-4000:]
+    login = urllib.request.Request(f"{base}/auth/token", method="POST", headers={"Content-Type": "application/json"},
+                                   data=json.dumps({"username": "reviewer", "password": PASSWORD}).encode())
+    token = json.loads(urllib.request.urlopen(login, timeout=30).read())["access_token"]
+    answered = urllib.request.Request(f"{base}/api/v2/dags/weekly_executive_report/dagRuns/~/hitlDetails",
+                                      headers={"Authorization": f"Bearer {token}"})
+    [detail] = json.loads(urllib.request.urlopen(answered, timeout=30).read())["hitl_details"]
+    assert detail["chosen_options"] == ["Approve"] and detail["responded_by_user"]["name"] == "reviewer"
     [mail] = stack["mail"].messages()
     assert sorted(a.strip() for a in mail["To"].split(",")) == stack["registry"].get("ACME").recipients
     [attachment] = list(mail.iter_attachments())

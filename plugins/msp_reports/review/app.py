@@ -10,8 +10,9 @@ renderer the app was given (:data:`Rerender`: ``plugins/review_plugin.py`` hands
 PDF — and approve, or reject with a reason. Beside the PDF the page shows what is sent with it
 (the subject line, the email's cover note, the Teams card: :mod:`msp_reports.messages`). A
 decision is bound to the hashes of the version the page showed (:data:`approval.HASHES`); if the
-report changed meanwhile it is refused with 409 (:mod:`msp_reports.approval`). Every route needs
-an Airflow user (:mod:`.auth`).
+report changed meanwhile it is refused with 409 (:mod:`msp_reports.approval`). A decision taken
+here also answers the run's Required Action for the customer-week (:mod:`.hitl`), so the wait
+ends at once. Every route needs an Airflow user (:mod:`.auth`).
 
 Everything on the page is served from here (CSS included; no script, no remote asset), and
 everything shown is escaped by Jinja's autoescaping. The status banner after a save or a decision
@@ -179,6 +180,22 @@ def _record_in_variable(record: dict) -> None:
 
     key = approval.variable_key(record["customer"], dt.date.fromisoformat(record["week_of"]))
     Variable.set(key, approval.variable_value(record), description="Recorded by the review page")
+
+
+def _end_the_wait(user: BaseUser, record: dict) -> None:
+    """Answer the run's Required Action for the customer-week with the recorded decision
+    (:mod:`.hitl`); the decision stands in the store whether or not a run is waiting on it."""
+    import logging
+
+    from msp_reports.review import hitl
+
+    try:
+        hitl.answer(user, record["customer"], dt.date.fromisoformat(record["week_of"]), record["decision"],
+                    record.get("reason", ""))
+    except Exception as exc:  # noqa: BLE001 - the decision stands; the run's watcher answers the wait
+        logging.getLogger(__name__).warning("%s %s: the decision is recorded but its Required Action was not "
+                                            "answered (%s: %s)", record["customer"], record["week_of"],
+                                            type(exc).__name__, getattr(exc, "detail", exc))
 
 
 class _PagePreviews:
@@ -461,6 +478,7 @@ def decide(request: Request, code: str, week_of: str,
         except approval.ApprovalError as exc:  # stale version, expired week, nothing rendered
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     _record_in_variable(record)
+    _end_the_wait(user, record)
     return _back(request, week, customer.code, "approved" if decision == "approve" else "rejected")
 
 

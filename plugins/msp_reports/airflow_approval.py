@@ -1,0 +1,270 @@
+"""The approval wait, the Airflow way: a Required Action per customer, and one Variable watcher per run.
+
+:class:`ReportApproval` is the customer group's ``wait_for_approval``: an Airflow
+Human-in-the-loop task. It first does what the sensor did on its first poke
+(:func:`msp_reports.pipeline.check_approval`): a week already delivered, a decision already in
+the store for the current version (or in the Variable) ends it at once. Otherwise it asks on
+the Required Actions page (:func:`msp_reports.pipeline.approval_brief`: the customer and week,
+the executive summary, flags, the PDF's hash, links to the review page and the PDF; Approve or
+Reject, with a Reason field) and parks in ``awaiting_input``: no worker slot, no poke. Its
+``response_timeout`` is ``msp.approval_cutoff`` (the same deadline the sensor held to); when the
+scheduler's sweep ends the wait there, it records ``expired`` and fails saying nothing was sent.
+
+Whoever answers: the Required Actions page (recorded here, as the Airflow user who answered),
+the review page (records the decision, then answers through Airflow's own HITL route:
+:mod:`msp_reports.review.hitl`), or the Variable (:func:`watch_variables`, one reschedule sensor
+for the whole run, records it and answers through the REST API: :mod:`msp_reports.airflow_api`).
+An answer about a version that is no longer the current one (or a rejection without a reason)
+sends nothing: it is kept for the review page ("value refused") and the same request waits again.
+Airflow keeps one request per task instance and never rewrites its subject or body (not on a
+retry either: the request follows the task instance to its new try), so after a re-render the
+request still describes the version it was written for, and an answer to it keeps being refused;
+the current version is decided on the review page (the request links to it) or by the Variable,
+both of which record their decision and then answer this same request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import HITLOperator
+from airflow.sdk.definitions.param import Param
+
+from msp_reports import approval_request
+
+TASK_ID = approval_request.TASK_ID
+REASON = "reason"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _item(context, code: str) -> dict:
+    from airflow.sdk.exceptions import AirflowFailException
+    from msp_reports import pipeline
+
+    context["customer"] = code
+    item = context["ti"].xcom_pull(task_ids="plan_customers", key=pipeline.item_key(code), map_indexes=-1)
+    if not item:
+        raise AirflowFailException(f"{code}: plan_customers holds no item for this customer in this run")
+    return item
+
+
+def _settings(item: dict):
+    from msp_reports.settings import Settings
+
+    return Settings(**item["settings"])
+
+
+def _variable(item: dict) -> tuple[str, str | None]:
+    from airflow.sdk import Variable
+    from msp_reports import approval
+
+    key = approval.variable_key(item["customer"], dt.date.fromisoformat(item["week_of"]))
+    return key, Variable.get(key, default=None)
+
+
+def _write_variable(key: str, value: str | None, by: str) -> None:
+    if value is not None:
+        from airflow.sdk import Variable
+
+        Variable.set(key, value, description=f"Recorded by {by}")
+
+
+def _waiting_since(settings, item: dict) -> dt.datetime | None:
+    """When this run began waiting for this customer (kept in ``run.json`` across tries)."""
+    from msp_reports import run_record
+    from msp_reports.store import ReportStore
+
+    record = run_record.read(ReportStore(settings.store_root), item["customer"], dt.date.fromisoformat(item["week_of"]))
+    if record and record.get("run") == item.get("run") and record.get("phase") == "waiting" and record.get("since"):
+        return dt.datetime.fromisoformat(record["since"])
+    return None
+
+
+def _setter(key: str):
+    """Who set the Variable, from Airflow's audit log (None without the API connection)."""
+    def lookup() -> str | None:
+        from msp_reports.airflow_api import AirflowApi
+
+        api = AirflowApi.from_connection()
+        try:
+            return api.variable_setter(key) if api else None
+        except Exception as exc:  # noqa: BLE001 - the audit log is unreadable: recorded as unknown
+            print(f"{key}: cannot read Airflow's audit log ({type(exc).__name__}: {exc}); recorded as unknown")
+            return None
+    return lookup
+
+
+def _base_url() -> str:
+    from airflow.sdk.configuration import conf
+
+    return conf.get("api", "base_url", fallback="") or "http://localhost:8080"
+
+
+class ReportApproval(HITLOperator):
+    """``wait_for_approval`` for one customer (``code``: the group's mapped argument)."""
+
+    template_fields = ("code",)
+
+    def __init__(self, *, code: Any, **kwargs) -> None:
+        super().__init__(
+            subject="Weekly report approval", options=list(approval_request.OPTIONS), multiple=False,
+            params={REASON: Param(None, type=["null", "string"], title="Reason",
+                                  description="Why the report is rejected (needed to reject; ignored on approve)")},
+            **kwargs)
+        self.code = code
+
+    @property
+    def op_args(self) -> list:
+        """The customer code, where the grid's label (``map_index_template``) looks for it."""
+        return [self.code]
+
+    def execute(self, context):
+        from msp_reports import pipeline
+
+        item = _item(context, self.code)
+        settings = _settings(item)
+        since = _waiting_since(settings, item) or _now()
+        key, raw = _variable(item)
+        state, record, new_value = pipeline.check_approval(settings, item, raw, waiting_since=since,
+                                                           set_by=_setter(key))
+        _write_variable(key, new_value, "wait_for_approval")
+        if state != "awaiting_review":
+            return self._end(context, item, state, record)
+        request = pipeline.approval_brief(settings, item, _base_url())
+        self.subject, self.body = request.subject, request.body
+        return self._park(context, item, request.shown, since)
+
+    def _park(self, context, item: dict, shown: dict, since: dt.datetime, asked_at: dt.datetime | None = None):
+        """Write the request (or, answered and refused, clear its answer: Airflow keeps one request per
+        task instance, its subject and body as first written) and wait in ``awaiting_input``."""
+        from airflow.sdk.exceptions import TaskAwaitingInput
+        from airflow.sdk.execution_time.hitl import upsert_hitl_detail
+        from msp_reports import pipeline
+
+        asked_at = asked_at or _now()
+        upsert_hitl_detail(ti_id=context["task_instance"].id, options=self.options, subject=self.subject,
+                           body=self.body, defaults=None, multiple=False, params=self.serialized_params)
+        # a decision recorded while the request was being written (the review page found nothing to
+        # answer yet): it stands; from here on an answer reaches the request (Airflow resumes a task
+        # answered between writing its request and parking)
+        state, record, _ = pipeline.check_approval(_settings(item), item, None, waiting_since=since)
+        if state != "awaiting_review":
+            return self._end(context, item, state, record)
+        deadline = pipeline.approval_deadline(pipeline.Context(_settings(item), item).msp,
+                                              dt.date.fromisoformat(item["week_of"]), since)
+        print(f"{item['customer']}: awaiting review on the Required Actions page until {deadline.isoformat()}")
+        raise TaskAwaitingInput(method_name="execute_complete",
+                                kwargs={"shown": shown, "asked_at": asked_at.isoformat(), "since": since.isoformat()},
+                                timeout=max(deadline - _now(), dt.timedelta(seconds=1)))
+
+    def execute_complete(self, context, event: dict[str, Any], shown: dict | None = None,
+                         asked_at: str | None = None, since: str | None = None):
+        from msp_reports import pipeline
+
+        item = _item(context, self.code)
+        settings = _settings(item)
+        waiting_since = dt.datetime.fromisoformat(since) if since else None
+        if "error" in event:  # the scheduler's sweep at the deadline: nobody answered
+            state, record, new_value = pipeline.check_approval(settings, item, None, waiting_since=waiting_since)
+            _write_variable(_variable(item)[0], new_value, "wait_for_approval")
+            if state == "awaiting_review":  # resumed a moment before the cut-off (clocks): wait for it
+                return self._park(context, item, shown or {}, waiting_since or _now(),
+                                  asked_at=dt.datetime.fromisoformat(asked_at) if asked_at else None)
+            return self._end(context, item, state, record)
+        option = (event.get("chosen_options") or [""])[0]
+        reason = str((event.get("params_input") or {}).get(REASON) or "")
+        user = event.get("responded_by_user") or {}
+        by = user.get("name") or user.get("id") or "unknown (Required Actions)"
+        state, record, refused = pipeline.answer_approval(
+            settings, item, option, reason, by=by, shown=shown or {}, waiting_since=waiting_since,
+            asked_at=dt.datetime.fromisoformat(asked_at) if asked_at else _now())
+        if state == "awaiting_review":  # nothing recorded (refused): the same request waits again
+            print(f"{item['customer']}: {refused or 'no decision in force'}; waiting again")
+            return self._park(context, item, shown or {}, waiting_since or _now(),
+                              asked_at=dt.datetime.fromisoformat(asked_at) if asked_at else None)
+        if record is not None and record.get("via") == approval_request.VIA:
+            from msp_reports import approval
+
+            _write_variable(_variable(item)[0], approval.variable_value(record), "Required Actions")
+        return self._end(context, item, state, record)
+
+    def _end(self, context, item: dict, state: str, record: dict | None):
+        from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException, AirflowSkipException
+        from msp_reports import pipeline
+
+        print(f"{item['customer']}: {state}")
+        if state == "awaiting_review":  # never a success without a decision in force
+            raise RuntimeError(f"{item['customer']}: the wait cannot end without a decision")
+        if state == "rejected":
+            raise AirflowSkipException(f"{item['customer']} rejected by {record['by']}: {record['reason']}")
+        if state == "expired":  # fail loudly: deliveries do not run, the roll-up shows "expired"
+            raise AirflowFailException(f"{item['customer']} {item['week_of']}: {record['reason']}")
+        if state == "approved_waiting_for_send_time":  # approved before 09:00: the deliveries wait for it
+            raise AirflowRescheduleException(pipeline.send_time(_settings(item), item))
+        return record  # approved, or "delivered": the ledger has this week sent on every channel (a re-run)
+
+
+# ---- the run's Variable watcher ---------------------------------------------------------------
+def watch_variables(items: list[dict], dag_id: str, run_id: str) -> bool:
+    """One look of the run's watcher: every customer of the run that is waiting gets its Variable
+    read; a decision there is recorded (by the Airflow user the audit log names) and the parked
+    request answered through the REST API; a decision already in the store (recorded by a path
+    that could not answer) is answered too. True once nobody in the run is waiting any more."""
+    from msp_reports import approval, pipeline, run_record
+    from msp_reports.airflow_api import AirflowApi
+    from msp_reports.store import ReportStore
+
+    if not items:
+        return True
+    api = AirflowApi.from_connection()
+    parked: dict[str, dict] = {}
+    if api is None:
+        print("No Airflow connection 'msp_airflow_api': decisions in Variables are recorded, but the parked "
+              "requests cannot be answered from here (answer them on the Required Actions or the review page)")
+    else:
+        try:
+            parked = {d["subject"]: d for d in api.parked(dag_id, run_id)}
+        except Exception as exc:  # noqa: BLE001 - the API is down: look again next time
+            print(f"cannot list the run's Required Actions ({type(exc).__name__}: {exc}); looking again later")
+            return False
+    settings = _settings(items[0])
+    store = ReportStore(settings.store_root)
+    waiting = []
+    for item in items:
+        code, week_of = item["customer"], dt.date.fromisoformat(item["week_of"])
+        record = run_record.read(store, code, week_of) or {}
+        if record.get("run") == item.get("run") and record.get("phase") == "ended":
+            continue  # rejected, expired, or the run ended without releasing the deliveries
+        if pipeline.already_delivered(store, code, week_of) is not None:
+            continue
+        if record.get("run") != item.get("run") or record.get("phase") != "waiting":
+            waiting.append(code)  # not waiting yet (still extracting or rendering)
+            continue
+        detail = parked.get(approval_request.subject(code, week_of))
+        key, raw = _variable(item)
+        try:
+            state, decided, new_value = pipeline.check_approval(
+                settings, item, raw, waiting_since=dt.datetime.fromisoformat(record["since"]), expire=False,
+                set_by=_setter(key))
+        except approval.ApprovalError as exc:  # nothing rendered yet for this run
+            print(f"{code}: {exc}")
+            waiting.append(code)
+            continue
+        _write_variable(key, new_value, "the run's Variable watcher")
+        if decided is None:
+            waiting.append(code)
+            continue
+        if detail is not None and api is not None:
+            option = approval_request.APPROVE if decided["decision"] == "approve" else approval_request.REJECT
+            try:
+                api.answer(detail, option, decided.get("reason", ""))
+                print(f"{code}: {decided['decision']} by {decided['by']} ({decided['via']}); its wait is answered")
+            except Exception as exc:  # noqa: BLE001 - answered meanwhile, or the API is down
+                print(f"{code}: could not answer its Required Action ({type(exc).__name__}: {exc})")
+                waiting.append(code)
+    print(f"still waiting: {', '.join(waiting) or 'nobody'}")
+    return not waiting
