@@ -118,33 +118,51 @@ def _login(page, base: str, password: str) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
-def _trigger_in_the_ui(page, conf: dict) -> None:
-    """Dags → weekly_executive_report → Trigger, the conf in Advanced Options → Configuration JSON."""
+def _trigger_in_the_ui(page, base: str, headers: dict[str, str], conf: dict) -> dict:
+    """Dags → weekly_executive_report → Trigger, the conf in Advanced Options → Configuration JSON;
+    returns the run it started (read back through the REST API).
+
+    The form renders again (and its editor with it) while the Dag's details load, the more so on a
+    busy machine; each step waits until its element stays put, and the whole form is filled again
+    when a render took what was typed. A run is created once: the REST API is asked before retrying.
+    """
     from playwright.sync_api import expect
+
+    def runs() -> list[dict]:
+        return requests.get(f"{base}/api/v2/dags/{DAG_ID}/dagRuns", headers=headers, timeout=30).json()["dag_runs"]
 
     page.get_by_role("link", name="Dags").first.click()
     page.get_by_role("link", name=DAG_ID).first.click()
-    page.get_by_role("button", name="Trigger").first.click()
-    dialog = page.get_by_role("dialog")
-    expect(dialog.get_by_text(re.compile(f"Unpause {DAG_ID} on trigger"))).to_be_visible(timeout=30_000)
-    page.wait_for_load_state("networkidle")
-    editor = dialog.locator(".monaco-editor").first
-    # the form re-renders once the Dag's details load: open the section until its editor shows
-    for _ in range(10):
+    for _attempt in range(5):
+        if page.get_by_role("dialog").count() == 0:
+            page.get_by_role("button", name="Trigger").first.click()
+        dialog = page.get_by_role("dialog")
+        expect(dialog.get_by_text(re.compile(f"Unpause {DAG_ID} on trigger"))).to_be_visible(timeout=60_000)
+        page.wait_for_load_state("networkidle")
+        editor = dialog.locator(".monaco-editor").first
         try:
-            page.get_by_text("Advanced Options", exact=True).click(timeout=5_000)
-            editor.wait_for(timeout=5_000)
-            break
-        except Exception:  # noqa: BLE001 - detached by a re-render: try again
+            if not editor.is_visible():
+                page.get_by_text("Advanced Options", exact=True).click(timeout=10_000)
+            editor.wait_for(timeout=10_000)
+            editor.click(timeout=10_000)
+            page.keyboard.press("ControlOrMeta+a")
+            page.keyboard.press("Delete")
+            page.keyboard.insert_text(json.dumps(conf))  # one input event: no auto-closed brackets
+            dialog.get_by_text("Configuration JSON").click(timeout=10_000)  # leave the editor
+            page.wait_for_timeout(1_000)
+            typed = editor.locator(".view-lines").inner_text(timeout=10_000).replace("\u00a0", " ")
+            if json.loads(typed) != conf:
+                continue  # a render put the form back: fill it again
+            expect(dialog.get_by_label(re.compile("Unpause"))).to_be_checked()  # the README: leave it ticked
+            dialog.get_by_role("button", name="Trigger").last.click(timeout=10_000)
+            expect(page.get_by_text("Dag run has been successfully triggered")).to_be_visible(timeout=30_000)
+        except Exception:  # noqa: BLE001 - detached by a render, or the toast came and went
+            if runs():
+                break
             continue
-    editor.click()
-    page.keyboard.press("ControlOrMeta+a")
-    page.keyboard.press("Delete")
-    page.keyboard.insert_text(json.dumps(conf))  # one input event: no auto-closed brackets
-    expect(dialog.get_by_label(re.compile("Unpause"))).to_be_checked()  # the README: leave it ticked
-    dialog.get_by_text("Configuration JSON").click()  # leave the editor, as a user moving to the button
-    dialog.get_by_role("button", name="Trigger").last.click()
-    expect(page.get_by_text("Dag run has been successfully triggered")).to_be_visible(timeout=30_000)
+        break
+    [run] = runs()
+    return run
 
 
 def _ledger(store: Path, code: str, week_of: str) -> dict[str, dict]:
@@ -205,10 +223,8 @@ def test_the_readme_path_in_order(tmp_path):
             _login(page, base, password)
 
             # 3. the manual run, triggered in the UI with the README's conf
-            _trigger_in_the_ui(page, CONF)
             headers = {"Authorization": f"Bearer {_token(base, password)}"}
-            [run] = requests.get(f"{base}/api/v2/dags/{DAG_ID}/dagRuns", headers=headers,
-                                 timeout=30).json()["dag_runs"]
+            run = _trigger_in_the_ui(page, base, headers, CONF)
             assert run["conf"] == CONF and run["run_type"] == "manual", run
 
             # 4. the review page from the UI's menu: ACME awaiting review, previewed, approved
@@ -227,7 +243,8 @@ def test_the_readme_path_in_order(tmp_path):
             expect(frame.locator("#state")).to_have_text("awaiting review")
             preview = frame.locator("img[alt='Page 1 of the report']")
             expect(preview).to_be_visible()
-            assert preview.evaluate("img => img.decode().then(() => img.naturalWidth)") > 500
+            width, height = preview.evaluate("img => img.decode().then(() => [img.naturalWidth, img.naturalHeight])")
+            assert 300 < width < height, (width, height)  # a page of the PDF, portrait
             render = json.loads((store / "ACME" / week_of / "render.json").read_text())
             expect(frame.locator("#pdf-sha")).to_have_text(render["pdf_sha256"][:12])
             frame.get_by_role("button", name="Approve this version").click()
@@ -247,7 +264,11 @@ def test_the_readme_path_in_order(tmp_path):
             for code in CONF["customers"]:
                 expect(frame.locator(f"[data-state={code}]")).to_have_text("delivered", timeout=30_000)
             frame.locator("a[data-customer=BRVO]").click()
+            expect(frame.locator("h2").first).to_contain_text("BRVO · Bravo Legal LLP")
             expect(frame.locator("#state")).to_have_text("delivered")
+            expect(frame.locator(".decided")).to_contain_text("by unknown (Airflow Variable)")
+            # a delivered week says so, not "delivery has started"
+            expect(frame.locator("#locked")).to_contain_text("Delivered (email sent, teams sent, archive sent)")
             frame.locator("img[alt='Page 1 of the report']").evaluate("img => img.decode()")
             page.screenshot(path=str(tmp_path / "review-page.png"))
             browser.close()
@@ -261,8 +282,8 @@ def test_the_readme_path_in_order(tmp_path):
             approvals = [json.loads(p.read_text()) for p in sorted((store / code / week_of / "approvals").glob("*.json"))]
             assert [a["decision"] for a in approvals] == ["approve"], approvals
             assert approvals[0]["pdf_sha256"] == render["pdf_sha256"]
-        acme, brvo = (json.loads(p.read_text()) for p in
-                      sorted((store / c / week_of / "approvals").glob("*.json"))[0] for c in ("ACME", "BRVO"))
+        acme, brvo = (json.loads(sorted((store / c / week_of / "approvals").glob("*.json"))[0].read_text())
+                      for c in ("ACME", "BRVO"))
         assert (acme["by"], acme["via"]) == ("admin", "review-page")
         assert brvo["by"] == "unknown (Airflow Variable)"
 
