@@ -21,8 +21,9 @@ would re-point the shared environment's editable install at the copy. Everything
 written.
 
 Needs Chromium at /usr/bin/chromium (Playwright drives it): skipped without it, except under
-``CI=true``, where it fails. About 6 to 8 minutes on a 2-core machine, most of it the demo and
-airflow.sh seeding eight weeks of history each.
+``CI=true``, where it fails. About 10 minutes on an idle 2-core machine (the demo 2.5, airflow.sh's
+first start 4, the run to both deliveries 3), 12 to 15 when it is busy: the demo and airflow.sh each
+seed eight weeks of history for twelve customers, as the README's commands do.
 """
 
 from __future__ import annotations
