@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,7 @@ from msp_reports.settings import PROJECT_ROOT
 
 MSP_TIMEZONE = "Europe/London"
 POOLS_FILE = PROJECT_ROOT / "include" / "pools.json"
+SIM_PORT = 8765  # serve's simulators, when that port is free
 DEMO_HOME = PROJECT_ROOT / ".airflow" / "demo"  # scripts/airflow.sh: .airflow/ui (devtools/standalone.py)
 
 
@@ -242,6 +244,22 @@ def run(args: argparse.Namespace) -> int:
         return _summary(demo_dir, services, week_of)
 
 
+def sim_port(requested: int | None) -> int | None:
+    """The simulators' port for ``serve``: ``--sim-port N`` as asked (0: any free port); by default
+    :data:`SIM_PORT`, or any free port (None) when something already listens there, e.g. another
+    ``scripts/airflow.sh`` on another ``--port``: a fixed default would stop the second one."""
+    if requested is not None:
+        return requested or None
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is free
+        try:
+            s.bind(("127.0.0.1", SIM_PORT))
+        except OSError:
+            print(f"Port {SIM_PORT} is taken: the simulators use a free port", flush=True)
+            return None
+    return SIM_PORT
+
+
 def serve(args: argparse.Namespace) -> int:
     """Simulators and SMTP sink in this process, ``airflow standalone`` as a child (its own process group).
 
@@ -264,7 +282,7 @@ def serve(args: argparse.Namespace) -> int:
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True,
                    stdout=subprocess.DEVNULL, env=os.environ.copy())
     import_pools()
-    with DemoServices(week_of, demo_dir, sim_port=args.sim_port or None) as services:
+    with DemoServices(week_of, demo_dir, sim_port=sim_port(args.sim_port)) as services:
         os.environ.update(services.connection_env())
         baseline = week_of - dt.timedelta(weeks=1)
         if args.history and not any((demo_dir / "store").glob(f"*/{baseline}/snapshot.json")):
@@ -304,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     serve_p.add_argument("--schedule", action="store_true",
                          help="let the scheduler start the Monday runs too (default: only triggered runs)")
     serve_p.add_argument("--history", type=int, default=8, help="weeks of history to seed on the first start")
-    serve_p.add_argument("--sim-port", type=int, default=8765, help="the simulators' port (0: any free port)")
+    serve_p.add_argument("--sim-port", type=int, default=None,
+                         help=f"the simulators' port (default {SIM_PORT}, or a free one when it is taken; 0: any free port)")
     qbr_p = sub.add_parser("qbr", help="a quarter of weeks seeded, then the QBR DAG for every customer "
                                        "(devtools/qbr_demo.py)")
     qbr_p.add_argument("--quarter", default=None, help="e.g. 2026-Q3 (default: the last complete quarter)")

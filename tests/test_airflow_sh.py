@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -35,18 +36,26 @@ def _free_port() -> int:
 
 
 class Serve:
-    """``devtools.demo serve`` in a subprocess, its output collected line by line."""
+    """``devtools.demo serve`` in a subprocess, its output collected line by line.
 
-    def __init__(self, tmp: Path, port: int) -> None:
+    ``argv`` and ``cwd`` run something else that execs it, e.g. ``bash scripts/airflow.sh --port N``
+    from a copy of the project (tests/integration/test_readme_path.py); it then gets no Airflow or
+    MSP variables and no PYTHONPATH from this test process, as in a newcomer's shell.
+    """
+
+    def __init__(self, tmp: Path | None, port: int, *, argv: list[str] | None = None, cwd: Path = ROOT) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MSP_"))}
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "plugins"), str(ROOT)])
-        env["MSP_AIRFLOW_PORT"] = str(port)
+        if argv is None:
+            env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "plugins"), str(ROOT)])
+            env["MSP_AIRFLOW_PORT"] = str(port)
+            argv = [sys.executable, "-m", "devtools.demo", "serve", "--home", str(tmp / "home"), "--dir",
+                    str(tmp / "var"), "--history", "0", "--sim-port", "0"]
+        else:
+            env.pop("PYTHONPATH", None)
         self.port = port
         self.lines: list[str] = []
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "devtools.demo", "serve", "--home", str(tmp / "home"), "--dir", str(tmp / "var"),
-             "--history", "0", "--sim-port", "0"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, start_new_session=True)
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -70,7 +79,10 @@ class Serve:
             return False
 
     def family(self) -> list[psutil.Process]:
-        return [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
+        try:
+            return [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
+        except psutil.Error:
+            return []
 
     def terminate_and_check(self) -> None:
         family = self.family()
@@ -81,8 +93,23 @@ class Serve:
         assert not alive, [" ".join(p.cmdline()[:4]) for p in alive]
 
     def kill(self) -> None:
+        """Whatever is left, on any path: ``airflow standalone`` leads a process group of its own, so
+        killing this process's group alone would leave it running; every descendant is killed."""
+        family = self.family()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # serve stops standalone's group itself
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                pass
+        for p in family:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
 
 
 def _listening(port: int) -> set[str]:
@@ -99,6 +126,20 @@ def test_standalone_env_is_loopback_small_and_on_the_port():
     assert env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] == "False"
     assert env["AIRFLOW__LOGGING__LOGGING_LEVEL"] == "INFO"  # the render task's approval command shows
     assert standalone_env(8123, schedule=True)["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] == "True"
+
+
+def test_sim_port_default_or_a_free_one_when_taken(monkeypatch):
+    from devtools import demo
+
+    with socket.socket() as held:  # another airflow.sh's simulators
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        monkeypatch.setattr(demo, "SIM_PORT", held.getsockname()[1])
+        assert demo.sim_port(None) is None  # DemoServices then picks a free port
+    free = _free_port()
+    monkeypatch.setattr(demo, "SIM_PORT", free)
+    assert demo.sim_port(None) == free
+    assert demo.sim_port(0) is None and demo.sim_port(free) == free  # --sim-port: as asked
 
 
 def test_saved_password(tmp_path):
