@@ -53,6 +53,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -239,6 +240,16 @@ def machine_cpu() -> tuple[float, float]:
     return (sum(fields) - idle) / ticks, sum(fields) / ticks
 
 
+def approved_states(db: Db, run_id: str, indexes: list[int]) -> dict[str, dict[str, str]]:
+    """Where each approved customer's tasks from the wait on stand (map index -> task -> state)."""
+    out: dict[str, dict[str, str]] = {}
+    for index, task, state in db.rows(
+            "SELECT map_index, task_id, coalesce(state, 'none') FROM task_instance WHERE dag_id = %s AND run_id = %s "
+            "AND map_index = ANY(%s) AND NOT task_id = ANY(%s) ORDER BY 1, 2", DAG_ID, run_id, indexes, PRE_WAIT):
+        out.setdefault(str(index), {})[task.split(".")[-1]] = state
+    return out
+
+
 class Sample:
     """Everything counted at one instant: CPU per tree, worker executions, reschedules, DB rows."""
 
@@ -287,7 +298,7 @@ def first_deliveries(stack, store: Path, week: dt.date, codes: list[str], timeou
 
 
 def measure(project: Path, n: int, minutes: float, approve: int, wait_task: str, workdir: Path,
-            window_from: str = "parked", log=print) -> dict[str, Any]:
+            window_from: str = "parked", approval_timeout: float = 300, log=print) -> dict[str, Any]:
     import requests
 
     from benchmarks.common import airflow_env, bench_week
@@ -389,8 +400,9 @@ def measure(project: Path, n: int, minutes: float, approve: int, wait_task: str,
             out["states_at_window_end"] = states(db, run_id)
             picks = sorted({codes[round(i * (n - 1) / max(1, approve - 1))] for i in range(approve)})
             log(f"waiting: approving {', '.join(picks)}")
-            out["first_delivery"] = first_deliveries(s, msp / "store", week, picks, timeout=max(300, 60 * minutes))
+            out["first_delivery"] = first_deliveries(s, msp / "store", week, picks, timeout=approval_timeout)
             out["after_approvals"] = diff(end, Sample(s, db, worker_log))
+            out["approved_states"] = approved_states(db, run_id, [codes.index(c) for c in picks])
             out["machine_end"] = machine()
         except BaseException:
             with contextlib.suppress(Exception):
@@ -461,11 +473,20 @@ def _ensure_project_path(project: Path, argv: list[str]) -> None:
         return
     env = {**os.environ, "MSP_BENCH_WAITING_CHILD": want, "MSP_BENCH_PROJECT": str(project),
            "PYTHONPATH": os.pathsep.join([want, str(BENCH_ROOT)])}
-    raise SystemExit(subprocess.call([sys.executable, "-m", "benchmarks.waiting", *argv], env=env, cwd=BENCH_ROOT))
+    child = subprocess.Popen([sys.executable, "-m", "benchmarks.waiting", *argv], env=env, cwd=BENCH_ROOT)
+    for sig in (signal.SIGTERM, signal.SIGINT):  # the child stops its stack and drops its database
+        signal.signal(sig, lambda signum, frame: child.send_signal(signal.SIGTERM))
+    raise SystemExit(child.wait())
+
+
+def _terminate(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # so the stack is stopped and the database dropped (finally blocks)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)  # also when started in the background, where SIGINT is ignored
     parser = argparse.ArgumentParser(prog="python -m benchmarks.waiting", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project", type=Path, default=BENCH_ROOT,
@@ -473,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=20)
     parser.add_argument("--minutes", type=float, default=2)
     parser.add_argument("--approve", type=int, default=5, help="customers approved after the window")
+    parser.add_argument("--approval-timeout", type=float, default=300,
+                        help="seconds to wait for the approved customers' first deliveries")
     parser.add_argument("--wait-task", default=f"{GROUP}.wait_for_approval",
                         help="the per-customer task that waits (its task_id)")
     parser.add_argument("--window-from", choices=("parked", "rendered"), default="parked",
@@ -487,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"waiting: work folder {workdir}; project {project}", file=sys.stderr, flush=True)
     try:
         res = measure(project, args.customers, args.minutes, args.approve, args.wait_task, workdir,
-                      window_from=args.window_from, log=lambda m: print(m, file=sys.stderr, flush=True))
+                      window_from=args.window_from, approval_timeout=args.approval_timeout, log=lambda m: print(m, file=sys.stderr, flush=True))
     except BaseException as exc:
         if type(exc).__name__ == "Skipped":  # PostgreSQL or Redis not reachable (the stack test's check)
             print(f"waiting: not run: {exc}", file=sys.stderr)
