@@ -23,8 +23,11 @@ names there the customers nobody has decided on; after `msp.approval_cutoff` (re
 48 h: the request's response timeout) a customer's wait ends as expired: the task fails saying
 so and nothing is sent.
 
-Manual run for some customers: trigger with conf `{"customers": ["ACME"]}`; for a past week
-add `"week_of": "2026-11-09"`. A customer the ledger has as sent on every channel for the week
+Manual run: **Trigger** shows a form: *Customers* (registry codes, one per line; empty: every
+customer) and *Week of* (the Monday the reported week starts; empty: the latest week). A code the
+registry does not have, a day that is not a Monday, or a week not over yet fails `plan_customers`
+naming the value. The same as conf JSON, e.g. `{"customers": ["ACME"], "week_of": "2026-11-09"}`
+(REST API, CLI). A customer the ledger has as sent on every channel for the week
 finishes at once as already delivered (nothing extracted or rendered again, no wait).
 """
 
@@ -38,6 +41,7 @@ import datetime as dt
 from airflow.sdk.definitions.context import get_current_context
 from airflow.sdk.definitions.dag import dag
 from airflow.sdk.definitions.decorators import task, task_group
+from airflow.sdk.definitions.param import Param
 from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
 from msp_reports.settings import schedule_timezone
 from msp_reports.snapshot import DOMAINS
@@ -79,6 +83,26 @@ def _settings(item: dict | None = None):
     return Settings.load(lambda key, default: Variable.get(key, default=default))
 
 
+# The trigger form (Airflow renders a Param's JSON schema as a field). Checked again at run time
+# by plan_customers against the registry and the calendar (pipeline.plan), which the schema cannot.
+PARAMS = {
+    "customers": Param(
+        [], type="array", items={"type": "string"}, title="Customers",
+        description="Customer codes from the registry, one per line (e.g. ACME). Empty: every customer. "
+                    "A code the registry does not have fails the run, naming it."),
+    "week_of": Param(
+        None, type=["null", "string"], format="date", title="Week of",
+        description="The Monday the reported week starts (YYYY-MM-DD), in the past; that week's report is sent "
+                    "as soon as it is approved. Empty: the latest week whose Monday has come."),
+}
+
+
+def _requested(params: dict, conf: dict | None) -> dict:
+    """What the run was asked for: the form's values, with the conf's keys winning (a run triggered
+    the old way, ``{"customers": [...]}``, or with dag_run_conf_overrides_params off)."""
+    return {**{k: params.get(k) for k in PARAMS}, **(conf or {})}
+
+
 @task(multiple_outputs=False)
 def plan_customers() -> list[str]:
     """The run's customer codes (what the groups map over); each customer's item under its own
@@ -87,8 +111,8 @@ def plan_customers() -> list[str]:
 
     ctx = get_current_context()
     run, ti = ctx["dag_run"], ctx["ti"]
-    items = pipeline.plan(_settings(), run.logical_date or run.run_after, run.conf, run_id=run.run_id,
-                          schedule_timezone=MSP_TIMEZONE)
+    items = pipeline.plan(_settings(), run.logical_date or run.run_after, _requested(ctx["params"], run.conf),
+                          run_id=run.run_id, schedule_timezone=MSP_TIMEZONE)
     for item in items:
         ti.xcom_push(pipeline.item_key(item["customer"]), item)
     ti.xcom_push("items", items)
@@ -239,6 +263,7 @@ def customer_report(code: str) -> None:
     tags=["msp", "weekly-report"],
     doc_md=__doc__,
     default_args={"retries": 0},
+    params=PARAMS,
 )
 def weekly_executive_report():
     customers = plan_customers()

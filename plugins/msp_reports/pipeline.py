@@ -27,7 +27,7 @@ from msp_reports.snapshot import DOMAINS, SECTION_DATA, Section, SourceStatus, W
 from msp_reports.sources import module_for
 from msp_reports.state import ChannelStatus, Outcome, Run, WeekRecords, WeekState, WeekStatus, derive
 from msp_reports.store import ReportStore, sha256
-from msp_reports.week import ReportWeek, not_before, report_monday
+from msp_reports.week import ReportWeek, not_before, report_monday, requested_week
 from msp_reports.week_records import read_week
 
 log = logging.getLogger(__name__)
@@ -83,19 +83,27 @@ def plan(settings: Settings, run_after: dt.datetime, conf: dict[str, Any] | None
     registry = load_registry(settings.registry_path)
     _check_schedule_timezone(settings, registry.msp, schedule_timezone or _schedule_timezone())
     conf = conf or {}
-    week_of = conf.get("week_of")
+    today = run_after.astimezone(ZoneInfo(registry.msp.timezone)).date()
+    try:
+        week_of = requested_week(conf.get("week_of"), today)
+    except ValueError as exc:
+        raise ReportError(f"this run's week_of: {exc}") from None
     if week_of:
-        monday = dt.date.fromisoformat(week_of) + dt.timedelta(days=7)
+        monday = week_of + dt.timedelta(days=7)
     else:
         monday = report_monday(run_after, registry.msp.timezone)
     week = (monday - dt.timedelta(days=7)).isoformat()
+    customers = conf.get("customers")
+    if isinstance(customers, str):  # "ACME, BRVO" typed where a list was meant
+        customers = customers.replace(",", " ").split()
+    selected = registry.select(customers, source=str(settings.registry_path))
     scope = run_id or f"adhoc-{_now():%Y%m%dT%H%M%S%f}"
     msp = registry.msp.model_dump(mode="json")
     env = {"registry_path": settings.registry_path, "store_root": settings.store_root,
            "archive_root": settings.archive_root}
     return [{"customer": c.code, "week_of": week, "run": scope, "settings": env,
              "entry": c.model_dump(mode="json"), "msp": msp}
-            for c in registry.select(conf.get("customers"))]
+            for c in selected]
 
 
 def _check_schedule_timezone(settings: Settings, msp: Msp, scheduled_in: str) -> None:

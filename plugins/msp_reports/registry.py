@@ -323,13 +323,20 @@ class Registry(_Strict):
                 return customer
         raise KeyError(code)
 
-    def select(self, codes: Iterable[str] | None) -> list[Customer]:
-        if not codes:
+    def select(self, codes: Iterable[str] | None, source: str = "registry") -> list[Customer]:
+        """The customers a run asked for (every customer when none), in registry order.
+
+        :raises RegistryError: naming each code the registry (``source``) does not have.
+        """
+        wanted = [c.strip() for c in (codes or []) if c and c.strip()]
+        if not wanted:
             return list(self.customers)
-        wanted = list(codes)
-        unknown = [c for c in wanted if c not in {x.code for x in self.customers}]
+        known = [x.code for x in self.customers]
+        unknown = [c for c in wanted if c not in known]
         if unknown:
-            raise RegistryError(f"unknown customer code(s) in dag_run conf: {', '.join(unknown)}")
+            listed = ", ".join(known) if len(known) <= 30 else f"{len(known)} customers, e.g. {', '.join(known[:5])}"
+            raise RegistryError(f"unknown customer code(s) in the run's customers: {', '.join(unknown)} "
+                                f"(not in {source}, which has {listed}; codes are case-sensitive)")
         return [c for c in self.customers if c.code in wanted]
 
 

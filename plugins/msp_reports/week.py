@@ -68,3 +68,35 @@ def report_monday(run_after: dt.datetime, msp_timezone: str) -> dt.date:
 def not_before(report_day: dt.date, msp_timezone: str, at: dt.time = dt.time(9, 0)) -> dt.datetime:
     """Earliest delivery instant: ``at`` on the report's Monday, MSP time, as UTC."""
     return dt.datetime.combine(report_day, at, tzinfo=ZoneInfo(msp_timezone)).astimezone(UTC)
+
+
+def requested_week(value: str | dt.date | None, today: dt.date) -> dt.date | None:
+    """The ``week_of`` a run was asked for (the trigger form's Week of, or the conf), checked; None
+    when none was given (the run reports on the latest week).
+
+    It must be a Monday (the day a report week starts, in the customer's timezone) and the week
+    must be over by ``today`` (the run's date in the MSP's timezone): a week still running, or one
+    in the future, would report on data that does not exist yet.
+
+    :raises ValueError: naming the value and what would be accepted.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if not isinstance(value, dt.date):
+        try:
+            value = dt.date.fromisoformat(str(value).strip())
+        except ValueError:
+            raise ValueError(f"week_of {value!r} is not a date: give the Monday the week starts, as YYYY-MM-DD "
+                             "(e.g. 2026-11-16), or leave it empty for the latest week") from None
+    latest = today - dt.timedelta(days=today.weekday() + 7)
+    if value.weekday() != 0:
+        monday = value - dt.timedelta(days=value.weekday())
+        raise ValueError(f"week_of {value.isoformat()} is a {value:%A}, not a Monday: a report week starts on a "
+                         f"Monday (that week's is {monday.isoformat()})")
+    if value > latest:
+        when = "is in the future" if value > today else f"has not ended yet (it ends on {value + dt.timedelta(days=7)})"
+        raise ValueError(f"week_of {value.isoformat()} {when}: the latest week a run on {today.isoformat()} can "
+                         f"report on is the week of {latest.isoformat()}")
+    return value
