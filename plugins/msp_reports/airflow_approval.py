@@ -29,7 +29,7 @@ import datetime as dt
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
-from airflow.sdk.definitions.param import Param
+from airflow.sdk.definitions.param import Param, ParamsDict
 
 from msp_reports import approval_request
 
@@ -109,12 +109,15 @@ class ReportApproval(HITLOperator):
 
     template_fields = ("code",)
 
-    def __init__(self, *, code: Any, **kwargs) -> None:
+    def __init__(self, *, code: Any, params: Any = None, **kwargs) -> None:
+        # ``params`` arrives holding the DAG's own Params (the trigger form's customers and week_of,
+        # source "dag"), which HITLOperator leaves out of the answer form; the reason is this task's.
+        form = ParamsDict(params or {})
+        form[REASON] = Param(None, type=["null", "string"], title="Reason", source="task",
+                             description="Why the report is rejected (needed to reject; ignored on approve)")
         super().__init__(
             subject="Weekly report approval", options=list(approval_request.OPTIONS), multiple=False,
-            params={REASON: Param(None, type=["null", "string"], title="Reason",
-                                  description="Why the report is rejected (needed to reject; ignored on approve)")},
-            **kwargs)
+            params=form, **kwargs)
         self.code = code
 
     @property
