@@ -433,7 +433,7 @@ def summary(res: dict[str, Any]) -> str:
     delays = sorted(fd.values())
     rows = [
         ("task executions on the worker in the window", f"{w['worker_executions']}",
-         f"{w['worker_executions'] / mins / n:.2f} per customer per minute"),
+         f"{w['worker_executions'] / mins / n:.3g} per customer per minute"),
         ("task_reschedule rows written in the window", f"{w['task_reschedule_rows']}", ""),
         *((f"CPU: {name} (process tree)", secs(cpu[name]), f"{cpu[name] / w['seconds'] * 100:.0f} % of one core")
           for name in COMPONENTS if name in cpu),
