@@ -160,7 +160,11 @@ def wait_for_approval(code):
     return ReportApproval(task_id="wait_for_approval", code=code, map_index_template=CUSTOMER_LABEL)
 
 
-@task.sensor(mode="reschedule", poke_interval=60, timeout=APPROVAL_BACKSTOP.total_seconds())
+# First in the queue whenever it is due (one task per run): at 500 customers the waits' first runs
+# (each parks itself) otherwise queue ahead of it and approvals by Variable wait behind them
+# (docs/benchmarks.md, "Waiting for approval at scale").
+@task.sensor(mode="reschedule", poke_interval=60, timeout=APPROVAL_BACKSTOP.total_seconds(),
+             priority_weight=1000, weight_rule="absolute")
 def watch_approval_variables(items: list[dict[str, str]]) -> bool:
     """One look for the whole run: decisions set in the approval Variables end their customers' waits."""
     from msp_reports.airflow_approval import watch_variables
