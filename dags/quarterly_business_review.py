@@ -27,6 +27,8 @@ from airflow.sdk.definitions.param import Param
 from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
 from msp_reports.qbr_store import last_complete_quarter
 from msp_reports.settings import schedule_timezone
+from msp_reports.task_items import customer_item
+from msp_reports.task_items import item_settings as _settings
 
 MSP_TIMEZONE = schedule_timezone()
 # 06:00 on the first Monday of January, April, July and October. Not "1-7 ... 1": croniter, like
@@ -38,25 +40,7 @@ APPROVAL_BACKSTOP = dt.timedelta(days=7)
 
 
 def _item(code: str) -> dict:
-    from airflow.sdk.exceptions import AirflowFailException
-    from msp_reports import pipeline
-
-    ctx = get_current_context()
-    ctx["customer"] = code  # type: ignore[typeddict-unknown-key]
-    item = ctx["ti"].xcom_pull(task_ids="plan_customers", key=pipeline.item_key(code), map_indexes=-1)
-    if not item:
-        raise AirflowFailException(f"{code}: plan_customers holds no item for this customer in this run")
-    return item
-
-
-def _settings(item: dict | None = None):
-    from msp_reports.settings import Settings
-
-    if item and "settings" in item:
-        return Settings(**item["settings"])
-    from airflow.sdk import Variable
-
-    return Settings.load(lambda key, default: Variable.get(key, default=default))
+    return customer_item(get_current_context(), code)
 
 
 @task(multiple_outputs=False)

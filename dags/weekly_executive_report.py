@@ -44,6 +44,8 @@ from airflow.sdk.definitions.decorators import task, task_group
 from airflow.sdk.definitions.param import Param
 from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
 from msp_reports.settings import schedule_timezone
+from msp_reports.task_items import customer_item
+from msp_reports.task_items import item_settings as _settings
 from msp_reports.snapshot import DOMAINS
 
 MSP_TIMEZONE = schedule_timezone()  # $MSP_REPORTS_TIMEZONE; plan_customers checks msp.timezone agrees
@@ -55,36 +57,10 @@ CUSTOMER_LABEL = "{{ customer if customer is defined else task.op_args[0] }}"
 
 
 def _item(code: str) -> dict:
-    """This customer's item, pulled alone, and the grid label (map_index_template) set to its code.
-
-    The customer groups are mapped over the customer codes, not over the items: every mapped
-    task instance pulls the whole mapped list, so with the items in it each task would pull every
-    customer's registry entry (1 MB per task at 500 customers, quadratic over a run).
-    """
-    from airflow.sdk.exceptions import AirflowFailException
-    from msp_reports import pipeline
-
-    ctx = get_current_context()
-    ctx["customer"] = code  # type: ignore[typeddict-unknown-key]
-    item = ctx["ti"].xcom_pull(task_ids="plan_customers", key=pipeline.item_key(code), map_indexes=-1)
-    if not item:
-        raise AirflowFailException(f"{code}: plan_customers holds no item for this customer in this run")
-    return item
+    """This customer's item, pulled alone, and the grid label (map_index_template) set to its code."""
+    return customer_item(get_current_context(), code)
 
 
-def _settings(item: dict | None = None):
-    """Where the registry, store and archive are: read once by plan_customers, then carried in each item."""
-    from msp_reports.settings import Settings
-
-    if item and "settings" in item:
-        return Settings(**item["settings"])
-    from airflow.sdk import Variable
-
-    return Settings.load(lambda key, default: Variable.get(key, default=default))
-
-
-# The trigger form (Airflow renders a Param's JSON schema as a field). Checked again at run time
-# by plan_customers against the registry and the calendar (pipeline.plan), which the schema cannot.
 PARAMS = {
     "customers": Param(
         [], type="array", items={"type": "string"}, title="Customers",

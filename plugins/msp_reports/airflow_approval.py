@@ -32,6 +32,8 @@ from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk.definitions.param import Param, ParamsDict
 
 from msp_reports import approval_request
+from msp_reports.task_items import customer_item as _item
+from msp_reports.task_items import item_settings as _settings
 
 TASK_ID = approval_request.TASK_ID
 REASON = "reason"
@@ -39,23 +41,6 @@ REASON = "reason"
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
-
-
-def _item(context, code: str) -> dict:
-    from airflow.sdk.exceptions import AirflowFailException
-    from msp_reports import pipeline
-
-    context["customer"] = code
-    item = context["ti"].xcom_pull(task_ids="plan_customers", key=pipeline.item_key(code), map_indexes=-1)
-    if not item:
-        raise AirflowFailException(f"{code}: plan_customers holds no item for this customer in this run")
-    return item
-
-
-def _settings(item: dict):
-    from msp_reports.settings import Settings
-
-    return Settings(**item["settings"])
 
 
 def _variable(item: dict) -> tuple[str, str | None]:

@@ -37,6 +37,15 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def customer_entry(settings: Settings, item: dict[str, Any]) -> tuple[Customer, Msp]:
+    """The customer's validated registry entry and the MSP's, as ``plan`` put them in the item;
+    an item without them (the review page, a resend, a test) reads the registry instead."""
+    if "entry" in item and "msp" in item:
+        return Customer.model_validate(item["entry"]), Msp.model_validate(item["msp"])
+    registry = load_registry(settings.registry_path)
+    return registry.get(item["customer"]), registry.msp
+
+
 class Context:
     """What every task needs: settings, this customer's registry entry, the MSP, the store, the week.
 
@@ -48,12 +57,7 @@ class Context:
 
     def __init__(self, settings: Settings, item: dict[str, Any]) -> None:
         self.settings = settings
-        if "entry" in item and "msp" in item:
-            self.customer: Customer = Customer.model_validate(item["entry"])
-            self.msp: Msp = Msp.model_validate(item["msp"])
-        else:
-            registry = load_registry(settings.registry_path)
-            self.customer, self.msp = registry.get(item["customer"]), registry.msp
+        self.customer, self.msp = customer_entry(settings, item)
         self.week = ReportWeek.starting(dt.date.fromisoformat(item["week_of"]), self.customer.timezone)
         self.store = ReportStore(settings.store_root)
         self.run_scope: str | None = item.get("run")

@@ -36,7 +36,7 @@ from msp_reports import approval, pipeline
 from msp_reports import store as layout
 from msp_reports.delivery.ledger import Ledger
 from msp_reports.exceptions import RegistryError, ReportError
-from msp_reports.registry import Customer, Msp, load_registry
+from msp_reports.registry import Msp, load_registry
 from msp_reports.settings import Settings
 from msp_reports.qbr_store import (ARTEFACTS, KIND, SOURCES, PackStore, archive_name, due_monday,
                                    last_complete_quarter, quarter_first_day, variable_key)
@@ -51,12 +51,7 @@ class PackContext:
 
     def __init__(self, settings: Settings, item: dict[str, Any]) -> None:
         self.settings = settings
-        if "entry" in item and "msp" in item:
-            self.customer: Customer = Customer.model_validate(item["entry"])
-            self.msp: Msp = Msp.model_validate(item["msp"])
-        else:
-            registry = load_registry(settings.registry_path)
-            self.customer, self.msp = registry.get(item["customer"]), registry.msp
+        self.customer, self.msp = pipeline.customer_entry(settings, item)
         self.quarter: str = item["quarter"]
         self.key = quarter_first_day(self.quarter)  # the pack's "week_of" in the shared records
         self.store = PackStore(settings.store_root)
