@@ -134,11 +134,14 @@ def _trigger_in_the_ui(page, base: str, headers: dict[str, str], conf: dict) -> 
 
     page.get_by_role("link", name="Dags").first.click()
     page.get_by_role("link", name=DAG_ID).first.click()
-    for _attempt in range(5):
+    for _attempt in range(8):
         if page.get_by_role("dialog").count() == 0:
             page.get_by_role("button", name="Trigger").first.click()
         dialog = page.get_by_role("dialog")
-        expect(dialog.get_by_text(re.compile(f"Unpause {DAG_ID} on trigger"))).to_be_visible(timeout=60_000)
+        try:  # a click during a render of the Dag page can open nothing: click again
+            expect(dialog.get_by_text(re.compile(f"Unpause {DAG_ID} on trigger"))).to_be_visible(timeout=30_000)
+        except AssertionError:
+            continue
         page.wait_for_load_state("networkidle")
         editor = dialog.locator(".monaco-editor").first
         try:
