@@ -344,12 +344,16 @@ def pdf(code: str, week_of: str, user: Annotated[BaseUser, Depends(auth.reader)]
     settings = _settings()
     customer = _customer(_registry(settings), code)
     week = _week(week_of, "UTC")
-    data = _store(settings).week(customer.code, week).report_pdf()
+    return pdf_response(_store(settings).week(customer.code, week).report_pdf(),
+                        f"{customer.code}_weekly-report_{week}.pdf", f"{code} {week}: no report rendered yet")
+
+
+def pdf_response(data: bytes | None, filename: str, missing: str) -> Response:
+    """A stored PDF, shown inline with its hash; 404 saying ``missing`` when there is none."""
     if data is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{code} {week}: no report rendered yet")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, missing)
     return Response(data, media_type="application/pdf", headers={
-        "Content-Disposition": f'inline; filename="{customer.code}_weekly-report_{week}.pdf"',
-        "X-Report-SHA256": sha256(data)})
+        "Content-Disposition": f'inline; filename="{filename}"', "X-Report-SHA256": sha256(data)})
 
 
 @router.get("/pdf/{code}/{week_of}/cover_note.html", name="cover_note")

@@ -155,12 +155,10 @@ def pdf(code: str, quarter: str, user: Annotated[BaseUser, Depends(reader)]):
     settings = _settings()
     c = _customer(load_registry(settings.registry_path), code)
     label = _quarter(quarter, "UTC")
+    from msp_reports.review.app import pdf_response
+
     data = qbr_store.PackStore(settings.store_root).week(c.code, qbr_store.quarter_first_day(label)).report_pdf()
-    if data is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{code} {label}: no QBR pack built yet")
-    return Response(data, media_type="application/pdf", headers={
-        "Content-Disposition": f'inline; filename="{qbr_store.archive_name(c.code, label)}"',
-        "X-Report-SHA256": sha256(data)})
+    return pdf_response(data, qbr_store.archive_name(c.code, label), f"{code} {label}: no QBR pack built yet")
 
 
 @router.get("/pdf/{code}/{quarter}/page-{number}.png", name="qbr_page_png")
