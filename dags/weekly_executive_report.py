@@ -133,7 +133,11 @@ def wait_for_approval(code):
     """The customer's Required Action (msp_reports.airflow_approval.ReportApproval)."""
     from msp_reports.airflow_approval import ReportApproval
 
-    return ReportApproval(task_id="wait_for_approval", code=code, map_index_template=CUSTOMER_LABEL)
+    # One retry: a resumed answer was once marked failed by Airflow while it was succeeding (409
+    # "TI was not in the running state"); the retry finds the decision in force and ends at once.
+    # An expiry raises AirflowFailException, which takes no retry.
+    return ReportApproval(task_id="wait_for_approval", code=code, map_index_template=CUSTOMER_LABEL,
+                          retries=1, retry_delay=dt.timedelta(seconds=15))
 
 
 # First in the queue whenever it is due (one task per run): at 500 customers the waits' first runs
