@@ -348,6 +348,15 @@ def pdf(code: str, week_of: str, user: Annotated[BaseUser, Depends(auth.reader)]
                         f"{customer.code}_weekly-report_{week}.pdf", f"{code} {week}: no report rendered yet")
 
 
+def decision_form(decision: str, reason: str, **shown: str) -> dict[str, str]:
+    """A posted decision checked (400 otherwise); returns the hashes of the version it was shown."""
+    if decision not in ("approve", "reject"):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "decision must be 'approve' or 'reject'")
+    if decision == "reject" and not reason.strip():
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "a rejection needs a reason")
+    return shown
+
+
 def pdf_response(data: bytes | None, filename: str, missing: str) -> Response:
     """A stored PDF, shown inline with its hash; 404 saying ``missing`` when there is none."""
     if data is None:
@@ -463,13 +472,9 @@ def decide(request: Request, code: str, week_of: str,
     settings = _settings()
     customer = _customer(_registry(settings), code)
     week = _week(week_of, "UTC")
-    if decision not in ("approve", "reject"):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "decision must be 'approve' or 'reject'")
-    if decision == "reject" and not reason.strip():
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "a rejection needs a reason")
-    shown = {"snapshot_sha256": snapshot_sha256, "commentary_sha256": commentary_sha256, "pdf_sha256": pdf_sha256,
-             "subject_sha256": subject_sha256, "cover_note_sha256": cover_note_sha256,
-             "teams_card_sha256": teams_card_sha256}
+    shown = decision_form(decision, reason, snapshot_sha256=snapshot_sha256, commentary_sha256=commentary_sha256,
+                          pdf_sha256=pdf_sha256, subject_sha256=subject_sha256,
+                          cover_note_sha256=cover_note_sha256, teams_card_sha256=teams_card_sha256)
     store = _store(settings)
     with store.week_lock(customer.code, week):  # no delivery can start between the check and the record
         current = review_state(store, customer.code, week)

@@ -231,13 +231,11 @@ def decide(request: Request, code: str, quarter: str, user: Annotated[BaseUser, 
     settings = _settings()
     c = _customer(load_registry(settings.registry_path), code)
     label = _quarter(quarter, "UTC")
-    if decision not in ("approve", "reject"):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "decision must be 'approve' or 'reject'")
-    if decision == "reject" and not reason.strip():
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "a rejection needs a reason")
-    shown = {"snapshot_sha256": snapshot_sha256, "commentary_sha256": commentary_sha256, "pdf_sha256": pdf_sha256,
-             "subject_sha256": subject_sha256, "cover_note_sha256": cover_note_sha256,
-             "teams_card_sha256": teams_card_sha256}
+    from msp_reports.review.app import decision_form
+
+    shown = decision_form(decision, reason, snapshot_sha256=snapshot_sha256, commentary_sha256=commentary_sha256,
+                          pdf_sha256=pdf_sha256, subject_sha256=subject_sha256,
+                          cover_note_sha256=cover_note_sha256, teams_card_sha256=teams_card_sha256)
     store = qbr_store.PackStore(settings.store_root)
     _refuse_unless_open(store, c.code, label)
     try:
