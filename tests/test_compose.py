@@ -141,7 +141,12 @@ def test_the_dag_runs_only_in_pools_that_pools_json_creates():
         assert extract.retries >= 2 and extract.retry_exponential_backoff and extract.execution_timeout
     assert by_task["render"].execution_timeout
     assert by_task["deliver_email"].retries >= 2 and by_task["deliver_email"].execution_timeout
-    assert by_task["wait_for_approval"].mode == "reschedule"
+    # The wait holds no slot: a Required Action defers (awaiting_input); the one Variable watcher
+    # per run gives its slot back between looks.
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    assert isinstance(by_task["wait_for_approval"], HITLOperator)
+    assert by_task["watch_approval_variables"].mode == "reschedule"
 
 
 def test_no_secret_is_written_in_the_compose_file(raw, compose):
