@@ -46,7 +46,7 @@ def _answer(code: str, week_of: dt.date, by: str) -> int:
     from msp_reports.review import hitl
 
     try:
-        return hitl.respond(SimpleAuthManagerUser(username=by, role="admin"), code, week_of, "approve")
+        return hitl.respond(SimpleAuthManagerUser(username=by, role="admin"), code, week_of, "approve")[0]
     except Exception:  # noqa: BLE001 - no Airflow database here (a unit test): the record is what counts
         return 0
 

@@ -78,6 +78,19 @@ class AirflowApi:
             if offset >= page["total_entries"]:
                 return found
 
+    def parked_after(self, dag_id: str, run_id: str, task_id: str, after: dt.datetime) -> set[int]:
+        """The map indexes of ``task_id`` in the run that parked (``awaiting_input``) after ``after``,
+        from the audit log's entries of the task's state changes."""
+        found, offset = set(), 0
+        while True:
+            page = self._call("GET", "/api/v2/eventLogs", params={
+                "dag_id": dag_id, "run_id": run_id, "task_id": task_id, "event": "awaiting_input",
+                "after": after.isoformat(), "limit": 100, "offset": offset})
+            found |= {entry["map_index"] for entry in page["event_logs"]}
+            offset += 100
+            if offset >= page["total_entries"]:
+                return found
+
     def answer(self, detail: dict, option: str, reason: str) -> None:
         ti = detail["task_instance"]
         path = (f"/api/v2/dags/{quote(ti['dag_id'], safe='')}/dagRuns/{quote(ti['dag_run_id'], safe='')}"

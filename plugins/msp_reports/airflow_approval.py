@@ -210,12 +210,14 @@ def watch_variables(items: list[dict], dag_id: str, run_id: str) -> bool:
         return True
     api = AirflowApi.from_connection()
     parked: dict[str, dict] = {}
+    settling: set[int] = set()  # map indexes parked too recently to be answered (approval_request.SETTLE)
     if api is None:
         print("No Airflow connection 'msp_airflow_api': decisions in Variables are recorded, but the parked "
               "requests cannot be answered from here (answer them on the Required Actions or the review page)")
     else:
         try:
             parked = {d["subject"]: d for d in api.parked(dag_id, run_id)}
+            settling = api.parked_after(dag_id, run_id, TASK_ID, _now() - approval_request.SETTLE) if parked else set()
         except Exception as exc:  # noqa: BLE001 - the API is down: look again next time
             print(f"cannot list the run's Required Actions ({type(exc).__name__}: {exc}); looking again later")
             return False
@@ -244,6 +246,11 @@ def watch_variables(items: list[dict], dag_id: str, run_id: str) -> bool:
             continue
         _write_variable(key, new_value, "the run's Variable watcher")
         if decided is None:
+            waiting.append(code)
+            continue
+        if detail is not None and detail["task_instance"]["map_index"] in settling:
+            print(f"{code}: {decided['decision']} recorded; its Required Action is answered once it has been "
+                  f"parked {int(approval_request.SETTLE.total_seconds())} s")
             waiting.append(code)
             continue
         if detail is not None and api is not None:

@@ -29,6 +29,10 @@ VIA = "required-actions"
 TASK_ID = "customer_report.wait_for_approval"  # the DAG's task that asks
 REVIEW_PATH = "/weekly-reports-review/"
 SUMMARY_LIMIT = 600
+# An answer waits until its task has been parked this long: answered sooner, the resumed try can
+# be failed by Airflow (the executor's late report that the parking process finished is taken for
+# the resumed try's end; msp_reports.review.hitl says more)
+SETTLE = dt.timedelta(seconds=30)
 
 
 def subject(customer: str, week_of: dt.date) -> str:

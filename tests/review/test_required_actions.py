@@ -161,3 +161,17 @@ def test_what_the_airflow_cli_writes_to_the_audit_log_names_the_variable_and_the
     assert event in CLI_EVENTS and owner == getpass.getuser()
     assert _names({"event": event, "extra": extra}, KEY)
     assert not _names({"event": event, "extra": extra}, KEY.replace("ACME", "ECHO"))
+
+
+def test_a_request_is_answered_only_once_its_task_has_been_parked_a_while():
+    """Answered within moments of parking, Airflow can fail the resumed try (the executor's late
+    report about the parking process); a task still writing its request is not answered at all."""
+    from msp_reports.review.hitl import SETTLE, settle_left
+
+    parked = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.timezone.utc)
+    assert settle_left("awaiting_input", parked, parked + dt.timedelta(seconds=5)) == SETTLE - dt.timedelta(seconds=5)
+    assert settle_left("awaiting_input", parked, parked + SETTLE) == dt.timedelta(0)
+    assert settle_left("awaiting_input", parked, parked + 10 * SETTLE) == dt.timedelta(0)
+    assert settle_left("running", parked, parked + 10 * SETTLE) == SETTLE
+    assert settle_left("awaiting_input", None, parked) == SETTLE
+    assert settle_left("awaiting_input", parked, parked + dt.timedelta(seconds=1), dt.timedelta(0)) == dt.timedelta(0)

@@ -154,6 +154,13 @@ def test_required_actions_review_page_and_variable_end_the_same_wait(stack):
         assert f"{base}/weekly-reports-review/?week={WEEK_OF}&customer={code}" in detail["body"]
         assert f"{base}/weekly-reports-review/pdf/{code}/{WEEK_OF}/report.pdf" in detail["body"]
 
+    # FXTR through its Variable, set with the REST API as jane as soon as its request waits: the
+    # run's watcher answers its wait, but not before it has been parked SETTLE (an answer sooner
+    # can have the resumed try failed by Airflow: msp_reports.review.hitl)
+    key = f"weekly_report_approval__FXTR__{WEEK_OF}"
+    _api(base, "POST", "/api/v2/variables", stack["token"],
+         {"key": key, "value": f"approve {renders['FXTR']['pdf_sha256'][:12]}"})
+
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
@@ -188,11 +195,6 @@ def test_required_actions_review_page_and_variable_end_the_same_wait(stack):
         _wait_for("ECHO's answer", lambda: _records(reports, "ECHO"), 120)
         browser.close()
 
-    # FXTR through its Variable, set with the REST API as jane: the run's watcher answers its wait
-    key = f"weekly_report_approval__FXTR__{WEEK_OF}"
-    _api(base, "POST", "/api/v2/variables", stack["token"],
-         {"key": key, "value": f"approve {renders['FXTR']['pdf_sha256'][:12]}"})
-
     dag_run = stack["dag_run"]
     dag_run.wait(timeout=900)
     log = stack["dag_log"].read_text()
@@ -221,6 +223,18 @@ def test_required_actions_review_page_and_variable_end_the_same_wait(stack):
     assert re.search(r"FXTR \| ✅ delivered.*approved by jane via airflow\\?-variable", rollup), rollup
     assert f"ECHO | ⛔ rejected by jane: {REASON}" in rollup, rollup
     assert "DAG RUN STATE success" in log, log[-4000:]
+    fxtr_ti = by_subject[f"Weekly report FXTR, week of {WEEK_OF}: approve or reject"]["task_instance"]
+    parked = _api(base, "GET", f"/api/v2/eventLogs?dag_id=weekly_executive_report&event=awaiting_input"
+                               f"&task_id={fxtr_ti['task_id']}&map_index={fxtr_ti['map_index']}",
+                  stack["token"])["event_logs"]
+    answered = _api(base, "GET", f"/api/v2/dags/weekly_executive_report/dagRuns/~/hitlDetails?response_received=true"
+                                 f"&task_id={fxtr_ti['task_id']}&map_index={fxtr_ti['map_index']}",
+                    stack["token"])["hitl_details"]
+    from msp_reports.approval_request import SETTLE
+
+    first_parked = min(dt.datetime.fromisoformat(e["when"]) for e in parked)
+    [fxtr_answer] = answered
+    assert dt.datetime.fromisoformat(fxtr_answer["responded_at"]) >= first_parked + SETTLE
 
 
 _RERENDER = textwrap.dedent("""

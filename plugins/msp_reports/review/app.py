@@ -182,16 +182,17 @@ def _record_in_variable(record: dict) -> None:
     Variable.set(key, approval.variable_value(record), description="Recorded by the review page")
 
 
-def _end_the_wait(user: BaseUser, record: dict) -> None:
+def _end_the_wait(user: BaseUser, record: dict, store) -> None:
     """Answer the run's Required Action for the customer-week with the recorded decision
-    (:mod:`.hitl`); the decision stands in the store whether or not a run is waiting on it."""
+    (:mod:`.hitl`: at once, or by a timer once the request has settled); the decision stands in
+    the store whether or not a run is waiting on it."""
     import logging
 
     from msp_reports.review import hitl
 
     try:
         hitl.answer(user, record["customer"], dt.date.fromisoformat(record["week_of"]), record["decision"],
-                    record.get("reason", ""))
+                    record.get("reason", ""), store=store)
     except Exception as exc:  # noqa: BLE001 - the decision stands; the run's watcher answers the wait
         logging.getLogger(__name__).warning("%s %s: the decision is recorded but its Required Action was not "
                                             "answered (%s: %s)", record["customer"], record["week_of"],
@@ -487,7 +488,7 @@ def decide(request: Request, code: str, week_of: str,
         except approval.ApprovalError as exc:  # stale version, expired week, nothing rendered
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     _record_in_variable(record)
-    _end_the_wait(user, record)
+    _end_the_wait(user, record, store)
     return _back(request, week, customer.code, "approved" if decision == "approve" else "rejected")
 
 

@@ -10,17 +10,38 @@ token is minted or forwarded: the user was already authenticated by the page (:m
 
 The page records the decision in the store first (bound to the hashes it showed); the task, on
 resume, finds that record and writes no second one (:func:`msp_reports.approval_request.record_answer`).
+
+A request is answered only once its task has been parked for :data:`SETTLE`. Answered sooner, the
+resumed try can be failed by Airflow itself: the executor's report that the process which parked
+the task has finished arrives late, finds the same try queued or running again, and the scheduler
+takes it for that try's end ("state mismatch" in ``SchedulerJobRunner._process_executor_events``;
+seen once in CI as a 409 "TI was not in the running state" at the resumed try's end). A request
+not settled yet is answered by a timer in this process when it is; if this process is gone by then,
+the run's Variable watcher answers it from the recorded decision. A task still writing its request
+(``running``) finds the recorded decision itself before it parks.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 
 from msp_reports import approval_request
 from msp_reports.review.auth import DAG_ID
 
 log = logging.getLogger(__name__)
+
+SETTLE = approval_request.SETTLE
+LOOKS = 6  # how many times a timer looks again for a request that is not settled (about 3 minutes)
+
+
+def settle_left(state: str, parked_at: dt.datetime | None, now: dt.datetime, settle: dt.timedelta = SETTLE) -> dt.timedelta:
+    """How long before a request whose task is in ``state`` (parked at ``parked_at``, the task
+    instance's last update) may be answered: zero once it has been parked ``settle``."""
+    if state != "awaiting_input" or parked_at is None:
+        return settle  # still writing its request, or resuming: look again later
+    return max(parked_at + settle - now, dt.timedelta(0))
 
 
 def waiting_requests(session, customer: str, week_of: dt.date) -> list:
@@ -39,9 +60,12 @@ def waiting_requests(session, customer: str, week_of: dt.date) -> list:
                HITLDetail.responded_at.is_(None))))
 
 
-def answer(user, customer: str, week_of: dt.date, decision: str, reason: str = "") -> int:
-    """Answer every waiting request about the customer-week with ``decision``, as ``user``.
-    Returns how many were answered (0: no run is waiting on one; the task reads the store itself)."""
+def answer(user, customer: str, week_of: dt.date, decision: str, reason: str = "", *,
+           store=None, looks: int = LOOKS) -> int:
+    """Answer every settled waiting request about the customer-week with ``decision``, as
+    ``user``. Returns how many were answered now (0: none was settled, or no run is waiting on
+    one; the task reads the store itself). Given the ``store`` the decision is recorded in, a
+    timer answers the requests not settled yet once they are, with the decision then in force."""
     from fastapi import HTTPException, status
 
     from airflow.api_fastapi.app import get_auth_manager
@@ -50,12 +74,35 @@ def answer(user, customer: str, week_of: dt.date, decision: str, reason: str = "
     if not get_auth_manager().is_authorized_dag(method="PUT", access_entity=DagAccessEntity.HITL_DETAIL,
                                                 details=DagDetails(id=DAG_ID), user=user):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"{user.get_name()} may not answer {DAG_ID}'s Required Actions")
-    return respond(user, customer, week_of, decision, reason)
+    answered, later = respond(user, customer, week_of, decision, reason, settle=SETTLE)
+    if later is not None and store is not None and looks > 0:
+        timer = threading.Timer(later.total_seconds(), _answer_later, args=(user, store, customer, week_of, looks - 1))
+        timer.daemon = True
+        timer.start()
+    return answered
 
 
-def respond(user, customer: str, week_of: dt.date, decision: str, reason: str = "") -> int:
-    """:func:`answer` for a caller that has authorized ``user`` itself (the demo's simulated
-    engineers, in the process that runs ``dag.test``)."""
+def _answer_later(user, store, customer: str, week_of: dt.date, looks: int) -> None:
+    """The timer's look: answer with the decision in force now (a later one may have replaced it)."""
+    from msp_reports import approval
+
+    record = approval.in_force(store, customer, week_of)
+    if record is None or record["decision"] not in ("approve", "reject"):
+        log.info("%s %s: no decision in force any more; its Required Action is left waiting", customer, week_of)
+        return
+    try:
+        answer(user, customer, week_of, record["decision"], record.get("reason", ""), store=store, looks=looks)
+    except Exception as exc:  # noqa: BLE001 - the decision stands; the run's watcher answers the wait
+        log.warning("%s %s: its Required Action was not answered (%s: %s)", customer, week_of,
+                    type(exc).__name__, getattr(exc, "detail", exc))
+
+
+def respond(user, customer: str, week_of: dt.date, decision: str, reason: str = "",
+            *, settle: dt.timedelta = dt.timedelta(0)) -> tuple[int, dt.timedelta | None]:
+    """:func:`answer` for a caller that has authorized ``user`` itself: the requests settled for
+    ``settle`` are answered. Returns how many, and how long until the next one settles (None:
+    none left). The demo's simulated engineers answer at once (``settle`` zero): they run in the
+    process that runs ``dag.test``, where no executor reports late."""
     from fastapi import HTTPException
 
     from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
@@ -64,13 +111,18 @@ def respond(user, customer: str, week_of: dt.date, decision: str, reason: str = 
 
     option = approval_request.APPROVE if decision == "approve" else approval_request.REJECT
     payload = UpdateHITLDetailPayload(chosen_options=[option], params_input={"reason": reason})
-    answered = 0
+    answered, later = 0, None
+    now = dt.datetime.now(dt.timezone.utc)
     with create_session() as session:
         for ti in waiting_requests(session, customer, week_of):
+            left = settle_left(ti.state, ti.updated_at, now, settle)
+            if left > dt.timedelta(0):
+                later = left if later is None else min(later, left)
+                continue
             try:
                 update_hitl_detail(dag_id=ti.dag_id, dag_run_id=ti.run_id, task_id=ti.task_id, map_index=ti.map_index,
                                    update_hitl_detail_payload=payload, user=user, session=session)
                 answered += 1
             except HTTPException as exc:  # answered meanwhile (409): that answer stands
                 log.info("%s %s: Required Action of %s not answered: %s", customer, week_of, ti.run_id, exc.detail)
-    return answered
+    return answered, later
