@@ -6,9 +6,14 @@ for that quarter, built from the weekly snapshots the report store holds for it 
 in the customer's timezone). Per customer (one mapped task group, labelled with the code):
 `wait_for_last_week` (the same Monday's weekly run reconciles the quarter's last week: the pack
 waits for it, at most until the send time, then shows it as missing) → `render` the pack →
-`wait_for_approval` (the account engineer sets the Airflow Variable
-`qbr_approval__<CUSTOMER>__<2026-Q3>` to `approve <pdf hash>` or `reject <reason>`, or uses the
-review page's QBR view; delivery also waits for 09:00 on that Monday) → `deliver_email`,
+`wait_for_approval`, a Required Action like the weekly report's (the Required Actions page shows
+"QBR pack approval: <CUSTOMER> <2026-Q3>" with the pack's headlines, PDF hash and links; Approve,
+or Reject with a reason; the task waits in `awaiting_input`, holding no slot). The review page's
+QBR view answers the same request, and so does the Airflow Variable
+`qbr_approval__<CUSTOMER>__<2026-Q3>` (`approve <pdf hash>` or `reject <reason>`), read by
+`watch_approval_variables`, one reschedule sensor for the whole run (it needs the Airflow
+connection `msp_airflow_api` to answer). Delivery also waits for 09:00 on that Monday; after
+`msp.approval_cutoff` the wait ends as expired and nothing is sent → `deliver_email`,
 `post_to_teams`, `archive`, each exactly once.
 
 Manual run: trigger with the Params `quarter` ("2026-Q3": a quarter that is over) and
@@ -62,6 +67,7 @@ def plan_customers() -> list[str]:
         raise AirflowFailException(str(exc)) from exc
     for item in items:
         ti.xcom_push(pipeline.item_key(item["customer"]), item)
+    ti.xcom_push("items", items)
     return [item["customer"] for item in items]
 
 
@@ -83,27 +89,26 @@ def render(code: str) -> dict:
     return qbr_pipeline.render(_settings(item), item)
 
 
-@task.sensor(map_index_template=CUSTOMER_LABEL, mode="reschedule", poke_interval=60,
-             timeout=APPROVAL_BACKSTOP.total_seconds())
-def wait_for_approval(code: str):
-    item = _item(code)
-    from airflow.sdk import PokeReturnValue, Variable
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-    from msp_reports import qbr_pipeline
+def wait_for_approval(code):
+    """The pack's Required Action (msp_reports.airflow_approval.ReportApproval, kind QBR): the same
+    wait as the weekly report's, on the pack's records, Variable and review view."""
+    from msp_reports.airflow_approval import ReportApproval
+    from msp_reports.approval_request import QBR
 
-    ctx = get_current_context()
-    waiting_since = ctx["ti"].get_first_reschedule_date(ctx) or dt.datetime.now(dt.timezone.utc)
-    key = qbr_pipeline.variable_key(item["customer"], item["quarter"])
-    state, record, new_value = qbr_pipeline.check_approval(_settings(item), item, Variable.get(key, default=None),
-                                                           waiting_since=waiting_since)
-    if new_value is not None:
-        Variable.set(key, new_value, description="Recorded by the QBR wait_for_approval")
-    print(f"{item['customer']} {item['quarter']}: {state}")
-    if state == "rejected":
-        raise AirflowSkipException(f"{item['customer']} rejected by {record['by']}: {record['reason']}")
-    if state == "expired":
-        raise AirflowFailException(f"{item['customer']} {item['quarter']}: {record['reason']}")
-    return PokeReturnValue(is_done=state in ("approved", "delivered"), xcom_value=record)
+    # one retry, as the weekly wait: a resumed answer marked failed by Airflow finds its decision
+    return ReportApproval(task_id="wait_for_approval", code=code, kind=QBR, map_index_template=CUSTOMER_LABEL,
+                          retries=1, retry_delay=dt.timedelta(seconds=15))
+
+
+@task.sensor(mode="reschedule", poke_interval=60, timeout=APPROVAL_BACKSTOP.total_seconds(),
+             priority_weight=1000, weight_rule="absolute")
+def watch_approval_variables(items: list[dict]) -> bool:
+    """One look for the whole run: decisions set in the packs' Variables end their customers' waits."""
+    from msp_reports.airflow_approval import watch_variables
+    from msp_reports.approval_request import QBR
+
+    run = get_current_context()["dag_run"]
+    return watch_variables(list(items), run.dag_id, run.run_id, QBR)
 
 
 @task(map_index_template=CUSTOMER_LABEL, multiple_outputs=False, pool="msp_delivery",
@@ -152,7 +157,9 @@ def customer_pack(code: str) -> None:
     },
 )
 def quarterly_business_review():
-    customer_pack.expand(code=plan_customers())
+    customers = plan_customers()
+    customer_pack.expand(code=customers)
+    watch_approval_variables(customers["items"])
 
 
 quarterly_business_review()

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 
 from msp_reports import approval
+from msp_reports.approval_request import WEEKLY, Kind
 from msp_reports.store import ReportStore
 
 POLL_SECONDS = 0.02
@@ -22,7 +23,7 @@ ANSWER_EVERY = 25  # looks: Airflow's database is asked about parked requests ev
 
 
 def _approve_rendered(store: ReportStore, week_of: dt.date, pending: set[str], by: str, since: dt.datetime,
-                      answering: set[str], ask_airflow: bool = True) -> None:
+                      answering: set[str], ask_airflow: bool = True, kind: Kind = WEEKLY) -> None:
     for code in sorted(pending):
         render = store.read_json(code, week_of, "render.json")
         if render is None or dt.datetime.fromisoformat(render.get("rendered_at") or "1970-01-01T00:00+00:00") < since:
@@ -36,31 +37,31 @@ def _approve_rendered(store: ReportStore, week_of: dt.date, pending: set[str], b
     # the task may park on its Required Action before or after the record: answer it once it has
     # (until then, or once its delivery has started, there is nothing to answer)
     for code in sorted(answering) if ask_airflow else ():
-        if approval.delivery_started(store, code, week_of) or _answer(code, week_of, by):
+        if approval.delivery_started(store, code, week_of) or _answer(code, kind.period_of(week_of), by, kind):
             answering.discard(code)
 
 
-def _answer(code: str, week_of: dt.date, by: str) -> int:
+def _answer(code: str, period: str, by: str, kind: Kind) -> int:
     """Answer the customer's Required Action as the review page does (this process has Airflow's database)."""
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
     from msp_reports.review import hitl
 
     try:
-        return hitl.respond(SimpleAuthManagerUser(username=by, role="admin"), code, week_of, "approve")[0]
+        return hitl.respond(SimpleAuthManagerUser(username=by, role="admin"), code, period, "approve", kind=kind)[0]
     except Exception:  # noqa: BLE001 - no Airflow database here (a unit test): the record is what counts
         return 0
 
 
 @contextlib.contextmanager
 def approving_when_rendered(store_root: str, week_of: dt.date, codes: list[str], *, by: str,
-                            store: ReportStore | None = None) -> Iterator[None]:
-    """While the block runs, approve each of ``codes`` once its report for ``week_of`` is published.
+                            kind: Kind = WEEKLY) -> Iterator[None]:
+    """While the block runs, approve each of ``codes`` once its report for ``week_of`` is published,
+    and answer its Required Action.
 
-    ``store``: another layout over the same records (the QBR packs' store, keyed by the quarter's
-    first day); a pack's wait reads its record, so there is no Required Action to answer for it.
+    ``kind``: the QBR pack (:data:`msp_reports.approval_request.QBR`; ``week_of`` the quarter's
+    first day) is approved in the packs' store and its request answered likewise.
     """
-    ask_airflow = store is None
-    store = store or ReportStore(store_root)
+    store = kind.store(store_root)
     pending, answering = set(codes), set()
     since = dt.datetime.now(dt.timezone.utc)
     stop = threading.Event()
@@ -69,10 +70,7 @@ def approving_when_rendered(store_root: str, week_of: dt.date, codes: list[str],
         looks = 0
         while (pending or answering) and not stop.wait(POLL_SECONDS):
             looks += 1
-            _approve_rendered(store, week_of, pending, by, since, answering,
-                              ask_airflow and looks % ANSWER_EVERY == 0)
-            if not ask_airflow:
-                answering.clear()
+            _approve_rendered(store, week_of, pending, by, since, answering, looks % ANSWER_EVERY == 0, kind)
 
     watcher = threading.Thread(target=watch, name="demo-engineers", daemon=True)
     watcher.start()

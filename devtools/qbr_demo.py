@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         from airflow.settings import configure_orm
 
         from devtools.engineer import approving_when_rendered
-        from msp_reports.qbr_store import PackStore, quarter_first_day
+        from msp_reports.approval_request import QBR
+        from msp_reports.qbr_store import quarter_first_day
         from msp_reports.settings import Settings
 
         configure_orm()
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         root = Settings.load().store_root
         print(f"• Running the DAG {DAG_ID} for {quarter} (each pack approved once rendered) …", flush=True)
         with approving_when_rendered(root, quarter_first_day(str(quarter)), codes, by="demo (account engineer)",
-                                     store=PackStore(root)):
+                                     kind=QBR):
             dag.test(logical_date=run_at, run_after=run_at, run_conf={"quarter": str(quarter)})
         return summary(demo_dir, services, str(quarter))
 

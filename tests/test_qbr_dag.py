@@ -53,6 +53,23 @@ def test_parses_without_db_or_network_and_without_heavy_imports(tmp_path):
     assert "HEAVY []" in out.stdout
 
 
+def test_the_approval_wait_is_a_required_action_and_one_watcher_reads_the_variables():
+    """As the weekly DAG's: the pack's wait parks on a Required Action (no slot, no poke) of the
+    QBR kind; the Variable path is one reschedule sensor for the whole run."""
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    from msp_reports.approval_request import QBR
+
+    dag = _dag()
+    wait = dag.task_dict["customer_pack.wait_for_approval"]
+    assert isinstance(wait, HITLOperator) and wait.kind is QBR and wait.task_id == QBR.task_id
+    assert wait.options == ["Approve", "Reject"] and "reason" in wait.params and wait.subject == "QBR pack approval"
+    watcher = dag.task_dict["watch_approval_variables"]
+    assert watcher.mode == "reschedule" and watcher.poke_interval == 60 and watcher.task_group.group_id is None
+    assert watcher.upstream_task_ids == {"plan_customers"}
+    assert wait.upstream_task_ids == {"customer_pack.render", "plan_customers"}
+
+
 def _fires(timetable, start: dt.datetime, n: int) -> list[dt.datetime]:
     from airflow.timetables.base import DataInterval, TimeRestriction
 

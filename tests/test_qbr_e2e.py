@@ -70,12 +70,14 @@ def _pack(home: Path, code: str) -> Path:
 
 @contextlib.contextmanager
 def _engineers(home: Path):
-    """ACME approved as the review page records it (bound to the hashes shown); CNDR through the
-    Airflow Variable with the PDF's hash pinned, set once the pack is published."""
+    """ACME approved as the review page records it (bound to the hashes shown), its Required Action
+    answered if it parked; CNDR through the Airflow Variable with the PDF's hash pinned, set once the
+    pack is published (before its wait looks: no watcher can answer a parked wait without the API)."""
     from airflow.models import Variable
 
     from devtools.engineer import approving_when_rendered
-    from msp_reports.qbr_store import PackStore, quarter_first_day, variable_key
+    from msp_reports.approval_request import QBR
+    from msp_reports.qbr_store import quarter_first_day, variable_key
 
     root = str(home / "store")
     stop = threading.Event()
@@ -90,8 +92,7 @@ def _engineers(home: Path):
     watcher = threading.Thread(target=by_variable, daemon=True)
     watcher.start()
     try:
-        with approving_when_rendered(root, quarter_first_day(QUARTER), ["ACME"], by="qbr e2e (engineer)",
-                                     store=PackStore(root)):
+        with approving_when_rendered(root, quarter_first_day(QUARTER), ["ACME"], by="qbr e2e (engineer)", kind=QBR):
             yield
     finally:
         stop.set()
@@ -245,3 +246,82 @@ def test_a_narrative_changed_after_approval_voids_it(env, first_run):
     assert qbr_pipeline.deliver(settings, item, "email")["state"] == "sent"
     assert qbr_pipeline.deliver(settings, item, "email")["state"] == "sent"  # a retry: the same receipt
     assert len(_received(env, "ECHO").emails) == 1
+
+
+def _parked_request(code: str) -> dict | None:
+    """The QBR run's unanswered Required Action for ``code`` (its subject and body), once its task waits on it."""
+    from sqlalchemy import select
+
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from msp_reports.approval_request import QBR
+
+    with create_session() as session:
+        row = session.execute(
+            select(HITLDetail.subject, HITLDetail.body).join(TI, HITLDetail.ti_id == TI.id)
+            .where(TI.dag_id == QBR.dag_id, TI.task_id == QBR.task_id, TI.state == TaskInstanceState.AWAITING_INPUT,
+                   HITLDetail.responded_at.is_(None), HITLDetail.subject.contains(code))).first()
+    return None if row is None else {"subject": row.subject, "body": row.body}
+
+
+def test_a_pack_waits_as_a_required_action_and_the_qbr_view_answers_it_delivering_once(env, first_run):
+    """FXTR, with nobody approving beforehand: its wait parks on a Required Action that names the
+    customer and the quarter and gives the pack's headlines, PDF hash and links; the account
+    engineer approves on the review page's QBR view, which answers that request: the run goes on
+    and the pack is delivered exactly once on every channel, the one record naming the engineer."""
+    import re
+
+    from airflow.models import Variable
+
+    from devtools.demo import seed_weeks
+    from msp_reports.approval import HASHES
+    from tests.review.review_helpers import TEST_USERS, api_clients, environment
+
+    seed_weeks(env["weeks"][-2:], ["FXTR"])
+    seen: dict = {}
+    answered = threading.Event()
+    stop = threading.Event()
+
+    def engineer_on_the_qbr_view() -> None:
+        while not stop.wait(0.2):
+            if (request := _parked_request("FXTR")) is None:
+                continue
+            seen.update(request)
+            reviewer = api_clients()("reviewer", "user")
+            page = reviewer.get("/weekly-reports-review/qbr/", params={"quarter": QUARTER, "customer": "FXTR"})
+            fields = dict(re.findall(r'name="(csrf_token|[a-z_]+_sha256)" value="([^"]*)"', page.text))
+            seen["decided"] = reviewer.post(
+                f"/weekly-reports-review/qbr/decision/FXTR/{QUARTER}", follow_redirects=False,
+                data={**{k: fields[k] for k in ("csrf_token", *HASHES)}, "decision": "approve"}).status_code
+            answered.set()
+            return
+
+    with environment({"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": TEST_USERS}):
+        engineer = threading.Thread(target=engineer_on_the_qbr_view, daemon=True)
+        engineer.start()
+        try:
+            dr = _run({"quarter": QUARTER, "customers": ["FXTR"]})
+        finally:
+            stop.set()
+            engineer.join(30)
+            Variable.delete(f"qbr_approval__FXTR__{QUARTER}")
+    assert answered.is_set() and seen["decided"] == 303
+    assert str(dr.state) == "success"
+    pack = _pack(env["home"], "FXTR")
+    render = json.loads((pack / "render.json").read_text())
+    assert seen["subject"] == "QBR pack approval: FXTR 2026-Q3"
+    body = seen["body"]
+    assert "(FXTR), quarterly business review, 2026-Q3" in body and "**Headlines**" in body
+    assert "weekly reports on record for the quarter" in body and f"`{render['pdf_sha256']}`" in body
+    assert "/weekly-reports-review/qbr/?quarter=2026-Q3&customer=FXTR)" in body
+    assert "/weekly-reports-review/qbr/pdf/FXTR/2026-Q3/report.pdf)" in body
+    [record] = [json.loads(p.read_text()) for p in sorted((pack / "approvals").iterdir())]
+    assert (record["decision"], record["by"], record["via"]) == ("approve", "reviewer", "review-page")
+    assert record["pdf_sha256"] == render["pdf_sha256"]
+    got = _received(env, "FXTR")
+    assert (len(got.emails), len(got.posts), len(got.archived)) == (1, 1, 1)
+    assert _parked_request("FXTR") is None  # answered, not left waiting
+    wait = next(ti for ti in dr.get_task_instances() if ti.task_id == "customer_pack.wait_for_approval")
+    assert str(wait.state) == "success"

@@ -21,21 +21,27 @@ retry either: the request follows the task instance to its new try), so after a 
 request still describes the version it was written for, and an answer to it keeps being refused;
 the current version is decided on the review page (the request links to it) or by the Variable,
 both of which record their decision and then answer this same request.
+
+The QBR pack waits the same way, on its own records, Variable and view of the review page: each
+is the ``kind`` (:class:`msp_reports.approval_request.Kind`) the task and the watcher are given,
+whose pipeline module (:mod:`msp_reports.pipeline`, :mod:`msp_reports.qbr_pipeline`) looks,
+asks and answers for it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk.definitions.param import Param, ParamsDict
 
 from msp_reports import approval_request
+from msp_reports.approval_request import Kind
 from msp_reports.task_items import customer_item as _item
 from msp_reports.task_items import item_settings as _settings
 
-TASK_ID = approval_request.TASK_ID
 REASON = "reason"
 
 
@@ -43,11 +49,15 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _variable(item: dict) -> tuple[str, str | None]:
-    from airflow.sdk import Variable
-    from msp_reports import approval
+def _pipeline(kind: Kind):
+    """The module whose functions serve this kind's wait (:attr:`Kind.pipeline`)."""
+    return importlib.import_module(kind.pipeline)
 
-    key = approval.variable_key(item["customer"], dt.date.fromisoformat(item["week_of"]))
+
+def _variable(kind: Kind, item: dict) -> tuple[str, str | None]:
+    from airflow.sdk import Variable
+
+    key = kind.variable_key(item["customer"], kind.period(item))
     return key, Variable.get(key, default=None)
 
 
@@ -58,12 +68,17 @@ def _write_variable(key: str, value: str | None, by: str) -> None:
         Variable.set(key, value, description=f"Recorded by {by}")
 
 
-def _waiting_since(settings, item: dict) -> dt.datetime | None:
-    """When this run began waiting for this customer (kept in ``run.json`` across tries)."""
+def _run_record(kind: Kind, settings, item: dict) -> dict:
+    """What the run did with this customer's period (``run.json``)."""
     from msp_reports import run_record
-    from msp_reports.store import ReportStore
 
-    record = run_record.read(ReportStore(settings.store_root), item["customer"], dt.date.fromisoformat(item["week_of"]))
+    return run_record.read(kind.store(settings.store_root), item["customer"],
+                           kind.records_key(kind.period(item))) or {}
+
+
+def _waiting_since(kind: Kind, settings, item: dict) -> dt.datetime | None:
+    """When this run began waiting for this customer (kept in ``run.json`` across tries)."""
+    record = _run_record(kind, settings, item)
     if record and record.get("run") == item.get("run") and record.get("phase") == "waiting" and record.get("since"):
         return dt.datetime.fromisoformat(record["since"])
     return None
@@ -90,20 +105,22 @@ def _base_url() -> str:
 
 
 class ReportApproval(HITLOperator):
-    """``wait_for_approval`` for one customer (``code``: the group's mapped argument)."""
+    """``wait_for_approval`` for one customer (``code``: the group's mapped argument); ``kind``:
+    what is approved (the weekly report by default, or the QBR pack: :data:`approval_request.QBR`)."""
 
     template_fields = ("code",)
 
-    def __init__(self, *, code: Any, params: Any = None, **kwargs) -> None:
+    def __init__(self, *, code: Any, kind: Kind = approval_request.WEEKLY, params: Any = None, **kwargs) -> None:
         # ``params`` arrives holding the DAG's own Params (the trigger form's customers and week_of,
         # source "dag"), which HITLOperator leaves out of the answer form; the reason is this task's.
         form = ParamsDict(params or {})
         form[REASON] = Param(None, type=["null", "string"], title="Reason", source="task",
                              description="Why the report is rejected (needed to reject; ignored on approve)")
         super().__init__(
-            subject="Weekly report approval", options=list(approval_request.OPTIONS), multiple=False,
+            subject=kind.title, options=list(approval_request.OPTIONS), multiple=False,
             params=form, **kwargs)
         self.code = code
+        self.kind = kind
 
     @property
     def op_args(self) -> list:
@@ -111,12 +128,11 @@ class ReportApproval(HITLOperator):
         return [self.code]
 
     def execute(self, context):
-        from msp_reports import pipeline
-
         item = _item(context, self.code)
         settings = _settings(item)
-        since = _waiting_since(settings, item) or _now()
-        key, raw = _variable(item)
+        pipeline = _pipeline(self.kind)
+        since = _waiting_since(self.kind, settings, item) or _now()
+        key, raw = _variable(self.kind, item)
         state, record, new_value = pipeline.check_approval(settings, item, raw, waiting_since=since,
                                                            set_by=_setter(key))
         _write_variable(key, new_value, "wait_for_approval")
@@ -131,8 +147,8 @@ class ReportApproval(HITLOperator):
         task instance, its subject and body as first written) and wait in ``awaiting_input``."""
         from airflow.sdk.exceptions import TaskAwaitingInput
         from airflow.sdk.execution_time.hitl import upsert_hitl_detail
-        from msp_reports import pipeline
 
+        pipeline = _pipeline(self.kind)
         asked_at = asked_at or _now()
         upsert_hitl_detail(ti_id=context["task_instance"].id, options=self.options, subject=self.subject,
                            body=self.body, defaults=None, multiple=False, params=self.serialized_params)
@@ -142,8 +158,7 @@ class ReportApproval(HITLOperator):
         state, record, _ = pipeline.check_approval(_settings(item), item, None, waiting_since=since)
         if state != "awaiting_review":
             return self._end(context, item, state, record)
-        deadline = pipeline.approval_deadline(pipeline.Context(_settings(item), item).msp,
-                                              dt.date.fromisoformat(item["week_of"]), since)
+        deadline = pipeline.wait_deadline(_settings(item), item, since)
         print(f"{item['customer']}: awaiting review on the Required Actions page until {deadline.isoformat()}")
         raise TaskAwaitingInput(method_name="execute_complete",
                                 kwargs={"shown": shown, "asked_at": asked_at.isoformat(), "since": since.isoformat()},
@@ -155,10 +170,11 @@ class ReportApproval(HITLOperator):
 
         item = _item(context, self.code)
         settings = _settings(item)
+        check_approval = _pipeline(self.kind).check_approval
         waiting_since = dt.datetime.fromisoformat(since) if since else None
         if "error" in event:  # the scheduler's sweep at the deadline: nobody answered
-            state, record, new_value = pipeline.check_approval(settings, item, None, waiting_since=waiting_since)
-            _write_variable(_variable(item)[0], new_value, "wait_for_approval")
+            state, record, new_value = check_approval(settings, item, None, waiting_since=waiting_since)
+            _write_variable(_variable(self.kind, item)[0], new_value, "wait_for_approval")
             if state == "awaiting_review":  # resumed a moment before the cut-off (clocks): wait for it
                 return self._park(context, item, shown or {}, waiting_since or _now(),
                                   asked_at=dt.datetime.fromisoformat(asked_at) if asked_at else None)
@@ -169,7 +185,7 @@ class ReportApproval(HITLOperator):
         by = user.get("name") or user.get("id") or "unknown (Required Actions)"
         state, record, refused = pipeline.answer_approval(
             settings, item, option, reason, by=by, shown=shown or {}, waiting_since=waiting_since,
-            asked_at=dt.datetime.fromisoformat(asked_at) if asked_at else _now())
+            asked_at=dt.datetime.fromisoformat(asked_at) if asked_at else _now(), kind=self.kind)
         if state == "awaiting_review":  # nothing recorded (refused): the same request waits again
             print(f"{item['customer']}: {refused or 'no decision in force'}; waiting again")
             return self._park(context, item, shown or {}, waiting_since or _now(),
@@ -177,12 +193,11 @@ class ReportApproval(HITLOperator):
         if record is not None and record.get("via") == approval_request.VIA:
             from msp_reports import approval
 
-            _write_variable(_variable(item)[0], approval.variable_value(record), "Required Actions")
+            _write_variable(_variable(self.kind, item)[0], approval.variable_value(record), "Required Actions")
         return self._end(context, item, state, record)
 
     def _end(self, context, item: dict, state: str, record: dict | None):
         from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException, AirflowSkipException
-        from msp_reports import pipeline
 
         print(f"{item['customer']}: {state}")
         if state == "awaiting_review":  # never a success without a decision in force
@@ -190,21 +205,21 @@ class ReportApproval(HITLOperator):
         if state == "rejected":
             raise AirflowSkipException(f"{item['customer']} rejected by {record['by']}: {record['reason']}")
         if state == "expired":  # fail loudly: deliveries do not run, the roll-up shows "expired"
-            raise AirflowFailException(f"{item['customer']} {item['week_of']}: {record['reason']}")
+            raise AirflowFailException(f"{item['customer']} {self.kind.period(item)}: {record['reason']}")
         if state == "approved_waiting_for_send_time":  # approved before 09:00: the deliveries wait for it
-            raise AirflowRescheduleException(pipeline.send_time(_settings(item), item))
+            raise AirflowRescheduleException(_pipeline(self.kind).send_time(_settings(item), item))
         return record  # approved, or "delivered": the ledger has this week sent on every channel (a re-run)
 
 
 # ---- the run's Variable watcher ---------------------------------------------------------------
-def watch_variables(items: list[dict], dag_id: str, run_id: str) -> bool:
+def watch_variables(items: list[dict], dag_id: str, run_id: str, kind: Kind = approval_request.WEEKLY) -> bool:
     """One look of the run's watcher: every customer of the run that is waiting gets its Variable
     read; a decision there is recorded (by the Airflow user the audit log names) and the parked
     request answered through the REST API; a decision already in the store (recorded by a path
-    that could not answer) is answered too. True once nobody in the run is waiting any more."""
-    from msp_reports import approval, pipeline, run_record
+    that could not answer) is answered too. True once nobody in the run is waiting any more.
+    ``kind``: what the run's customers wait for (the weekly report, or the QBR pack)."""
+    from msp_reports import approval, pipeline
     from msp_reports.airflow_api import AirflowApi
-    from msp_reports.store import ReportStore
 
     if not items:
         return True
@@ -217,27 +232,28 @@ def watch_variables(items: list[dict], dag_id: str, run_id: str) -> bool:
     else:
         try:
             parked = {d["subject"]: d for d in api.parked(dag_id, run_id)}
-            settling = api.parked_after(dag_id, run_id, TASK_ID, _now() - approval_request.SETTLE) if parked else set()
+            settling = api.parked_after(dag_id, run_id, kind.task_id, _now() - approval_request.SETTLE) if parked else set()
         except Exception as exc:  # noqa: BLE001 - the API is down: look again next time
             print(f"cannot list the run's Required Actions ({type(exc).__name__}: {exc}); looking again later")
             return False
     settings = _settings(items[0])
-    store = ReportStore(settings.store_root)
+    store = kind.store(settings.store_root)
+    check_approval = _pipeline(kind).check_approval
     waiting = []
     for item in items:
-        code, week_of = item["customer"], dt.date.fromisoformat(item["week_of"])
-        record = run_record.read(store, code, week_of) or {}
+        code, period = item["customer"], kind.period(item)
+        record = _run_record(kind, settings, item)
         if record.get("run") == item.get("run") and record.get("phase") == "ended":
             continue  # rejected, expired, or the run ended without releasing the deliveries
-        if pipeline.already_delivered(store, code, week_of) is not None:
+        if pipeline.already_delivered(store, code, kind.records_key(period)) is not None:
             continue
         if record.get("run") != item.get("run") or record.get("phase") != "waiting":
             waiting.append(code)  # not waiting yet (still extracting or rendering)
             continue
-        detail = parked.get(approval_request.subject(code, week_of))
-        key, raw = _variable(item)
+        detail = parked.get(kind.subject(code, period))
+        key, raw = _variable(kind, item)
         try:
-            state, decided, new_value = pipeline.check_approval(
+            state, decided, new_value = check_approval(
                 settings, item, raw, waiting_since=dt.datetime.fromisoformat(record["since"]), expire=False,
                 set_by=_setter(key))
         except approval.ApprovalError as exc:  # nothing rendered yet for this run

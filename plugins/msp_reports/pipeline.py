@@ -354,14 +354,31 @@ def check_approval(settings: Settings, item: dict[str, str], raw: str | None,
     """
     ctx = Context(settings, item)
     week_of = ctx.week.week_of
-    if already_delivered(ctx.store, ctx.code, week_of) is not None:
-        return "delivered", approval.in_force(ctx.store, ctx.code, week_of), None
     now = now or _now()
     deadline = approval_deadline(ctx.msp, week_of, waiting_since).astimezone(ZoneInfo(ctx.msp.timezone))
-    result = approval.poll(ctx.store, ctx.code, week_of, raw, now=now, not_before=_send_time(ctx.msp, week_of),
-                           deadline=deadline if expire else None, set_by=set_by)
-    _note_wait(ctx, result[0], result[1], now, waiting_since)
+    return look_at_approval(ctx.store, ctx.code, week_of, ctx.run_scope, raw, now=now,
+                            not_before=_send_time(ctx.msp, week_of), deadline=deadline if expire else None,
+                            waiting_since=waiting_since, set_by=set_by)
+
+
+def look_at_approval(store: ReportStore, code: str, week_of: dt.date, run: str | None, raw: str | None, *,
+                     now: dt.datetime, not_before: dt.datetime, deadline: dt.datetime | None,
+                     waiting_since: dt.datetime | None, set_by: Callable[[], str | None] | None = None,
+                     variable: str | None = None) -> tuple[str, dict | None, str | None]:
+    """:func:`check_approval` on any store's records (the QBR pack's too: ``variable`` names its
+    Variable): ``delivered`` with the decision that was in force once the ledger has every channel
+    sent, else :func:`msp_reports.approval.poll`, and what that means for the run noted."""
+    if already_delivered(store, code, week_of) is not None:
+        return "delivered", approval.in_force(store, code, week_of), None
+    result = approval.poll(store, code, week_of, raw, now=now, not_before=not_before, deadline=deadline,
+                           key=variable, set_by=set_by)
+    _note_wait(store, code, week_of, run, result[0], result[1], now, waiting_since)
     return result
+
+
+def wait_deadline(settings: Settings, item: dict[str, str], waiting_since: dt.datetime) -> dt.datetime:
+    """When the customer's Required Action stops waiting (:func:`approval_deadline`)."""
+    return approval_deadline(Context(settings, item).msp, dt.date.fromisoformat(item["week_of"]), waiting_since)
 
 
 def approval_brief(settings: Settings, item: dict[str, str], base_url: str):
@@ -377,31 +394,36 @@ def approval_brief(settings: Settings, item: dict[str, str], base_url: str):
 
 def answer_approval(settings: Settings, item: dict[str, str], option: str, reason: str, *, by: str,
                     shown: dict, asked_at: dt.datetime, waiting_since: dt.datetime | None,
-                    now: dt.datetime | None = None) -> tuple[str, dict | None, str]:
+                    now: dt.datetime | None = None, kind=None) -> tuple[str, dict | None, str]:
     """The answer to the Required Actions request, recorded (:func:`msp_reports.approval_request.record_answer`);
-    then the state as :func:`check_approval` sees it, and why the answer was not taken ("" if it was)."""
+    then the state as the kind's ``check_approval`` sees it, and why the answer was not taken ("" if it
+    was). ``kind``: :data:`msp_reports.approval_request.WEEKLY` by default, or the QBR pack's."""
+    import importlib
+
     from msp_reports import approval_request
 
-    ctx = Context(settings, item)
+    kind = kind or approval_request.WEEKLY
+    period = kind.period(item)
     now = now or _now()
-    answer = approval_request.record_answer(ctx.store, ctx.code, ctx.week.week_of, option, reason, by=by,
-                                            shown=shown, asked_at=asked_at, now=now)
-    state, record, _ = check_approval(settings, item, None, now=now, waiting_since=waiting_since, expire=False)
+    answer = approval_request.record_answer(kind.store(settings.store_root), item["customer"],
+                                            kind.records_key(period), option, reason, by=by, shown=shown,
+                                            asked_at=asked_at, now=now)
+    check = importlib.import_module(kind.pipeline).check_approval
+    state, record, _ = check(settings, item, None, now=now, waiting_since=waiting_since, expire=False)
     return state, record, answer.refused
 
 
-def _note_wait(ctx: Context, state: str, record: dict | None, now: dt.datetime,
-               waiting_since: dt.datetime | None) -> None:
+def _note_wait(store: ReportStore, code: str, week_of: dt.date, run: str | None, state: str, record: dict | None,
+               now: dt.datetime, waiting_since: dt.datetime | None) -> None:
     """Record what this poke means for the run (:mod:`msp_reports.run_record`): still waiting, or
     the deliveries are skipped (rejected) or the wait is over (expired), so the review page stops
     offering a decision this run can no longer act on."""
-    week_of, run = ctx.week.week_of, ctx.run_scope
     if state == "rejected":
-        run_record.note_ended(ctx.store, ctx.code, week_of, run, "rejected", (record or {}).get("reason", ""), now)
+        run_record.note_ended(store, code, week_of, run, "rejected", (record or {}).get("reason", ""), now)
     elif state == "expired":
-        run_record.note_ended(ctx.store, ctx.code, week_of, run, "expired", (record or {}).get("reason", ""), now)
+        run_record.note_ended(store, code, week_of, run, "expired", (record or {}).get("reason", ""), now)
     else:
-        run_record.note_waiting(ctx.store, ctx.code, week_of, run, waiting_since or now)
+        run_record.note_waiting(store, code, week_of, run, waiting_since or now)
 
 
 # how long reviewers get before the missed-approvals post names them, at least: the scheduled

@@ -19,6 +19,9 @@ same records, same rules), with these differences, each a parameter of the share
 - **when**: the pack is due the first Monday after the quarter; delivery waits for
   ``msp.deliver_not_before`` (09:00) that day, and the wait for a decision ends like the weekly
   one, ``msp.approval_cutoff`` after that (or after the wait began, if later).
+- **the wait**: the weekly Required Action and Variable watcher (:mod:`msp_reports.airflow_approval`)
+  given the QBR kind (:data:`msp_reports.approval_request.QBR`), which calls this module's
+  ``check_approval``, ``approval_brief`` (the pack's headlines), ``wait_deadline`` and ``send_time``.
 
 ``item`` is ``{"customer": "ACME", "quarter": "2026-Q3", ...}`` (:func:`plan`). This module does
 not import the pack's renderer until a pack is built, so the DAG file can use it when parsed.
@@ -135,7 +138,7 @@ def weeks_ready(settings: Settings, item: dict[str, Any], now: dt.datetime | Non
     last_week = Quarter.parse(ctx.quarter).week_ofs()[-1]
     if ctx.weekly.read_bytes(ctx.code, last_week, layout.SNAPSHOT) is not None:
         return True
-    return (now or _now()) >= send_time(ctx.msp, ctx.quarter)
+    return (now or _now()) >= _send_time(ctx.msp, ctx.quarter)
 
 
 # ---- render ---------------------------------------------------------------------------------
@@ -172,29 +175,52 @@ def render(settings: Settings, item: dict[str, Any], *, commentary: str | None =
 
 
 # ---- approval -------------------------------------------------------------------------------
-def send_time(msp: Msp, quarter: str) -> dt.datetime:
+def _send_time(msp: Msp, quarter: str) -> dt.datetime:
     """``msp.deliver_not_before`` (09:00, MSP time) on the first Monday after the quarter, as UTC."""
     hh, mm = (int(x) for x in msp.deliver_not_before.split(":"))
     return not_before(due_monday(quarter), msp.timezone, dt.time(hh, mm))
 
 
+def send_time(settings: Settings, item: dict[str, Any]) -> dt.datetime:
+    """When the pack may go out (:func:`_send_time` of its quarter)."""
+    return _send_time(PackContext(settings, item).msp, item["quarter"])
+
+
 def approval_deadline(msp: Msp, quarter: str, waiting_since: dt.datetime | None = None) -> dt.datetime:
-    start = send_time(msp, quarter)
+    start = _send_time(msp, quarter)
     return max(start, waiting_since or start) + msp.approval_cutoff
 
 
+def wait_deadline(settings: Settings, item: dict[str, Any], waiting_since: dt.datetime) -> dt.datetime:
+    """When the pack's Required Action stops waiting (:func:`approval_deadline`)."""
+    return approval_deadline(PackContext(settings, item).msp, item["quarter"], waiting_since)
+
+
 def check_approval(settings: Settings, item: dict[str, Any], raw: str | None, now: dt.datetime | None = None,
-                   waiting_since: dt.datetime | None = None) -> tuple[str, dict | None, str | None]:
-    """One poke of the pack's wait for approval (:func:`msp_reports.approval.poll`, on the pack's
-    records and Variable); ``delivered`` at once when the ledger has every channel sent."""
+                   waiting_since: dt.datetime | None = None, *, expire: bool = True,
+                   set_by=None) -> tuple[str, dict | None, str | None]:
+    """One look at the pack's approval (:func:`msp_reports.pipeline.check_approval`, on the pack's
+    records and Variable): by ``wait_for_approval`` and by the run's Variable watcher (``expire=False``)."""
     ctx = PackContext(settings, item)
-    if already_delivered(ctx) is not None:
-        return "delivered", approval.in_force(ctx.store, ctx.code, ctx.key), None
-    return approval.poll(ctx.store, ctx.code, ctx.key, raw, now=now or _now(),
-                         not_before=send_time(ctx.msp, ctx.quarter),
-                         deadline=approval_deadline(ctx.msp, ctx.quarter, waiting_since)
-                         .astimezone(ZoneInfo(ctx.msp.timezone)),
-                         key=variable_key(ctx.code, ctx.quarter))
+    deadline = approval_deadline(ctx.msp, ctx.quarter, waiting_since).astimezone(ZoneInfo(ctx.msp.timezone))
+    return pipeline.look_at_approval(ctx.store, ctx.code, ctx.key, ctx.run_scope, raw, now=now or _now(),
+                                     not_before=_send_time(ctx.msp, ctx.quarter),
+                                     deadline=deadline if expire else None, waiting_since=waiting_since,
+                                     set_by=set_by, variable=variable_key(ctx.code, ctx.quarter))
+
+
+def approval_brief(settings: Settings, item: dict[str, Any], base_url: str):
+    """The pack's Required Actions request for the current render
+    (:func:`msp_reports.approval_request.qbr_brief`): its headlines, from the stored weeks."""
+    from msp_reports import approval_request
+    from msp_reports.qbr import Quarter
+    from msp_reports.qbr.figures import quarter_figures
+    from msp_reports.qbr.markdown import headlines
+
+    ctx = PackContext(settings, item)
+    with ctx.store.week_lock(ctx.code, ctx.key, shared=True):
+        lines = headlines(quarter_figures(ctx.weekly, ctx.code, Quarter.parse(ctx.quarter)))
+        return approval_request.qbr_brief(ctx.store, ctx.code, ctx.customer.name, ctx.quarter, lines, base_url)
 
 
 # ---- delivery -------------------------------------------------------------------------------

@@ -115,6 +115,40 @@ def test_an_approval_from_before_the_request_was_asked_is_not_taken_for_its_answ
     assert (answer.record["by"], answer.record["decision"]) == ("jane", "reject")
 
 
+def test_a_qbr_pack_request_names_customer_and_quarter_and_an_answer_records_on_the_pack(tmp_path):
+    """The QBR pack's kind: its own subject (never a weekly one's), its headlines, hash and links to
+    the QBR view; an answer records the pack's approval, bound to what was shown, as the view would."""
+    from msp_reports.qbr_store import PackStore, quarter_first_day
+
+    packs = PackStore(str(tmp_path / "store"))
+    key = quarter_first_day("2026-Q3")
+    pdf, data = b"%PDF pack", b'{"snapshots": {}}'
+    packs.write_bytes("ACME", key, "sources.json", data)
+    packs.write_bytes("ACME", key, "report.pdf", pdf)
+    render = {"snapshot_sha256": sha256(data), "commentary_sha256": sha256(b""), "pdf_sha256": sha256(pdf),
+              "subject_sha256": sha256(b"s"), "cover_note_sha256": sha256(b"c"), "teams_card_sha256": sha256(b"t"),
+              "rendered_at": ASKED.isoformat()}
+    packs.write_json("ACME", key, "render.json", render)
+    request = approval_request.qbr_brief(packs, "ACME", "Acme Ltd", "2026-Q3",
+                                         ["Uptime across all services: *99.9%*"], "https://airflow.example/")
+    assert request.subject == "QBR pack approval: ACME 2026-Q3" == approval_request.QBR.subject("ACME", "2026-Q3")
+    assert request.subject != approval_request.WEEKLY.subject("ACME", "2026-07-01")
+    assert request.body.startswith("**Acme Ltd** (ACME), quarterly business review, 2026-Q3")
+    assert "**Headlines**" in request.body and "\\*99.9%\\*" in request.body and render["pdf_sha256"] in request.body
+    assert "[Open the review page](https://airflow.example/weekly-reports-review/qbr/?quarter=2026-Q3&customer=ACME)" \
+        in request.body
+    assert "[Open the PDF](https://airflow.example/weekly-reports-review/qbr/pdf/ACME/2026-Q3/report.pdf)" in request.body
+    assert "If the pack is re-rendered" in request.body
+    refused = approval_request.record_answer(packs, "ACME", key, "Reject", "", by="jane", shown=request.shown,
+                                             asked_at=ASKED, now=LATER)
+    assert refused.record is None and "needs a reason" in refused.refused
+    answer = approval_request.record_answer(packs, "ACME", key, "Approve", "", by="jane", shown=request.shown,
+                                            asked_at=ASKED, now=LATER)
+    assert (answer.record["decision"], answer.record["by"], answer.record["via"]) == ("approve", "jane", "required-actions")
+    assert approval.in_force(packs, "ACME", key) == answer.record
+    assert approval.in_force(ReportStore(str(tmp_path / "store")), "ACME", key) is None  # no weekly record
+
+
 KEY = "weekly_report_approval__ACME__2026-11-16"
 
 

@@ -43,7 +43,7 @@ from fastapi.templating import Jinja2Templates
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from msp_reports import approval
 from msp_reports.exceptions import RegistryError, ReportError
-from msp_reports.review import auth
+from msp_reports.review import auth, hitl
 from msp_reports.state import WeekState
 from msp_reports.store import sha256
 
@@ -180,23 +180,6 @@ def _record_in_variable(record: dict) -> None:
 
     key = approval.variable_key(record["customer"], dt.date.fromisoformat(record["week_of"]))
     Variable.set(key, approval.variable_value(record), description="Recorded by the review page")
-
-
-def _end_the_wait(user: BaseUser, record: dict, store) -> None:
-    """Answer the run's Required Action for the customer-week with the recorded decision
-    (:mod:`.hitl`: at once, or by a timer once the request has settled); the decision stands in
-    the store whether or not a run is waiting on it."""
-    import logging
-
-    from msp_reports.review import hitl
-
-    try:
-        hitl.answer(user, record["customer"], dt.date.fromisoformat(record["week_of"]), record["decision"],
-                    record.get("reason", ""), store=store)
-    except Exception as exc:  # noqa: BLE001 - the decision stands; the run's watcher answers the wait
-        logging.getLogger(__name__).warning("%s %s: the decision is recorded but its Required Action was not "
-                                            "answered (%s: %s)", record["customer"], record["week_of"],
-                                            type(exc).__name__, getattr(exc, "detail", exc))
 
 
 class _PagePreviews:
@@ -488,7 +471,7 @@ def decide(request: Request, code: str, week_of: str,
         except approval.ApprovalError as exc:  # stale version, expired week, nothing rendered
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     _record_in_variable(record)
-    _end_the_wait(user, record, store)
+    hitl.end_the_wait(user, customer.code, record["week_of"], record, store)
     return _back(request, week, customer.code, "approved" if decision == "approve" else "rejected")
 
 

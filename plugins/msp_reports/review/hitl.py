@@ -1,4 +1,5 @@
-"""The review page's decision ends the run's wait: it answers the customer's Required Action.
+"""The review page's decision ends the run's wait: it answers the customer's Required Action
+(the weekly report's, or from the QBR view the pack's: the request's ``kind``).
 
 The page runs inside Airflow's API server, with its database, and its user is the Airflow user
 signed in. So it answers the way Airflow's own ``PATCH .../hitlDetails`` route does, by calling
@@ -28,7 +29,7 @@ import logging
 import threading
 
 from msp_reports import approval_request
-from msp_reports.review.auth import DAG_ID
+from msp_reports.approval_request import WEEKLY, Kind
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,9 @@ def settle_left(state: str, parked_at: dt.datetime | None, now: dt.datetime, set
     return max(parked_at + settle - now, dt.timedelta(0))
 
 
-def waiting_requests(session, customer: str, week_of: dt.date) -> list:
-    """The unanswered requests about this customer-week (a task parked, or about to park, on it)."""
+def waiting_requests(session, customer: str, period: str, kind: Kind = WEEKLY) -> list:
+    """The unanswered requests about this customer's period (``2026-11-16``, ``2026-Q3``): a task
+    parked, or about to park, on it."""
     from sqlalchemy import select
 
     from airflow.models.hitl import HITLDetail
@@ -54,15 +56,15 @@ def waiting_requests(session, customer: str, week_of: dt.date) -> list:
 
     return list(session.scalars(
         select(TI).join(HITLDetail, HITLDetail.ti_id == TI.id)
-        .where(TI.dag_id == DAG_ID, TI.task_id == approval_request.TASK_ID,
+        .where(TI.dag_id == kind.dag_id, TI.task_id == kind.task_id,
                TI.state.in_([TaskInstanceState.AWAITING_INPUT, TaskInstanceState.RUNNING]),
-               HITLDetail.subject == approval_request.subject(customer, week_of),
+               HITLDetail.subject == kind.subject(customer, period),
                HITLDetail.responded_at.is_(None))))
 
 
-def answer(user, customer: str, week_of: dt.date, decision: str, reason: str = "", *,
-           store=None, looks: int = LOOKS) -> int:
-    """Answer every settled waiting request about the customer-week with ``decision``, as
+def answer(user, customer: str, period: str, decision: str, reason: str = "", *,
+           store=None, looks: int = LOOKS, kind: Kind = WEEKLY) -> int:
+    """Answer every settled waiting request about the customer's period with ``decision``, as
     ``user``. Returns how many were answered now (0: none was settled, or no run is waiting on
     one; the task reads the store itself). Given the ``store`` the decision is recorded in, a
     timer answers the requests not settled yet once they are, with the decision then in force."""
@@ -72,33 +74,44 @@ def answer(user, customer: str, week_of: dt.date, decision: str, reason: str = "
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 
     if not get_auth_manager().is_authorized_dag(method="PUT", access_entity=DagAccessEntity.HITL_DETAIL,
-                                                details=DagDetails(id=DAG_ID), user=user):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"{user.get_name()} may not answer {DAG_ID}'s Required Actions")
-    answered, later = respond(user, customer, week_of, decision, reason, settle=SETTLE)
+                                                details=DagDetails(id=kind.dag_id), user=user):
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            f"{user.get_name()} may not answer {kind.dag_id}'s Required Actions")
+    answered, later = respond(user, customer, period, decision, reason, settle=SETTLE, kind=kind)
     if later is not None and store is not None and looks > 0:
-        timer = threading.Timer(later.total_seconds(), _answer_later, args=(user, store, customer, week_of, looks - 1))
+        timer = threading.Timer(later.total_seconds(), _answer_later,
+                                args=(user, store, customer, period, looks - 1, kind))
         timer.daemon = True
         timer.start()
     return answered
 
 
-def _answer_later(user, store, customer: str, week_of: dt.date, looks: int) -> None:
+def _answer_later(user, store, customer: str, period: str, looks: int, kind: Kind = WEEKLY) -> None:
     """The timer's look: answer with the decision in force now (a later one may have replaced it)."""
     from msp_reports import approval
 
-    record = approval.in_force(store, customer, week_of)
+    record = approval.in_force(store, customer, kind.records_key(period))
     if record is None or record["decision"] not in ("approve", "reject"):
-        log.info("%s %s: no decision in force any more; its Required Action is left waiting", customer, week_of)
+        log.info("%s %s: no decision in force any more; its Required Action is left waiting", customer, period)
         return
+    end_the_wait(user, customer, period, record, store, kind, looks=looks)
+
+
+def end_the_wait(user, customer: str, period: str, record: dict, store, kind: Kind = WEEKLY, *,
+                 looks: int = LOOKS) -> None:
+    """Answer the run's Required Action for the customer's period with the recorded decision (at
+    once, or by a timer once the request has settled); the decision stands in the store whether
+    or not a run is waiting on it."""
     try:
-        answer(user, customer, week_of, record["decision"], record.get("reason", ""), store=store, looks=looks)
+        answer(user, customer, period, record["decision"], record.get("reason", ""), store=store, looks=looks,
+               kind=kind)
     except Exception as exc:  # noqa: BLE001 - the decision stands; the run's watcher answers the wait
-        log.warning("%s %s: its Required Action was not answered (%s: %s)", customer, week_of,
-                    type(exc).__name__, getattr(exc, "detail", exc))
+        log.warning("%s %s: the decision is recorded but its Required Action was not answered (%s: %s)",
+                    customer, period, type(exc).__name__, getattr(exc, "detail", exc))
 
 
-def respond(user, customer: str, week_of: dt.date, decision: str, reason: str = "",
-            *, settle: dt.timedelta = dt.timedelta(0)) -> tuple[int, dt.timedelta | None]:
+def respond(user, customer: str, period: str, decision: str, reason: str = "",
+            *, settle: dt.timedelta = dt.timedelta(0), kind: Kind = WEEKLY) -> tuple[int, dt.timedelta | None]:
     """:func:`answer` for a caller that has authorized ``user`` itself: the requests settled for
     ``settle`` are answered. Returns how many, and how long until the next one settles (None:
     none left). The demo's simulated engineers answer at once (``settle`` zero): they run in the
@@ -114,7 +127,7 @@ def respond(user, customer: str, week_of: dt.date, decision: str, reason: str = 
     answered, later = 0, None
     now = dt.datetime.now(dt.timezone.utc)
     with create_session() as session:
-        for ti in waiting_requests(session, customer, week_of):
+        for ti in waiting_requests(session, customer, period, kind):
             left = settle_left(ti.state, ti.updated_at, now, settle)
             if left > dt.timedelta(0):
                 later = left if later is None else min(later, left)
@@ -124,5 +137,5 @@ def respond(user, customer: str, week_of: dt.date, decision: str, reason: str = 
                                    update_hitl_detail_payload=payload, user=user, session=session)
                 answered += 1
             except HTTPException as exc:  # answered meanwhile (409): that answer stands
-                log.info("%s %s: Required Action of %s not answered: %s", customer, week_of, ti.run_id, exc.detail)
+                log.info("%s %s: Required Action of %s not answered: %s", customer, period, ti.run_id, exc.detail)
     return answered, later

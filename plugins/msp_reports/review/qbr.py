@@ -4,7 +4,8 @@ narrative (saving re-renders it), approve or reject it, bound to the hashes show
 The same rules as the weekly page, on the pack's records (:mod:`msp_reports.qbr_store`): a
 decision names the version shown (else 409, :class:`msp_reports.approval.StaleReview`), nothing
 changes once delivery started, the decision is mirrored into the Variable
-``qbr_approval__<CUSTOMER>__<2026-Q3>``. Who may: Airflow's login and its permissions on the
+``qbr_approval__<CUSTOMER>__<2026-Q3>`` and answers the run's Required Action for the pack
+(:mod:`.hitl`), so its wait ends at once. Who may: Airflow's login and its permissions on the
 ``quarterly_business_review`` DAG (read to see, edit to decide), with the weekly page's CSRF
 checks. The re-render is the pipeline's, handed in by the plugin (``app.state.qbr_rerender``):
 this package never imports the pipeline.
@@ -25,9 +26,9 @@ from fastapi.templating import Jinja2Templates
 
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
-from msp_reports import approval, qbr_store
+from msp_reports import approval, approval_request, qbr_store
 from msp_reports import store as layout
-from msp_reports.review import auth
+from msp_reports.review import auth, hitl
 from msp_reports.store import sha256
 
 DAG_ID = "quarterly_business_review"
@@ -245,4 +246,5 @@ def decide(request: Request, code: str, quarter: str, user: Annotated[BaseUser, 
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     Variable.set(qbr_store.variable_key(c.code, label), json.dumps(record, sort_keys=True),
                  description="Recorded by the review page")
+    hitl.end_the_wait(user, c.code, label, record, store, approval_request.QBR)
     return _back(request, label, c.code, "approved" if decision == "approve" else "rejected")
