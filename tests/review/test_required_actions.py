@@ -142,6 +142,12 @@ def test_a_qbr_pack_request_names_customer_and_quarter_and_an_answer_records_on_
     refused = approval_request.record_answer(packs, "ACME", key, "Reject", "", by="jane", shown=request.shown,
                                              asked_at=ASKED, now=LATER)
     assert refused.record is None and "needs a reason" in refused.refused
+    packs.write_json("ACME", key, "render.json", {**render, "pdf_sha256": sha256(b"%PDF re-rendered")})
+    stale = approval_request.record_answer(packs, "ACME", key, "Approve", "", by="jane", shown=request.shown,
+                                           asked_at=ASKED, now=LATER)
+    assert stale.record is None and "changed since it was shown (pdf)" in stale.refused
+    assert approval.in_force(packs, "ACME", key) is None  # nothing recorded: the request waits again
+    packs.write_json("ACME", key, "render.json", render)
     answer = approval_request.record_answer(packs, "ACME", key, "Approve", "", by="jane", shown=request.shown,
                                             asked_at=ASKED, now=LATER)
     assert (answer.record["decision"], answer.record["by"], answer.record["via"]) == ("approve", "jane", "required-actions")
