@@ -19,9 +19,14 @@ class FakeApi:
     def __init__(self, parked: list[dict]) -> None:
         self._parked = parked
         self.answers: list[tuple[str, str, str]] = []
+        self.settling_asked: list[str] = []
 
     def parked(self, dag_id: str, run_id: str) -> list[dict]:
         return self._parked
+
+    def parked_after(self, dag_id: str, run_id: str, task_id: str, after: dt.datetime) -> set[int]:
+        self.settling_asked.append(task_id)
+        return set()  # every request has been parked long enough to be answered
 
     def answer(self, detail: dict, option: str, reason: str) -> None:
         self.answers.append((detail["subject"], option, reason))
@@ -55,11 +60,13 @@ def test_the_watcher_records_the_packs_variable_and_answers_its_parked_request(t
     variables = {variable_key("ACME", QUARTER): f"approve {pdf[:12]}"}
     monkeypatch.setattr(Variable, "get", staticmethod(lambda key, default=None: variables.get(key, default)))
     monkeypatch.setattr(Variable, "set", staticmethod(lambda key, value, description=None: variables.update({key: value})))
-    api = FakeApi([{"subject": WEEKLY.subject("ACME", "2026-06-29")}, {"subject": QBR.subject("ACME", QUARTER)}])
+    api = FakeApi([{"subject": WEEKLY.subject("ACME", "2026-06-29"), "task_instance": {"map_index": 0}},
+                   {"subject": QBR.subject("ACME", QUARTER), "task_instance": {"map_index": 0}}])
     monkeypatch.setattr(AirflowApi, "from_connection", classmethod(lambda cls, conn_id=None: api))
 
     assert watch_variables([item], QBR.dag_id, "run-1", QBR) is True  # nobody in the run waits any more
     assert api.answers == [("QBR pack approval: ACME 2026-Q3", "Approve", "")]
+    assert api.settling_asked == ["customer_pack.wait_for_approval"]  # the pack's task, not the weekly one
     record = approval.in_force(PackStore(settings.store_root), "ACME", quarter_first_day(QUARTER))
     assert (record["decision"], record["by"], record["via"], record["pdf_sha256"]) == \
         ("approve", "jane", "airflow-variable", pdf)
