@@ -5,7 +5,7 @@ The same rules as the weekly page, on the pack's records (:mod:`msp_reports.qbr_
 decision names the version shown (else 409, :class:`msp_reports.approval.StaleReview`), nothing
 changes once delivery started, the decision is mirrored into the Variable
 ``qbr_approval__<CUSTOMER>__<2026-Q3>`` and answers the run's Required Action for the pack
-(:mod:`.hitl`), so its wait ends at once. Who may: Airflow's login and its permissions on the
+(:mod:`.hitl`, as the weekly page does), so its wait ends. Who may: Airflow's login and its permissions on the
 ``quarterly_business_review`` DAG (read to see, edit to decide), with the weekly page's CSRF
 checks. The re-render is the pipeline's, handed in by the plugin (``app.state.qbr_rerender``):
 this package never imports the pipeline.
