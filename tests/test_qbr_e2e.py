@@ -87,7 +87,16 @@ def _engineers(home: Path):
         while not stop.wait(0.05):
             if path.exists():
                 Variable.set(variable_key("CNDR", QUARTER), f"approve {json.loads(path.read_text())['pdf_sha256'][:12]}")
-                return
+                break
+        # The wait reads the Variable before and after writing its request. Should it ever park
+        # without having read it (there is no watcher with an API here), answer the request after
+        # a minute so that the run ends and the record's "via" assertion fails instead of hanging.
+        if not stop.wait(60) and not (_pack(home, "CNDR") / "approvals").exists():
+            from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+            from msp_reports.review import hitl
+
+            hitl.respond(SimpleAuthManagerUser(username="qbr e2e (fallback)", role="admin"), "CNDR", QUARTER,
+                         "approve", kind=QBR)
 
     watcher = threading.Thread(target=by_variable, daemon=True)
     watcher.start()

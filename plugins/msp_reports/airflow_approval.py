@@ -153,9 +153,12 @@ class ReportApproval(HITLOperator):
         upsert_hitl_detail(ti_id=context["task_instance"].id, options=self.options, subject=self.subject,
                            body=self.body, defaults=None, multiple=False, params=self.serialized_params)
         # a decision recorded while the request was being written (the review page found nothing to
-        # answer yet): it stands; from here on an answer reaches the request (Airflow resumes a task
-        # answered between writing its request and parking)
-        state, record, _ = pipeline.check_approval(_settings(item), item, None, waiting_since=since)
+        # answer yet), or set in the Variable meanwhile: it stands; from here on an answer reaches
+        # the request (Airflow resumes a task answered between writing its request and parking)
+        key, raw = _variable(self.kind, item)
+        state, record, new_value = pipeline.check_approval(_settings(item), item, raw, waiting_since=since,
+                                                           set_by=_setter(key))
+        _write_variable(key, new_value, "wait_for_approval")
         if state != "awaiting_review":
             return self._end(context, item, state, record)
         deadline = pipeline.wait_deadline(_settings(item), item, since)
